@@ -1,0 +1,40 @@
+// pcpd::core::Datapath: the whole boundary between core and the kernel (DESIGN.md "datapath").
+// A ChangeSet is what one request changes; apply() installs all of it or none of it.
+// Backends: pcpd::nft::NftDatapath (libnftnl + libmnl); tests: FakeDatapath (tests/fakes).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/mapping.hpp"
+#include "util/result.hpp"
+
+namespace pcpd::core {
+
+struct Change {
+  enum class Op : std::uint8_t {
+    Add,      // install `mapping`
+    Remove,   // uninstall `mapping` (delete, expiry, replaced); the backend may also drop the
+              // mapping's conntrack entries when `flush_conntrack` is set
+    Replace,  // `previous` becomes `mapping` (refresh: new lifetime, filters, flags, description)
+  };
+  Op op = Op::Add;
+  Mapping mapping;
+  Mapping previous;              // Replace only
+  bool flush_conntrack = false;  // Remove only: the mapping was deleted (not merely refreshed)
+};
+
+struct ChangeSet {
+  std::vector<Change> changes;
+  [[nodiscard]] bool empty() const { return changes.empty(); }
+};
+
+class Datapath {
+ public:
+  virtual ~Datapath() = default;
+  // Installs every change or none (RFC 6887 §7.3 / R-HDR-10: an error leaves no state behind).
+  // On error, Error::index names the refused change when the backend can tell.
+  [[nodiscard]] virtual Result<void> apply(const ChangeSet& changes) = 0;
+};
+
+}  // namespace pcpd::core

@@ -1,0 +1,53 @@
+// pcpd::core::Mapping: one PCP/NAT-PMP mapping as core, the datapath backends, recovery and the
+// control socket see it. Owns Mapping, MappingKind, Origin. Depends on wire types only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "wire/ip_addr.hpp"
+#include "wire/messages.hpp"
+
+namespace pcpd::core {
+
+using wire::IpAddr;
+
+enum class MappingKind : std::uint8_t {
+  Map,   // RFC 6887 §11: inbound (NAT44 DNAT + endpoint-independent SNAT, or IPv6 pinhole)
+  Peer,  // RFC 6887 §12: outbound flow to one remote peer (SNAT by 5-tuple)
+};
+
+enum class Origin : std::uint8_t { Pcp, NatPmp };
+
+// Internal address family decides the datapath: IPv4 (mapped) = NAT44, IPv6 = firewall pinhole
+// (external endpoint = internal endpoint, R-MAP-11).
+struct Mapping {
+  MappingKind kind = MappingKind::Map;
+  Origin origin = Origin::Pcp;
+  std::uint8_t protocol = 0;           // IANA number; 0 = all protocols (R-MAP-2/3)
+  IpAddr internal_addr{};
+  std::uint16_t internal_port = 0;     // 0 = all ports
+  IpAddr external_addr{};
+  std::uint16_t external_port = 0;
+  IpAddr remote_addr{};                // PEER only
+  std::uint16_t remote_port = 0;       // PEER only
+  IpAddr client_addr{};                // the requester (differs from internal_addr with THIRD_PARTY)
+  wire::Nonce nonce{};
+  Millis expires{0};                   // on the core Clock
+  std::uint32_t lifetime = 0;          // last granted lifetime, seconds
+  bool third_party = false;
+  bool checkpoint = false;             // RFC 7767 elected (CHECKPOINT_REQUIRED honoured)
+  std::vector<wire::Filter> filters;   // FILTER (RFC 6887 §13.3); empty = no filtering
+  std::string description;             // RFC 7220, already truncated to the configured maximum
+
+  [[nodiscard]] bool is_v4() const { return internal_addr.is_v4(); }
+  // Remaining lifetime in whole seconds, rounded up; 0 when expired.
+  [[nodiscard]] std::uint32_t remaining(Millis now) const {
+    if (expires <= now) return 0;
+    return static_cast<std::uint32_t>((expires - now + Millis(999)).count() / 1000);
+  }
+};
+
+}  // namespace pcpd::core

@@ -1,0 +1,53 @@
+// pcpd::core::Policy: every decision knob core needs, as plain values. pcp_config turns the TOML
+// file into one; tests build one with designated initialisers. Defaults follow DESIGN.md.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "wire/ip_addr.hpp"
+#include "wire/messages.hpp"
+
+namespace pcpd::core {
+
+struct Policy {
+  // Addresses this NAT translates to (IPv4, mapped form). Empty: no NAT44 (IPv4 MAP/PEER get
+  // NETWORK_FAILURE, R-RC "no external address yet").
+  std::vector<wire::IpAddr> external_v4;
+  bool nat44 = true;            // IPv4 internal hosts are translated (MAP = DNAT + EIM SNAT)
+  bool ipv6_firewall = true;    // IPv6 internal hosts get pinholes (MAP = identity, R-MAP-11)
+  std::vector<std::uint8_t> protocols{6, 17};  // transport protocols mapped (TCP, UDP)
+
+  // Lifetimes (RFC 6887 §15, R-LIFE-2; §7.4 error lifetimes).
+  std::uint32_t min_lifetime = 120;
+  std::uint32_t max_lifetime = 86400;
+  std::uint32_t short_error_lifetime = 30;
+  std::uint32_t long_error_lifetime = 1800;
+  std::uint32_t peer_implicit_lifetime = 120;  // PEER create with lifetime 0 (R-PEER-3 decision)
+
+  // External ports handed out (R-MAP-15: 5350/5351 on our own addresses never).
+  std::uint16_t port_min = 1024;
+  std::uint16_t port_max = 65535;
+  // Internal ports that may not be mapped (NOT_AUTHORIZED); 5350 and 5351 always are.
+  std::vector<std::uint16_t> denied_internal_ports;
+
+  // Quotas (R-QUOTA): per client (internal address) and system-wide.
+  std::uint32_t max_mappings_per_client = 256;  // -> USER_EX_QUOTA
+  std::uint32_t max_mappings = 1'000'000;       // -> NO_RESOURCES
+  std::uint32_t max_filters_per_mapping = 8;    // -> EXCESSIVE_REMOTE_PEERS
+
+  bool allow_all_ports = false;  // all-ports / all-protocols MAP (R-MAP-3): off -> UNSUPP_PROTOCOL
+
+  // THIRD_PARTY (R-TP-3): disabled -> UNSUPP_OPTION; enabled, client outside allow-list ->
+  // NOT_AUTHORIZED (DESIGN.md decision).
+  bool third_party = false;
+  std::vector<wire::Prefix> third_party_allow;
+
+  std::uint32_t description_max = 128;  // RFC 7220: <= 1016, 128 suggested
+
+  bool natpmp = true;  // RFC 6886 on the same port and table
+
+  wire::OptionCodes option_codes{};
+};
+
+}  // namespace pcpd::core

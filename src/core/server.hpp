@@ -1,0 +1,95 @@
+// pcpd::core::Server: the PCP server logic, pure over a Datapath and a Clock.
+// Owns the mapping table, port allocation, nonce ownership, lifetimes, quotas, FILTER, epoch.
+// Never includes a netlink, socket or logging header (DESIGN.md: wire <- core <- backends).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/datapath.hpp"
+#include "core/mapping.hpp"
+#include "core/policy.hpp"
+#include "core/stats.hpp"
+#include "wire/messages.hpp"
+
+namespace pcpd::core {
+
+// Where a datagram came from, as the daemon saw it (IP_PKTINFO / IPV6_PKTINFO).
+struct Context {
+  wire::IpAddr source{};          // packet source address (mapped form for IPv4)
+  std::uint16_t source_port = 0;
+  wire::IpAddr local{};           // address the request arrived on (our address)
+};
+
+// What the server decided for one request. The daemon encodes it:
+//   Drop    -> nothing is sent
+//   Success -> wire::encode_response(response)
+//   Error   -> wire::encode_error_response(request bytes, response.result, response.lifetime,
+//              response.epoch, parsed)
+struct Reply {
+  enum class Kind : std::uint8_t { Drop, Success, Error };
+  Kind kind = Kind::Drop;
+  bool parsed = true;  // Error only: false when the request could not be decoded
+  wire::Response response;
+};
+
+class Server {
+ public:
+  Server(Policy policy, Datapath& datapath, const Clock& clock);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // One PCP datagram (version byte != 0) from an internal client: decode, decide, apply, encode.
+  // Writes the reply into `out` and returns its length; 0 = send nothing.
+  [[nodiscard]] std::size_t handle_datagram(std::span<const std::uint8_t> datagram,
+                                            const Context& ctx, std::span<std::uint8_t> out);
+
+  // One NAT-PMP datagram (version byte 0, IPv4 only, R-PMP-1). Same contract.
+  [[nodiscard]] std::size_t handle_natpmp(std::span<const std::uint8_t> datagram,
+                                          const Context& ctx, std::span<std::uint8_t> out);
+
+  // A decoded request; the datapath is applied inside (all or nothing, R-HDR-10).
+  [[nodiscard]] Reply handle(const wire::Request& request, const Context& ctx);
+
+  // Removes mappings whose lifetime has passed (R-LIFE-7) and applies their removal.
+  // Returns how many expired. Call it from a timer; next_expiry() says when.
+  std::size_t expire();
+  [[nodiscard]] Millis next_expiry() const;  // Millis::max() when there is no mapping
+
+  // Unsolicited ANNOUNCE (RFC 6887 §14.1.3): response header, opcode ANNOUNCE, current epoch.
+  [[nodiscard]] std::size_t encode_announce(std::span<std::uint8_t> out) const;
+  // NAT-PMP gratuitous external-address response (RFC 6886 §3.2.1).
+  [[nodiscard]] std::size_t encode_natpmp_announce(std::span<std::uint8_t> out) const;
+
+  // Epoch (RFC 6887 §8.5): seconds since the epoch origin, continuous after a full restore.
+  [[nodiscard]] std::uint32_t epoch() const;
+  // Epoch origin on the Clock: the daemon persists it to keep the epoch continuous across a
+  // restart whose mappings were fully recovered (R-EPOCH-3 decision).
+  [[nodiscard]] Millis epoch_origin() const;
+  void set_epoch_origin(Millis origin);
+  void reset_epoch();  // state lost or external address changed (R-EPOCH-3/4)
+
+  // Recovery after restart: takes mappings read back from the kernel into the table without
+  // applying them (they are already installed). Returns how many were accepted; mappings that
+  // conflict (same key or external port) are skipped and counted in stats.
+  std::size_t restore(std::vector<Mapping> mappings);
+
+  // Reload: new policy; existing mappings stay (lifetimes are clamped on their next refresh).
+  void set_policy(Policy policy);
+  [[nodiscard]] const Policy& policy() const;
+
+  [[nodiscard]] std::vector<Mapping> mappings() const;  // snapshot for pcpctl / tests
+  [[nodiscard]] std::size_t mapping_count() const;
+  [[nodiscard]] const Stats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pcpd::core

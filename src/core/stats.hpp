@@ -1,0 +1,22 @@
+// pcpd::core::Stats: counters core keeps per request outcome (shown by pcpctl stats / metrics).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace pcpd::core {
+
+struct Stats {
+  std::array<std::uint64_t, 4> requests_by_opcode{};   // ANNOUNCE, MAP, PEER, other
+  std::array<std::uint64_t, 24> responses_by_result{};  // indexed by ResultCode
+  std::uint64_t dropped = 0;             // silently dropped (RFC 6887 §8.2)
+  std::uint64_t natpmp_requests = 0;
+  std::uint64_t natpmp_errors = 0;
+  std::uint64_t datapath_errors = 0;     // apply() failed
+  std::uint64_t expired = 0;             // mappings removed by expiry
+  std::uint64_t restored = 0;            // mappings taken over at start
+  std::uint64_t restore_conflicts = 0;   // recovered mappings that could not be taken
+  std::uint64_t created = 0, refreshed = 0, deleted = 0;
+};
+
+}  // namespace pcpd::core

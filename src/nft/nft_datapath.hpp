@@ -1,0 +1,57 @@
+// pcpd::nft::NftDatapath: core::Datapath on nftables (libnftnl + libmnl), table `inet pcpd`
+// loaded from nft-rules/pcpd.nft. pcpd only adds and deletes set/map elements; one netlink batch
+// per ChangeSet, every ack checked and mapped back to its change. Never runs the nft CLI.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/datapath.hpp"
+#include "core/mapping.hpp"
+#include "util/result.hpp"
+
+namespace pcpd::nft {
+
+struct TableSpec {
+  std::string table = "pcpd";        // family inet
+  std::uint32_t grace_seconds = 30;  // element timeout = lifetime + grace
+};
+
+// Thrown only at start-up (open, verify): the message tells the operator what is wrong and how
+// to fix it (e.g. "table inet pcpd not found: load it with nft -f /usr/share/pcpd/pcpd.nft").
+struct SetupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class NftDatapath final : public core::Datapath {
+ public:
+  // Opens the netlink socket(s) and verifies that the table exists with every map/set and the
+  // key/data types pcpd expects. Throws SetupError otherwise.
+  static std::unique_ptr<NftDatapath> open(const TableSpec& spec);
+  ~NftDatapath() override;
+
+  [[nodiscard]] Result<void> apply(const core::ChangeSet& changes) override;
+
+  // Reads every element back and rebuilds the mappings (nonce, remaining lifetime from the
+  // element expiration, filters, flags, description) for restart recovery. `now` is the core
+  // clock's current time, used to turn remaining kernel timeouts into Mapping::expires.
+  [[nodiscard]] Result<std::vector<core::Mapping>> recover(core::Millis now);
+
+  // Replaces the contents of the `wan_ifnames` set (interfaces on which outbound SNAT of MAP and
+  // PEER mappings applies).
+  [[nodiscard]] Result<void> set_external_interfaces(const std::vector<std::string>& names);
+
+  // Removes every element pcpd owns (used by tests and `pcpctl flush`).
+  [[nodiscard]] Result<void> flush();
+
+ private:
+  struct Impl;
+  explicit NftDatapath(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pcpd::nft

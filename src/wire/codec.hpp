@@ -1,0 +1,60 @@
+// pcpd::wire codec: bytes <-> messages for PCP (RFC 6887) on both ends (server and client).
+// Pure: no allocation, every read bounds-checked through Reader (reader.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <variant>
+
+#include "wire/messages.hpp"
+
+namespace pcpd::wire {
+
+using DecodedRequest = std::variant<Request, Reject>;
+
+// Server side. Checks in the order DESIGN.md fixes (RFC 6887 §8.2):
+//   < 2 bytes drop; R bit drop; version != 2 -> UNSUPP_VERSION (any length >= 2); < 24 drop;
+//   > 1100 or not a multiple of 4 -> MALFORMED_REQUEST; unknown opcode -> UNSUPP_OPCODE;
+//   opcode body too short -> MALFORMED_REQUEST; then options, whose first error goes to
+//   Request::option_error (the server checks ADDRESS_MISMATCH before it).
+// The returned Request views `datagram`: keep the buffer alive while it is used.
+[[nodiscard]] DecodedRequest decode_request(std::span<const std::uint8_t> datagram,
+                                            const OptionCodes& codes = {});
+
+// Success response (or any response built field by field, e.g. an unsolicited ANNOUNCE).
+// Writes options in this order: THIRD_PARTY, PREFER_FAILURE, FILTERs, DESCRIPTION,
+// CHECKPOINT_REQUIRED, CAPABILITY. Returns the bytes written, or 0 if `out` is too small or the
+// message would exceed 1100 bytes.
+[[nodiscard]] std::size_t encode_response(const Response& response, std::span<std::uint8_t> out,
+                                          const OptionCodes& codes = {});
+
+// Error response per RFC 6887 §8.2 / R-HDR-6: a copy of the request (at most 1100 bytes, zero
+// padded to a multiple of 4; a request shorter than 24 bytes is answered as a 24-byte header),
+// with version 2, R bit, result code, lifetime and epoch set and byte 2 zeroed. `parsed` true
+// zeroes the 96 reserved bits (bytes 12..23); false leaves the copied client-address bits there.
+// Returns the bytes written (0 if `out` is too small).
+[[nodiscard]] std::size_t encode_error_response(std::span<const std::uint8_t> request,
+                                                ResultCode code, std::uint32_t lifetime,
+                                                std::uint32_t epoch, bool parsed,
+                                                std::span<std::uint8_t> out);
+
+// Client side: a request built field by field. Returns bytes written or 0.
+[[nodiscard]] std::size_t encode_request(const Request& request, std::span<std::uint8_t> out,
+                                         const OptionCodes& codes = {});
+
+// Client side: decode a response (R bit set). Drops anything a client must ignore (RFC 6887
+// §8.3: not a response, too short, too long, length not a multiple of 4, bad option framing).
+struct ResponseError {
+  const char* reason;  // static text, for logs
+};
+using DecodedResponse = std::variant<Response, ResponseError>;
+[[nodiscard]] DecodedResponse decode_response(std::span<const std::uint8_t> datagram,
+                                              const OptionCodes& codes = {});
+
+// Names for logs, JSON and docs ("MALFORMED_REQUEST", "MAP", "THIRD_PARTY").
+[[nodiscard]] const char* to_string(ResultCode code);
+[[nodiscard]] const char* to_string(Opcode op);
+[[nodiscard]] const char* option_name(std::uint8_t code, const OptionCodes& codes = {});
+
+}  // namespace pcpd::wire
