@@ -2,6 +2,7 @@
 // file into one; tests build one with designated initialisers. Defaults follow DESIGN.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -10,13 +11,17 @@
 
 namespace pcpd::core {
 
+inline constexpr std::array<std::uint8_t, 2> kDefaultProtocols{6, 17};
+
 struct Policy {
   // Addresses this NAT translates to (IPv4, mapped form). Empty: no NAT44 (IPv4 MAP/PEER get
   // NETWORK_FAILURE, R-RC "no external address yet").
   std::vector<wire::IpAddr> external_v4;
   bool nat44 = true;            // IPv4 internal hosts are translated (MAP = DNAT + EIM SNAT)
   bool ipv6_firewall = true;    // IPv6 internal hosts get pinholes (MAP = identity, R-MAP-11)
-  std::vector<std::uint8_t> protocols{6, 17};  // transport protocols mapped (TCP, UDP)
+  // Transport protocols mapped (TCP, UDP). Built from an array: GCC 12 -O2 warns falsely
+  // (-Wmaybe-uninitialized) on a std::vector initializer_list here.
+  std::vector<std::uint8_t> protocols = std::vector<std::uint8_t>(kDefaultProtocols.begin(), kDefaultProtocols.end());
 
   // Lifetimes (RFC 6887 §15, R-LIFE-2; §7.4 error lifetimes).
   std::uint32_t min_lifetime = 120;

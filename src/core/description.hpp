@@ -1,0 +1,19 @@
+// pcpd::core DESCRIPTION option text (RFC 7220): UTF-8 validation and truncation at a character
+// boundary. Standard library only.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace pcpd::core {
+
+// RFC 7220 §3: invalid UTF-8 -> nullopt (the option is ignored and not echoed). Otherwise the
+// text to store and echo: the whole text when it fits in `max` bytes, else its longest prefix of
+// at most `max` bytes that ends on a character boundary.
+[[nodiscard]] std::optional<std::string_view> description_text(std::string_view raw,
+                                                               std::size_t max);
+
+[[nodiscard]] bool valid_utf8(std::string_view text);
+
+}  // namespace pcpd::core

@@ -1,0 +1,26 @@
+// pcpd::core::Epoch: the PCP Epoch Time (RFC 6887 §8.5), seconds since an origin on the core Clock.
+// One epoch for PCP and NAT-PMP (R-PMP-5). Standard library only.
+#pragma once
+
+#include <cstdint>
+
+#include "core/clock.hpp"
+
+namespace pcpd::core {
+
+class Epoch {
+ public:
+  // R-EPOCH-2: advances by one every second, from a monotonic clock; never negative.
+  [[nodiscard]] std::uint32_t at(Millis now) const {
+    if (now <= origin_) return 0;
+    return static_cast<std::uint32_t>((now - origin_).count() / 1000);
+  }
+  [[nodiscard]] Millis origin() const { return origin_; }
+  void set_origin(Millis origin) { origin_ = origin; }  // R-EPOCH-3: continuity after a restore
+  void reset(Millis now) { origin_ = now; }             // R-EPOCH-3/4: state lost, address changed
+
+ private:
+  Millis origin_{0};
+};
+
+}  // namespace pcpd::core

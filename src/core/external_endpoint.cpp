@@ -1,0 +1,74 @@
+// External endpoint choice for a new binding (RFC 6887 §11.3, §12.3, §16.3.3): IPv6 pinholes are
+// the identity (R-MAP-11); NAT44 honours a free suggestion (R-MAP-5), prefers the internal port,
+// and otherwise takes a free port from a random start in the policy range.
+#include <algorithm>
+
+#include "core/server_impl.hpp"
+
+namespace pcpd::core {
+
+using wire::ResultCode;
+
+bool Server::Impl::suggestion_matches(const IpAddr& addr, std::uint16_t port,
+                                      const IpAddr& ext_addr, std::uint16_t ext_port) {
+  // R-MAP-4: a zero port and an all-zeros address (either family) are "no preference".
+  const bool addr_ok = addr.is_unspecified() || addr == ext_addr;
+  const bool port_ok = port == 0 || port == ext_port;
+  return addr_ok && port_ok;
+}
+
+std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointKey& internal,
+                                                                 const IpAddr& suggested_addr,
+                                                                 std::uint16_t suggested_port,
+                                                                 bool strict) {
+  if (!internal.addr.is_v4()) {
+    // RFC 6887 §11.3 / R-MAP-11: a firewall maps the identity.
+    if (strict && !suggestion_matches(suggested_addr, suggested_port, internal.addr, internal.port))
+      return ResultCode::CannotProvideExternal;
+    return External{internal.addr, internal.port};
+  }
+
+  const auto& pool = policy.external_v4;
+  const std::uint16_t lo = policy.port_min;
+  const std::uint16_t hi = policy.port_max;
+  auto port_ok = [&](const IpAddr& a, std::uint16_t p) {
+    // R-MAP-5: not used by any mapping, not our own service (R-MAP-15), not outside policy.
+    return p >= lo && p <= hi && !PortAllocator::reserved(p) &&
+           table.external_free({a, internal.protocol, p});
+  };
+
+  // Which addresses to try, best first.
+  std::vector<IpAddr> order;
+  const bool addr_given = !suggested_addr.is_unspecified();
+  const bool addr_ours =
+      addr_given && std::find(pool.begin(), pool.end(), suggested_addr) != pool.end();
+  if (addr_given && !addr_ours && strict) return ResultCode::CannotProvideExternal;
+  if (addr_ours) {
+    order.push_back(suggested_addr);
+  }
+  if (!(addr_ours && strict)) {
+    // One address per internal host where possible (paired pooling): start at a hash of it.
+    const std::size_t first = wire::IpAddrHash{}(internal.addr) % pool.size();
+    for (std::size_t i = 0; i < pool.size(); ++i) {
+      const IpAddr& a = pool[(first + i) % pool.size()];
+      if (std::find(order.begin(), order.end(), a) == order.end()) order.push_back(a);
+    }
+  }
+
+  if (suggested_port != 0) {
+    if (port_ok(order.front(), suggested_port)) return External{order.front(), suggested_port};
+    if (strict) return ResultCode::CannotProvideExternal;  // R-MAP-5, R-PF-2, R-PEER-4
+  }
+  // Port preservation first, then a random start (R-SEC-4: no predictable sequence).
+  for (const IpAddr& a : order)
+    if (port_ok(a, internal.port)) return External{a, internal.port};
+  if (lo > hi) return ResultCode::NoResources;
+  std::uniform_int_distribution<std::uint32_t> dist(lo, hi);
+  for (const IpAddr& a : order) {
+    const auto start = static_cast<std::uint16_t>(dist(rng));
+    if (auto p = table.find_free_port(a, internal.protocol, lo, hi, start)) return External{a, *p};
+  }
+  return ResultCode::NoResources;  // §7.4: every port of every address is taken
+}
+
+}  // namespace pcpd::core

@@ -1,0 +1,204 @@
+// MAP (RFC 6887 §11.3): create, refresh, delete (§15), with PREFER_FAILURE (§13.2), FILTER
+// (§13.3), THIRD_PARTY (§13.1) and DESCRIPTION (RFC 7220).
+#include <algorithm>
+
+#include "core/mapping_options.hpp"
+#include "core/server_impl.hpp"
+
+namespace pcpd::core {
+
+using wire::ResultCode;
+
+namespace {
+
+constexpr std::uint8_t kSctp = 132;
+
+wire::MapBody assigned(const wire::MapBody& req, const Mapping& m) {
+  wire::MapBody b = req;  // R-MAP-9: nonce, protocol and internal port copied
+  b.external_port = m.external_port;
+  b.external_addr = m.external_addr;
+  return b;
+}
+
+Change make_change(Change::Op op, Mapping m, Mapping previous = {}) {
+  Change c;
+  c.op = op;
+  c.mapping = std::move(m);
+  c.previous = std::move(previous);
+  c.flush_conntrack = op == Change::Op::Remove;  // deleted, not merely refreshed
+  return c;
+}
+
+}  // namespace
+
+Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& body,
+                               const Target& t) {
+  const wire::Options& o = req.options;
+  // RFC 6887 §11.3, §15 / R-MAP-2 (local decision, Correction C4): protocol 0 with a port.
+  if (body.protocol == 0 && body.internal_port != 0)
+    return error(req, ResultCode::MalformedRequest);
+  if (req.lifetime == 0) return map_delete(req, body, t);  // RFC 6887 §15 / R-LIFE-1
+
+  // RFC 6887 §13.2 / R-PF-5: PREFER_FAILURE needs a full suggestion (port and address).
+  if (o.prefer_failure && (body.external_port == 0 || body.external_addr.is_unspecified()))
+    return error(req, ResultCode::MalformedOption);
+  if (auto e = check_filters(o.filter_list(), t.internal)) return error(req, *e);  // R-FLT-4/5
+
+  // RFC 6887 §11.3 / R-MAP-3: all-ports (port 0) or all-protocols (protocol 0). DESIGN.md
+  // decision: off by policy -> NOT_AUTHORIZED; when allowed it still cannot be granted (our maps
+  // hold single ports: NAT44 DNAT and IPv6 pinhole elements are keyed by one port), and a request
+  // that cannot be granted in full MUST get UNSUPP_PROTOCOL.
+  if (body.protocol == 0 || body.internal_port == 0)
+    return error(req, policy.allow_all_ports ? ResultCode::UnsuppProtocol : ResultCode::NotAuthorized);
+  if (auto e = check_endpoint(t, body.protocol, body.internal_port)) return error(req, *e);
+
+  const EndpointKey key{t.internal, body.protocol, body.internal_port};
+  const Millis now = clock.now();
+  const std::uint32_t lifetime = clamp_lifetime(req.lifetime);
+
+  if (const Mapping* cur = table.find_map(key)) {
+    // RFC 6887 §11.3 / R-MAP-6, R-PF-2: PREFER_FAILURE naming another external endpoint, checked
+    // first; the error lifetime is the conflicting mapping's remaining lifetime (MAY, §13.2).
+    if (o.prefer_failure && !suggestion_matches(body.external_addr, body.external_port,
+                                                cur->external_addr, cur->external_port))
+      return error(req, ResultCode::CannotProvideExternal, cur->remaining(now));
+    // RFC 6887 §11.3 / R-MAP-7, R-OWN-2: another nonce -> NOT_AUTHORIZED, remaining lifetime.
+    // NAT-PMP mappings carry the all-zero nonce, so a PCP request with another nonce is refused
+    // the same way (our decision).
+    if (cur->nonce != body.nonce)
+      return error(req, ResultCode::NotAuthorized, cur->remaining(now));
+
+    // R-MAP-6 refresh: same external endpoint whatever the suggestion; lifetime up or down.
+    Mapping next = *cur;
+    auto filters = merge_filters(cur->filters, o.filter_list(), policy.max_filters_per_mapping);
+    if (!filters) return error(req, ResultCode::ExcessiveRemotePeers);  // R-FLT-3
+    next.filters = std::move(*filters);  // R-FLT-6: no FILTER keeps the current ones
+    const auto description = apply_description(next, o, policy.description_max);
+    next.lifetime = lifetime;
+    next.expires = now + Seconds(lifetime);
+    next.origin = t.origin;
+    next.client_addr = t.client;
+    next.third_party = t.third_party;
+    // RFC 7767: election is policy added by the checkpoint work; until then nothing is elected
+    // and CHECKPOINT_REQUIRED is never echoed (R-CKPT-2).
+    next.checkpoint = false;
+
+    ChangeSet cs;
+    cs.changes.push_back(make_change(Change::Op::Replace, next, *cur));
+    if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+    ++stats.refreshed;
+    Reply r = success(req, assigned(body, next), lifetime);
+    r.response.options.third_party = o.third_party;  // R-TP-1, R-OPT-6: echo if requested
+    r.response.options.prefer_failure = o.prefer_failure;
+    r.response.options.filters = o.filters;  // R-FLT-1: echoed only if requested
+    r.response.options.filter_count = o.filter_count;
+    r.response.options.description = description;
+    return r;
+  }
+
+  // New MAP mapping. R-QUOTA-1/2.
+  if (auto e = check_quota(t.internal)) return error(req, *e);
+  Mapping m;
+  m.kind = MappingKind::Map;
+  m.origin = t.origin;
+  m.protocol = body.protocol;  // R-MAP-8: exactly the requested protocol
+  m.internal_addr = t.internal;
+  m.internal_port = body.internal_port;
+  m.client_addr = t.client;
+  m.nonce = body.nonce;
+  m.lifetime = lifetime;
+  m.expires = now + Seconds(lifetime);
+  m.third_party = t.third_party;
+  m.checkpoint = false;  // RFC 7767 election is policy added by the checkpoint work
+  auto filters = merge_filters({}, o.filter_list(), policy.max_filters_per_mapping);
+  if (!filters) return error(req, ResultCode::ExcessiveRemotePeers);  // R-FLT-3
+  m.filters = std::move(*filters);
+  const auto description = apply_description(m, o, policy.description_max);
+
+  // RFC 6887 §11.3 (R-MAP-5): SCTP implies PREFER_FAILURE semantics.
+  const bool strict = o.prefer_failure || body.protocol == kSctp;
+  if (const MappingTable::Binding* b = table.binding(key)) {
+    // RFC 6887 §11.3 / R-MAP-12: PEER mappings of this endpoint exist; the MAP reuses their
+    // external endpoint (endpoint-independent mapping).
+    if (strict && !suggestion_matches(body.external_addr, body.external_port, b->external_addr,
+                                      b->external_port))
+      return error(req, ResultCode::CannotProvideExternal);
+    m.external_addr = b->external_addr;
+    m.external_port = b->external_port;
+  } else {
+    auto ext = choose_external(key, body.external_addr, body.external_port, strict);
+    if (const auto* code = std::get_if<ResultCode>(&ext)) return error(req, *code);
+    m.external_addr = std::get<External>(ext).addr;
+    m.external_port = std::get<External>(ext).port;
+  }
+
+  ChangeSet cs;
+  cs.changes.push_back(make_change(Change::Op::Add, m));
+  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  ++stats.created;
+  Reply r = success(req, assigned(body, m), lifetime);
+  r.response.options.third_party = o.third_party;
+  r.response.options.prefer_failure = o.prefer_failure;
+  r.response.options.filters = o.filters;
+  r.response.options.filter_count = o.filter_count;
+  r.response.options.description = description;
+  return r;
+}
+
+Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& body,
+                               const Target& t) {
+  const wire::Options& o = req.options;
+  // RFC 6887 §11.3, §13.3 / R-OPT-4, R-FLT-6: PREFER_FAILURE or FILTER make no sense here.
+  if (o.prefer_failure || o.filter_count > 0) return error(req, ResultCode::MalformedOption);
+
+  if (body.protocol == 0 && body.internal_port == 0) {
+    // R-TP-6: THIRD_PARTY with the all-zeros address -> all that this client may delete.
+    if (t.third_party && t.internal.is_unspecified())
+      return bulk_delete(req, t.client, true, 0);
+    // RFC 6887 §15 / R-LIFE-6: all explicit mappings of the internal address, no nonce check
+    // (local decision (a)).
+    return bulk_delete(req, t.internal, false, 0);
+  }
+
+  // One mapping, or (protocol P, port 0) the wildcard for P only (R-LIFE-6 decision (b)).
+  const EndpointKey key{t.internal, body.protocol, body.internal_port};
+  const Mapping* cur = table.find_map(key);
+  if (cur == nullptr) {
+    // RFC 6887 §15 / R-LIFE-5: MAP cannot delete an outbound (PEER-created) mapping.
+    if (table.binding(key) != nullptr) return error(req, ResultCode::NotAuthorized);
+    // R-LIFE-4: deleting nothing is SUCCESS, lifetime 0, so a retransmission gets the same.
+    Reply r = success(req, body, 0);
+    r.response.options.third_party = o.third_party;
+    return r;
+  }
+  const Millis now = clock.now();
+  // RFC 6887 §11.3 / R-OWN-2: a delete is validated by the nonce too.
+  if (cur->nonce != body.nonce) return error(req, ResultCode::NotAuthorized, cur->remaining(now));
+
+  ChangeSet cs;
+  cs.changes.push_back(make_change(Change::Op::Remove, *cur));
+  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  ++stats.deleted;
+  // R-LIFE-4: the suggested external fields (ignored) are copied into the assigned ones.
+  Reply r = success(req, body, 0);
+  r.response.options.third_party = o.third_party;
+  return r;
+}
+
+Reply Server::Impl::bulk_delete(const wire::Request& req, const IpAddr& who, bool by_client,
+                                std::uint8_t protocol) {
+  // Only explicit MAP mappings; PEER-created (outbound) ones are skipped (RFC 6887 §15).
+  ChangeSet cs;
+  for (const Mapping* m : by_client ? table.of_client(who) : table.of_internal(who)) {
+    if (m->kind != MappingKind::Map) continue;
+    if (protocol != 0 && m->protocol != protocol) continue;
+    cs.changes.push_back(make_change(Change::Op::Remove, *m));
+  }
+  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  stats.deleted += cs.changes.size();
+  Reply r = success(req, req.body, 0);  // SUCCESS even when nothing matched
+  r.response.options.third_party = req.options.third_party;
+  return r;
+}
+
+}  // namespace pcpd::core

@@ -1,0 +1,112 @@
+// NAT-PMP (RFC 6886) beside PCP (RFC 6887 App. A): one table and one epoch (R-PMP-5). A NAT-PMP
+// map is a PCP MAP with the all-zero nonce, keyed by (source, protocol, internal port), so a PCP
+// request with another nonce on a NAT-PMP mapping is NOT_AUTHORIZED (R-MAP-7, our decision) and a
+// NAT-PMP request on a PCP mapping with a non-zero nonce is refused (NAT-PMP result 2).
+#include "core/server_impl.hpp"
+#include "wire/natpmp.hpp"
+
+namespace pcpd::core {
+
+namespace natpmp = wire::natpmp;
+using wire::ResultCode;
+
+namespace {
+
+constexpr std::uint8_t kUdp = 17;
+constexpr std::uint8_t kTcp = 6;
+
+// RFC 6886 §3.5 has six result codes; PCP's finer ones fold into them.
+natpmp::Result to_natpmp(ResultCode code) {
+  switch (code) {
+    case ResultCode::Success: return natpmp::Result::Success;
+    case ResultCode::NetworkFailure: return natpmp::Result::NetworkFailure;
+    case ResultCode::NoResources:
+    case ResultCode::UserExQuota:
+    case ResultCode::ExcessiveRemotePeers: return natpmp::Result::OutOfResources;
+    default: return natpmp::Result::NotAuthorized;  // refused: policy, nonce, protocol, ...
+  }
+}
+
+}  // namespace
+
+std::size_t Server::handle_natpmp(std::span<const std::uint8_t> datagram, const Context& ctx,
+                                  std::span<std::uint8_t> out) {
+  Impl& s = *impl_;
+  // R-PMP-1: NAT-PMP is IPv4 only; disabled by policy -> as if nobody listened.
+  if (!s.policy.natpmp || !ctx.source.is_v4()) {
+    ++s.stats.dropped;
+    return 0;
+  }
+  ++s.stats.natpmp_requests;
+  s.expire_due();
+  const std::uint32_t ep = epoch();
+
+  const natpmp::Decoded decoded = natpmp::decode_request(datagram);
+  if (const auto* reject = std::get_if<natpmp::Reject>(&decoded)) {
+    if (reject->action == natpmp::Reject::Action::Drop) {
+      ++s.stats.dropped;  // a response (opcode >= 128) or too short (R-PMP-2)
+      return 0;
+    }
+    ++s.stats.natpmp_errors;
+    return natpmp::encode_error(reject->opcode, reject->result, ep, out);  // R-PMP-2
+  }
+  const auto& req = std::get<natpmp::Request>(decoded);
+
+  if (req.op == natpmp::Op::ExternalAddress) {
+    // RFC 6886 §3.2: the first external address; none yet -> Network Failure.
+    if (s.policy.external_v4.empty() || !s.policy.nat44) {
+      ++s.stats.natpmp_errors;
+      return natpmp::encode_external_address(natpmp::Result::NetworkFailure, ep, 0, out);
+    }
+    return natpmp::encode_external_address(natpmp::Result::Success, ep,
+                                           s.policy.external_v4.front().v4(), out);
+  }
+
+  const std::uint8_t protocol = req.op == natpmp::Op::MapUdp ? kUdp : kTcp;
+  // The same request as PCP would see it: MAP, all-zero nonce, suggested port, no address
+  // preference, client address = source (so ADDRESS_MISMATCH cannot apply).
+  wire::Request pcp;
+  pcp.opcode = wire::Opcode::Map;
+  pcp.lifetime = req.lifetime;
+  pcp.client_addr = ctx.source;
+  wire::MapBody body;
+  body.protocol = protocol;
+  body.internal_port = req.internal_port;
+  // R-PMP-3: on a delete the suggested external port MUST be ignored.
+  body.external_port = req.lifetime == 0 ? 0 : req.suggested_external_port;
+  body.external_addr = IpAddr::v4_any();
+  pcp.body = body;
+  const Target t{ctx.source, ctx.source, false, Origin::NatPmp};
+
+  Reply reply;
+  if (req.lifetime == 0 && req.internal_port == 0)
+    // R-PMP-3: internal port 0 + lifetime 0 removes all of this client's mappings of the
+    // protocol (explicit MAP mappings, PCP- or NAT-PMP-made, without a nonce check).
+    reply = s.bulk_delete(pcp, ctx.source, false, protocol);
+  else
+    // Create, refresh (lifetime clamped, R-LIFE-2) or delete, exactly as PCP does; a taken
+    // suggested port gets another one (no PREFER_FAILURE in NAT-PMP).
+    reply = s.handle_map(pcp, body, t);
+
+  const natpmp::Result result = to_natpmp(reply.response.result);
+  if (result != natpmp::Result::Success) {
+    ++s.stats.natpmp_errors;
+    return natpmp::encode_map(req.op, result, ep, req.internal_port, 0, 0, out);
+  }
+  const auto& granted = std::get<wire::MapBody>(reply.response.body);
+  // RFC 6886 §3.4: a delete answers external port 0 and lifetime 0.
+  const std::uint16_t ext_port = req.lifetime == 0 ? 0 : granted.external_port;
+  return natpmp::encode_map(req.op, result, ep, req.internal_port, ext_port,
+                            reply.response.lifetime, out);
+}
+
+std::size_t Server::encode_natpmp_announce(std::span<std::uint8_t> out) const {
+  // RFC 6886 §3.2.1 / R-PMP-4: gratuitous external-address response.
+  const Impl& s = *impl_;
+  if (s.policy.external_v4.empty() || !s.policy.nat44)
+    return natpmp::encode_external_address(natpmp::Result::NetworkFailure, epoch(), 0, out);
+  return natpmp::encode_external_address(natpmp::Result::Success, epoch(),
+                                         s.policy.external_v4.front().v4(), out);
+}
+
+}  // namespace pcpd::core

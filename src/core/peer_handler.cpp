@@ -1,0 +1,131 @@
+// PEER (RFC 6887 §12.3): create or extend an outbound mapping; never delete or shorten it.
+#include <algorithm>
+
+#include "core/mapping_options.hpp"
+#include "core/server_impl.hpp"
+
+namespace pcpd::core {
+
+using wire::ResultCode;
+
+namespace {
+
+wire::PeerBody assigned(const wire::PeerBody& req, const Mapping& m) {
+  wire::PeerBody b = req;  // nonce, protocol, internal port, remote peer copied
+  b.external_port = m.external_port;
+  b.external_addr = m.external_addr;
+  return b;
+}
+
+}  // namespace
+
+Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& body,
+                                const Target& t) {
+  const wire::Options& o = req.options;
+  // RFC 6887 §12.1 / R-PEER-5, R-OPT-7: PREFER_FAILURE in PEER is MALFORMED_REQUEST.
+  if (o.prefer_failure) return error(req, ResultCode::MalformedRequest);
+  // R-OPT-7 (local decision): FILTER is MAP-only and mandatory to process.
+  if (o.filter_count > 0) return error(req, ResultCode::MalformedOption);
+  // RFC 6887 §12.1 / R-PEER-2 (local decision on the code): no zero protocol or ports.
+  if (body.protocol == 0 || body.internal_port == 0 || body.remote_port == 0)
+    return error(req, ResultCode::MalformedRequest);
+  // RFC 6887 §10 / R-PEER-6: the remote peer is in the internal address's family; R-PEER-7:
+  // an unusable destination (the unspecified address) is refused like an invalid implicit one.
+  if (body.remote_addr.is_v4() != t.internal.is_v4() || body.remote_addr.is_unspecified())
+    return error(req, ResultCode::MalformedRequest);
+  if (auto e = check_endpoint(t, body.protocol, body.internal_port)) return error(req, *e);
+
+  const EndpointKey key{t.internal, body.protocol, body.internal_port};
+  const PeerKey pkey{key, body.remote_addr, body.remote_port};
+  const Millis now = clock.now();
+
+  if (const Mapping* cur = table.find_peer(pkey)) {
+    // R-PEER-9 (DESIGN.md decision): the MAP nonce rule; error lifetime = remaining lifetime.
+    if (cur->nonce != body.nonce)
+      return error(req, ResultCode::NotAuthorized, cur->remaining(now));
+    // RFC 6887 §12.3 / R-PEER-4: a suggestion naming another external endpoint.
+    if (!suggestion_matches(body.external_addr, body.external_port, cur->external_addr,
+                            cur->external_port))
+      return error(req, ResultCode::CannotProvideExternal);
+    // RFC 6887 §12.3, §15 / R-PEER-3, R-PEER-7: never shorten or delete; a lower (or zero)
+    // request is a query answered with the current remaining lifetime.
+    Mapping next = *cur;
+    if (req.lifetime != 0) {
+      const std::uint32_t lifetime = clamp_lifetime(req.lifetime);
+      if (now + Seconds(lifetime) > cur->expires) {
+        next.expires = now + Seconds(lifetime);
+        next.lifetime = lifetime;
+      }
+    }
+    const auto description = apply_description(next, o, policy.description_max);
+    next.client_addr = t.client;
+    next.third_party = t.third_party;
+    next.checkpoint = false;  // RFC 7767 election is policy added by the checkpoint work
+
+    if (next.expires != cur->expires || next.description != cur->description ||
+        next.client_addr != cur->client_addr || next.third_party != cur->third_party) {
+      ChangeSet cs;
+      Change c;
+      c.op = Change::Op::Replace;
+      c.mapping = next;
+      c.previous = *cur;
+      cs.changes.push_back(std::move(c));
+      if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+      ++stats.refreshed;
+    }
+    Reply r = success(req, assigned(body, next), next.remaining(now));
+    r.response.options.third_party = o.third_party;
+    r.response.options.description = description;
+    return r;
+  }
+
+  // R-PEER-3, DESIGN.md decision: PEER never deletes; lifetime 0 without a mapping asks for
+  // nothing that exists -> MALFORMED_REQUEST.
+  if (req.lifetime == 0) return error(req, ResultCode::MalformedRequest);
+  if (auto e = check_quota(t.internal)) return error(req, *e);  // R-QUOTA-1/2
+  const std::uint32_t lifetime = clamp_lifetime(req.lifetime);
+  Mapping m;
+  m.kind = MappingKind::Peer;
+  m.origin = t.origin;
+  m.protocol = body.protocol;
+  m.internal_addr = t.internal;
+  m.internal_port = body.internal_port;
+  m.remote_addr = body.remote_addr;
+  m.remote_port = body.remote_port;
+  m.client_addr = t.client;
+  m.nonce = body.nonce;
+  m.lifetime = lifetime;
+  m.expires = now + Seconds(lifetime);
+  m.third_party = t.third_party;
+  m.checkpoint = false;
+  const auto description = apply_description(m, o, policy.description_max);
+
+  if (const MappingTable::Binding* b = table.binding(key)) {
+    // Endpoint-independent mapping (R-MAP-12 the other way round): share the endpoint's
+    // external address and port; a suggestion naming another one cannot be honoured (R-PEER-4).
+    if (!suggestion_matches(body.external_addr, body.external_port, b->external_addr,
+                            b->external_port))
+      return error(req, ResultCode::CannotProvideExternal);
+    m.external_addr = b->external_addr;
+    m.external_port = b->external_port;
+  } else {
+    auto ext = choose_external(key, body.external_addr, body.external_port, true);  // R-PEER-4
+    if (const auto* code = std::get_if<ResultCode>(&ext)) return error(req, *code);
+    m.external_addr = std::get<External>(ext).addr;
+    m.external_port = std::get<External>(ext).port;
+  }
+
+  ChangeSet cs;
+  Change c;
+  c.op = Change::Op::Add;
+  c.mapping = m;
+  cs.changes.push_back(std::move(c));
+  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  ++stats.created;
+  Reply r = success(req, assigned(body, m), lifetime);
+  r.response.options.third_party = o.third_party;
+  r.response.options.description = description;
+  return r;
+}
+
+}  // namespace pcpd::core

@@ -1,0 +1,289 @@
+// pcpd::core::Server: general request processing (RFC 6887 §8.2), epoch, expiry, restore and the
+// PCP datagram entry point. Opcode handlers: map_handler.cpp, peer_handler.cpp; NAT-PMP:
+// natpmp_handler.cpp.
+#include "core/server.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "core/server_impl.hpp"
+#include "wire/codec.hpp"
+
+namespace pcpd::core {
+
+using wire::ResultCode;
+
+namespace {
+
+std::size_t opcode_index(wire::Opcode op) {
+  switch (op) {
+    case wire::Opcode::Announce: return 0;
+    case wire::Opcode::Map: return 1;
+    case wire::Opcode::Peer: return 2;
+    default: return 3;
+  }
+}
+
+void count_result(Stats& stats, ResultCode code) {
+  const auto i = static_cast<std::size_t>(code);
+  if (i < stats.responses_by_result.size()) ++stats.responses_by_result[i];
+}
+
+}  // namespace
+
+Server::Impl::Impl(Policy p, Datapath& d, const Clock& c)
+    : policy(std::move(p)), datapath(d), clock(c), rng(std::random_device{}()) {
+  epoch.reset(clock.now());
+}
+
+std::uint32_t Server::Impl::clamp_lifetime(std::uint32_t requested) const {
+  // R-LIFE-2 (local decision): non-zero requests are clamped into [min, max].
+  const std::uint32_t hi = policy.max_lifetime;
+  const std::uint32_t lo = std::min(policy.min_lifetime, hi);
+  return std::clamp(requested, lo, hi);
+}
+
+std::uint32_t Server::Impl::error_lifetime(ResultCode code) const {
+  // RFC 6887 §7.4 / R-RC-2: short-lifetime errors 30 s, long-lifetime errors 30 min.
+  return wire::is_short_lifetime_error(code) ? policy.short_error_lifetime
+                                             : policy.long_error_lifetime;
+}
+
+Reply Server::Impl::error(const wire::Request& req, ResultCode code,
+                          std::optional<std::uint32_t> lifetime) const {
+  Reply r;
+  r.kind = Reply::Kind::Error;
+  r.parsed = true;
+  r.response.opcode = req.opcode;
+  r.response.result = code;
+  r.response.lifetime = lifetime ? *lifetime : error_lifetime(code);
+  r.response.epoch = epoch.at(clock.now());  // R-EPOCH-1
+  r.response.body = req.body;                // R-RC-4: opcode fields copied from the request
+  return r;
+}
+
+Reply Server::Impl::success(const wire::Request& req, wire::Body body,
+                            std::uint32_t lifetime) const {
+  Reply r;
+  r.kind = Reply::Kind::Success;
+  r.response.opcode = req.opcode;
+  r.response.result = ResultCode::Success;
+  r.response.lifetime = lifetime;
+  r.response.epoch = epoch.at(clock.now());  // R-EPOCH-1
+  r.response.body = std::move(body);
+  return r;
+}
+
+bool Server::Impl::apply(const ChangeSet& changes) {
+  if (changes.empty()) return true;
+  // RFC 6887 §7.3 / R-HDR-10 (STYLE.md "Apply"): all or nothing; the table follows the kernel.
+  if (!datapath.apply(changes)) {
+    ++stats.datapath_errors;
+    return false;
+  }
+  table.commit(changes);
+  return true;
+}
+
+std::optional<ResultCode> Server::Impl::check_endpoint(const Target& t, std::uint8_t protocol,
+                                                       std::uint16_t internal_port) const {
+  // RFC 6887 §11.3 / R-MAP-3: protocols we do not map.
+  if (std::find(policy.protocols.begin(), policy.protocols.end(), protocol) ==
+      policy.protocols.end())
+    return ResultCode::UnsuppProtocol;
+  // RFC 6887 §11.3 / R-MAP-15: never the PCP ports; policy-denied ports.
+  if (internal_port == wire::kClientPort || internal_port == wire::kServerPort ||
+      std::find(policy.denied_internal_ports.begin(), policy.denied_internal_ports.end(),
+                internal_port) != policy.denied_internal_ports.end())
+    return ResultCode::NotAuthorized;
+  if (t.internal.is_v4()) {
+    // A family this server does not serve: "operation disabled for this client" (§7.4).
+    if (!policy.nat44) return ResultCode::NotAuthorized;
+    // §7.4 NETWORK_FAILURE: e.g. no external address yet.
+    if (policy.external_v4.empty()) return ResultCode::NetworkFailure;
+  } else if (!policy.ipv6_firewall) {
+    return ResultCode::NotAuthorized;
+  }
+  return std::nullopt;
+}
+
+std::optional<ResultCode> Server::Impl::check_quota(const IpAddr& internal) const {
+  // RFC 6887 §11.3, §17.2 / R-QUOTA-1, R-RC-5: per subscriber first (more specific, R-RC-1).
+  if (table.count_for_internal(internal) >= policy.max_mappings_per_client)
+    return ResultCode::UserExQuota;
+  if (table.size() >= policy.max_mappings) return ResultCode::NoResources;  // R-QUOTA-2
+  return std::nullopt;
+}
+
+Reply Server::Impl::handle(const wire::Request& req, const Context& ctx) {
+  ++stats.requests_by_opcode[opcode_index(req.opcode)];
+  // Mappings past their lifetime leave first (their own ChangeSet), so the request never sees
+  // one: a new client may take the key or port, and a nonce check never runs against it.
+  expire_due();
+  Reply r = dispatch(req, ctx);
+  if (r.kind == Reply::Kind::Drop)
+    ++stats.dropped;
+  else
+    count_result(stats, r.response.result);
+  return r;
+}
+
+Reply Server::Impl::dispatch(const wire::Request& req, const Context& ctx) {
+  // RFC 6887 §8.2 / R-ADDR-1: client address field vs packet source, all 128 bits. Applies to
+  // every opcode, ANNOUNCE included (R-ANN-2). DESIGN.md: before the options.
+  if (req.client_addr != ctx.source) return error(req, ResultCode::AddressMismatch);
+  // RFC 6887 §7.3: the first option error the decoder met.
+  if (req.option_error) return error(req, *req.option_error);
+
+  const wire::Options& o = req.options;
+  if (req.opcode == wire::Opcode::Announce) {
+    // R-OPT-7 (local decision): a mandatory-to-process option not valid for ANNOUNCE.
+    if (o.third_party || o.prefer_failure || o.filter_count > 0)
+      return error(req, ResultCode::MalformedOption);
+    // RFC 6887 §14.1.1 / R-ANN-1: the requested lifetime is ignored; SUCCESS, lifetime 0.
+    return success(req, wire::AnnounceBody{}, 0);
+  }
+  if (req.opcode != wire::Opcode::Map && req.opcode != wire::Opcode::Peer)
+    return error(req, ResultCode::UnsuppOpcode);  // RFC 6887 §8.2 / R-HDR-7
+
+  Target t{ctx.source, ctx.source, false, Origin::Pcp};
+  if (o.third_party) {
+    // RFC 6887 §13.1 / R-TP-3: disabled -> UNSUPP_OPTION (does not reveal the option is known).
+    if (!policy.third_party) return error(req, ResultCode::UnsuppOption);
+    // DESIGN.md decision: enabled, but this client is not on the allow-list -> NOT_AUTHORIZED.
+    const bool allowed = std::any_of(policy.third_party_allow.begin(), policy.third_party_allow.end(),
+                                     [&](const wire::Prefix& p) { return p.contains(ctx.source); });
+    if (!allowed) return error(req, ResultCode::NotAuthorized);
+    // RFC 6887 §13.1 / R-TP-2: THIRD_PARTY naming the sender itself.
+    if (*o.third_party == ctx.source) return error(req, ResultCode::MalformedRequest);
+    t.internal = *o.third_party;  // R-TP-4: the mapping is for the option's address
+    t.third_party = true;
+    if (t.internal.is_unspecified()) {
+      // R-TP-6: the all-zeros address is only meaningful in the "delete all I may delete" MAP.
+      const auto* m = std::get_if<wire::MapBody>(&req.body);
+      if (m == nullptr || req.lifetime != 0 || m->protocol != 0 || m->internal_port != 0)
+        return error(req, ResultCode::MalformedOption);
+    }
+  }
+
+  if (const auto* map = std::get_if<wire::MapBody>(&req.body);
+      map != nullptr && req.opcode == wire::Opcode::Map)
+    return handle_map(req, *map, t);
+  if (const auto* peer = std::get_if<wire::PeerBody>(&req.body);
+      peer != nullptr && req.opcode == wire::Opcode::Peer)
+    return handle_peer(req, *peer, t);
+  return error(req, ResultCode::MalformedRequest);  // body does not match the opcode
+}
+
+void Server::Impl::expire_due() {
+  if (table.next_expiry() <= clock.now()) expire();
+}
+
+std::size_t Server::Impl::expire() {
+  const Millis now = clock.now();
+  std::vector<Mapping> due = table.due(now);
+  if (due.empty()) return 0;
+  ChangeSet cs;
+  cs.changes.reserve(due.size());
+  for (Mapping& m : due) {
+    Change c;
+    c.op = Change::Op::Remove;
+    c.flush_conntrack = true;
+    c.mapping = std::move(m);
+    cs.changes.push_back(std::move(c));
+  }
+  if (!apply(cs)) {
+    // All or nothing here too: the mappings stay and are retried in a second (no busy loop).
+    // The kernel elements carry their own timeouts meanwhile (DESIGN.md "Lifetimes").
+    for (const Change& c : cs.changes) {
+      Mapping retry = c.mapping;
+      retry.expires = now + Millis(1000);
+      table.replace(retry);
+    }
+    return 0;
+  }
+  stats.expired += cs.changes.size();
+  return cs.changes.size();
+}
+
+// --- Server ------------------------------------------------------------------------------
+
+Server::Server(Policy policy, Datapath& datapath, const Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(policy), datapath, clock)) {}
+
+Server::~Server() = default;
+
+Reply Server::handle(const wire::Request& request, const Context& ctx) {
+  return impl_->handle(request, ctx);
+}
+
+std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
+                                    std::span<std::uint8_t> out) {
+  Impl& s = *impl_;
+  const wire::DecodedRequest decoded = wire::decode_request(datagram, s.policy.option_codes);
+  if (const auto* reject = std::get_if<wire::Reject>(&decoded)) {
+    if (reject->action == wire::Reject::Action::Drop) {
+      ++s.stats.dropped;  // RFC 6887 §8.2 silent drops
+      return 0;
+    }
+    count_result(s.stats, reject->code);
+    // R-HDR-6: not parsed -> the reserved bits keep the copied client address bits.
+    return wire::encode_error_response(datagram, reject->code, s.error_lifetime(reject->code),
+                                       epoch(), false, out);
+  }
+  const auto& req = std::get<wire::Request>(decoded);
+  const Reply reply = s.handle(req, ctx);
+  switch (reply.kind) {
+    case Reply::Kind::Drop: return 0;
+    case Reply::Kind::Success:
+      return wire::encode_response(reply.response, out, s.policy.option_codes);
+    case Reply::Kind::Error:
+      return wire::encode_error_response(datagram, reply.response.result, reply.response.lifetime,
+                                         reply.response.epoch, reply.parsed, out);
+  }
+  return 0;
+}
+
+std::size_t Server::expire() { return impl_->expire(); }
+Millis Server::next_expiry() const { return impl_->table.next_expiry(); }
+
+std::size_t Server::encode_announce(std::span<std::uint8_t> out) const {
+  // RFC 6887 §14.1.3: a response (R=1), opcode ANNOUNCE, SUCCESS, lifetime 0, current epoch.
+  wire::Response r;
+  r.opcode = wire::Opcode::Announce;
+  r.result = ResultCode::Success;
+  r.lifetime = 0;
+  r.epoch = epoch();
+  r.body = wire::AnnounceBody{};
+  return wire::encode_response(r, out, impl_->policy.option_codes);
+}
+
+std::uint32_t Server::epoch() const { return impl_->epoch.at(impl_->clock.now()); }
+Millis Server::epoch_origin() const { return impl_->epoch.origin(); }
+void Server::set_epoch_origin(Millis origin) { impl_->epoch.set_origin(origin); }
+void Server::reset_epoch() { impl_->epoch.reset(impl_->clock.now()); }
+
+std::size_t Server::restore(std::vector<Mapping> mappings) {
+  Impl& s = *impl_;
+  const Millis now = s.clock.now();
+  std::size_t accepted = 0;
+  for (Mapping& m : mappings) {
+    if (m.expires <= now) continue;  // already gone from the kernel by its own timeout
+    if (s.table.conflicts(m)) {
+      ++s.stats.restore_conflicts;
+      continue;
+    }
+    s.table.insert(std::move(m));  // already installed: no apply (R-OWN-5 keeps the nonce)
+    ++accepted;
+  }
+  s.stats.restored += accepted;
+  return accepted;
+}
+
+void Server::set_policy(Policy policy) { impl_->policy = std::move(policy); }
+const Policy& Server::policy() const { return impl_->policy; }
+std::vector<Mapping> Server::mappings() const { return impl_->table.snapshot(); }
+std::size_t Server::mapping_count() const { return impl_->table.size(); }
+const Stats& Server::stats() const { return impl_->stats; }
+
+}  // namespace pcpd::core

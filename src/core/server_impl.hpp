@@ -1,0 +1,86 @@
+// pcpd::core::Server::Impl: the state behind Server and the request handlers, split by opcode
+// over server.cpp (general checks, expiry, epoch, restore), map_handler.cpp (RFC 6887 §11),
+// peer_handler.cpp (§12), external_endpoint.cpp (external address/port choice) and
+// natpmp_handler.cpp (RFC 6886). Private to pcp_core.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <variant>
+
+#include "core/epoch.hpp"
+#include "core/mapping_table.hpp"
+#include "core/server.hpp"
+
+namespace pcpd::core {
+
+// Whom a MAP/PEER request is for: the mapping's internal address (packet source, or the
+// THIRD_PARTY address, R-TP-4) and the requester (packet source).
+struct Target {
+  IpAddr internal{};
+  IpAddr client{};
+  bool third_party = false;
+  Origin origin = Origin::Pcp;
+};
+
+// An external endpoint chosen for a new binding.
+struct External {
+  IpAddr addr{};
+  std::uint16_t port = 0;
+};
+
+struct Server::Impl {
+  Impl(Policy p, Datapath& d, const Clock& c);
+
+  Policy policy;
+  Datapath& datapath;
+  const Clock& clock;
+  Epoch epoch;
+  MappingTable table;
+  Stats stats;
+  std::minstd_rand rng;
+
+  // server.cpp
+  Reply handle(const wire::Request& req, const Context& ctx);
+  Reply dispatch(const wire::Request& req, const Context& ctx);
+  std::size_t expire();
+  void expire_due();
+  // Datapath first, table second: nothing changes unless apply() succeeds (R-HDR-10).
+  [[nodiscard]] bool apply(const ChangeSet& changes);
+  [[nodiscard]] std::uint32_t clamp_lifetime(std::uint32_t requested) const;
+  [[nodiscard]] std::uint32_t error_lifetime(wire::ResultCode code) const;
+  [[nodiscard]] Reply error(const wire::Request& req, wire::ResultCode code,
+                            std::optional<std::uint32_t> lifetime = std::nullopt) const;
+  [[nodiscard]] Reply success(const wire::Request& req, wire::Body body,
+                              std::uint32_t lifetime) const;
+  // Checks shared by MAP and PEER creates: protocol, denied ports, family policy, external
+  // address availability. nullopt: fine.
+  [[nodiscard]] std::optional<wire::ResultCode> check_endpoint(const Target& t,
+                                                               std::uint8_t protocol,
+                                                               std::uint16_t internal_port) const;
+  [[nodiscard]] std::optional<wire::ResultCode> check_quota(const IpAddr& internal) const;
+
+  // map_handler.cpp
+  Reply handle_map(const wire::Request& req, const wire::MapBody& body, const Target& t);
+  Reply map_delete(const wire::Request& req, const wire::MapBody& body, const Target& t);
+  // Bulk delete of explicit MAP mappings (R-LIFE-6, R-TP-6, R-PMP-3): `by_client` selects the
+  // requester's mappings instead of the internal address's; `protocol` 0 = every protocol.
+  Reply bulk_delete(const wire::Request& req, const IpAddr& who, bool by_client,
+                    std::uint8_t protocol);
+
+  // peer_handler.cpp
+  Reply handle_peer(const wire::Request& req, const wire::PeerBody& body, const Target& t);
+
+  // external_endpoint.cpp: the external endpoint of a new binding of `internal`.
+  // `strict` (PREFER_FAILURE, SCTP, PEER): a suggestion that cannot be honoured is
+  // CANNOT_PROVIDE_EXTERNAL instead of another endpoint (RFC 6887 §11.3, §12.3, §13.2).
+  [[nodiscard]] std::variant<External, wire::ResultCode> choose_external(
+      const EndpointKey& internal, const IpAddr& suggested_addr, std::uint16_t suggested_port,
+      bool strict);
+  // An existing binding against a suggestion: does the suggestion name it (zero parts match)?
+  [[nodiscard]] static bool suggestion_matches(const IpAddr& addr, std::uint16_t port,
+                                               const IpAddr& ext_addr, std::uint16_t ext_port);
+};
+
+}  // namespace pcpd::core

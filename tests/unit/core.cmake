@@ -1,0 +1,12 @@
+# pcp_core unit tests: Server over FakeDatapath + FakeClock (tests/fakes), Requests built directly,
+# and a few through the codec (core_datagram.cpp, core_natpmp.cpp).
+pcpd_add_test(test_core
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/core_datagram.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_general.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_map.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_natpmp.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_options.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_peer.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_port_allocator.cpp
+  LIBS pcp_core)
