@@ -27,6 +27,18 @@ struct SetupError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What the backend did, for `pcpctl stats` and tests (added by the nft part).
+struct NftCounters {
+  std::uint64_t batches = 0;             // transactions committed
+  std::uint64_t batch_failures = 0;      // transactions the kernel refused (nothing applied)
+  std::uint64_t elements_added = 0;
+  std::uint64_t elements_deleted = 0;
+  std::uint64_t already_expired = 0;     // deletions dropped: the kernel had expired the element
+  std::uint64_t conntrack_deleted = 0;   // connections of deleted mappings dropped
+  std::uint64_t conntrack_errors = 0;    // conntrack failures (logged, never fail an apply)
+  std::uint64_t recovery_leftovers = 0;  // elements of incomplete mappings removed by recover()
+};
+
 class NftDatapath final : public core::Datapath {
  public:
   // Opens the netlink socket(s) and verifies that the table exists with every map/set and the
@@ -47,6 +59,8 @@ class NftDatapath final : public core::Datapath {
 
   // Removes every element pcpd owns (used by tests and `pcpctl flush`).
   [[nodiscard]] Result<void> flush();
+
+  [[nodiscard]] NftCounters counters() const;
 
  private:
   struct Impl;

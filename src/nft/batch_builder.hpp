@@ -1,0 +1,69 @@
+// pcpd::nft::BatchBuilder: builds one nf_tables netlink batch (BEGIN, NEWSETELEM / DELSETELEM ...,
+// END) into a byte buffer, without any I/O, so unit tests can parse it back. One message per
+// element, each with its own sequence number, so every kernel ack maps back to the change that
+// caused it (as nft's mnl_batch_talk does). Owns BatchBuilder, Batch, MessageRef.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/datapath.hpp"
+#include "nft/element.hpp"
+#include "util/result.hpp"
+
+namespace pcpd::nft {
+
+struct MessageRef {
+  enum class Op : std::uint8_t { Add, Delete, Flush };
+  Op op = Op::Add;
+  SetId set = SetId::Map4Dnat;
+  int change_index = -1;  // index in the ChangeSet, -1 when not from one
+};
+
+struct Batch {
+  std::vector<std::uint8_t> bytes;
+  std::uint32_t begin_seq = 0;       // message i has sequence number begin_seq + 1 + i
+  std::vector<MessageRef> messages;  // without BEGIN / END
+  [[nodiscard]] std::uint32_t end_seq() const {
+    return begin_seq + 1 + static_cast<std::uint32_t>(messages.size());
+  }
+  // The message a sequence number belongs to, or nullptr (BEGIN, END, unknown).
+  [[nodiscard]] const MessageRef* message(std::uint32_t seq) const;
+};
+
+class BatchBuilder {
+ public:
+  // Precondition: `table` is the name of an inet table.
+  BatchBuilder(std::string_view table, std::uint32_t begin_seq);
+
+  // nft add element inet <table> <set> { <key> timeout <t>ms comment "<c>" : <data> }
+  // sent with NLM_F_CREATE | NLM_F_EXCL (an existing key is an error: `nft create element`).
+  void add(const Element& e, std::uint64_t timeout_ms, int change_index);
+  // nft delete element inet <table> <set> { <key> }
+  void remove(const Element& e, int change_index);
+  // nft flush set inet <table> <set>
+  void flush(SetId set);
+  // Appends END and hands the batch over; the builder is empty afterwards.
+  Batch finish();
+
+  // The batch of a whole ChangeSet: Add -> add the mapping's elements; Remove -> delete them;
+  // Replace -> delete the previous mapping's elements, then add the new ones (the kernel accepts
+  // the delete and re-add of the same key in one transaction). Element timeout = (lifetime +
+  // grace) seconds. A message whose ordinal is set in `skip` is left out (resending a batch
+  // without deletions of elements the kernel had already expired). Fails with the index of a
+  // change that the table cannot express (see mapping_elements()).
+  [[nodiscard]] static Result<Batch> for_changes(const core::ChangeSet& changes, std::string_view table,
+                                                 std::uint32_t grace_seconds, std::uint32_t begin_seq,
+                                                 const std::vector<bool>& skip = {});
+
+ private:
+  void append_elem_message(std::uint16_t type, std::uint16_t flags, const Element& e,
+                           const std::uint64_t* timeout_ms);
+  std::string table_;
+  Batch batch_;
+  std::vector<char> scratch_;
+};
+
+}  // namespace pcpd::nft

@@ -1,0 +1,63 @@
+// pcpd::nft::Element: one set/map element of table `inet pcpd`, and the pure translation between
+// core::Mapping values and elements in both directions (install, and recovery after a restart).
+// Owns Element, DumpedElement, mapping_elements(), rebuild_mappings(). No libnftnl here.
+//
+// A mapping is a group of elements, the primary one (with the comment) first:
+//   MAP   IPv4  map4_dnat  ext . proto . ext_port : int . int_port   (primary, comment)
+//               map4_snat  int . proto . int_port : ext . ext_port
+//               filt4_on   ext . proto . ext_port                    (only with FILTERs)
+//               filt4_allow ext . proto . ext_port . prefix . port-range, one per disjoint filter
+//   MAP   IPv6  pin6       int . proto . port                        (primary, comment)
+//               filt6_on / filt6_allow as above, keyed by the pinhole endpoint
+//   PEER  IPv4  peer4_snat int . proto . int_port . remote . remote_port : ext . ext_port (primary)
+//   PEER  IPv6  peer6      int . proto . int_port . remote . remote_port (primary)
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/mapping.hpp"
+#include "nft/set_layout.hpp"
+#include "util/result.hpp"
+
+namespace pcpd::nft {
+
+struct Element {
+  SetId set = SetId::Map4Dnat;
+  std::vector<std::uint8_t> key;
+  std::vector<std::uint8_t> key_end;  // interval sets only (closing key of the range)
+  std::vector<std::uint8_t> data;     // maps only
+  std::string comment;                // primary elements only; empty = none
+  friend bool operator==(const Element&, const Element&) = default;
+};
+
+// Every element representing `m`, primary first. Fails (Error::code EOPNOTSUPP or EAFNOSUPPORT)
+// for what the table cannot express: protocol 0 or port 0 (all-protocols / all-ports mappings),
+// IPv4 internal with a non-IPv4 external or remote address, IPv6 with an IPv4 remote.
+[[nodiscard]] Result<std::vector<Element>> mapping_elements(const core::Mapping& m);
+
+// An element as read back from the kernel.
+struct DumpedElement {
+  std::vector<std::uint8_t> key;
+  std::vector<std::uint8_t> key_end;
+  std::vector<std::uint8_t> data;
+  std::string comment;
+  std::uint64_t expiration_ms = 0;  // remaining time before the kernel removes it
+};
+using SetContents = std::array<std::vector<DumpedElement>, kSetCount>;
+
+struct Rebuilt {
+  std::vector<core::Mapping> mappings;  // each complete mapping once
+  std::vector<Element> leftovers;       // elements of no complete mapping (to delete)
+};
+
+// Rebuilds the mappings from a dump of every set. A mapping is complete when its primary element
+// has a pcpd comment and every other element mapping_elements() would install is present with the
+// same data. Filters come back in disjoint_filters() form. Mapping::expires = now + remaining
+// kernel time of the primary element - grace.
+Rebuilt rebuild_mappings(const SetContents& sets, core::Millis now, std::uint32_t grace_seconds);
+
+}  // namespace pcpd::nft

@@ -1,0 +1,58 @@
+// pcpd::nft::NetlinkSession: the NETLINK_NETFILTER socket of the nft backend (libmnl). Sends one
+// batch and reads every ack (nftables' mnl_batch_talk), and runs dump requests. The only I/O of
+// pcp_nft besides the conntrack adapter. Owns the socket; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "nft/batch_builder.hpp"
+#include "util/result.hpp"
+
+struct mnl_socket;
+struct nlmsghdr;
+
+namespace pcpd::nft {
+
+struct BatchError {
+  std::uint32_t seq;
+  int error;  // positive errno
+};
+
+class NetlinkSession {
+ public:
+  static Result<std::unique_ptr<NetlinkSession>> open();
+  ~NetlinkSession();
+  NetlinkSession(const NetlinkSession&) = delete;
+  NetlinkSession& operator=(const NetlinkSession&) = delete;
+
+  // Reserves `count` consecutive sequence numbers and returns the first.
+  std::uint32_t reserve_seq(std::uint32_t count);
+
+  // Sends `batch` in one sendmsg (growing the socket buffers so the whole batch and all of its
+  // acks fit: a batch is never split) and waits for an ack of every message. Returns the
+  // messages the kernel refused (empty: the transaction was committed). Fails when the batch
+  // could not be sent or acks went missing (then the outcome is unknown).
+  [[nodiscard]] Result<std::vector<BatchError>> send_batch(const Batch& batch);
+
+  // Sends the request built by `build(buf, seq)` with NLM_F_DUMP and calls `on_message` for every
+  // reply message; retried (at most 3 times) when the dump was interrupted by a ruleset change,
+  // `on_restart` runs before each retry. Returns the kernel's errno on failure.
+  [[nodiscard]] Result<void> dump(const std::function<nlmsghdr*(char* buf, std::uint32_t seq)>& build,
+                                  const std::function<void(const nlmsghdr*)>& on_message,
+                                  const std::function<void()>& on_restart);
+
+ private:
+  explicit NetlinkSession(mnl_socket* nl);
+  [[nodiscard]] Result<void> ensure_buffers(std::size_t send_bytes, std::size_t messages);
+  mnl_socket* nl_;
+  std::uint32_t portid_;
+  std::uint32_t seq_;
+  std::size_t sndbuf_ = 0;
+  std::size_t rcvbuf_ = 0;
+};
+
+}  // namespace pcpd::nft

@@ -1,0 +1,319 @@
+#include "nft/nft_datapath.hpp"
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/set.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "conntrack/conntrack.hpp"
+#include "nft/batch_builder.hpp"
+#include "nft/element.hpp"
+#include "nft/netlink_session.hpp"
+#include "util/log.hpp"
+
+namespace pcpd::nft {
+namespace {
+
+constexpr const char* kLoadHint =
+    "load the ruleset with `nft -f /usr/share/pcpd/pcpd.nft` (in the source tree: "
+    "nft-rules/pcpd.nft)";
+
+struct SetDeleter {
+  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
+};
+using SetPtr = std::unique_ptr<nftnl_set, SetDeleter>;
+
+struct SetInfo {
+  std::uint32_t key_type = 0, key_len = 0, data_type = 0, data_len = 0, flags = 0;
+};
+
+std::string hex(std::uint32_t v) {
+  std::ostringstream o;
+  o << "0x" << std::hex << v;
+  return o.str();
+}
+
+std::string comment_of(nftnl_set_elem* e) {
+  if (!nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_USERDATA)) return {};
+  std::uint32_t len = 0;
+  const void* ud = nftnl_set_elem_get(e, NFTNL_SET_ELEM_USERDATA, &len);
+  const nftnl_udata* comment = nullptr;
+  auto cb = [](const nftnl_udata* attr, void* data) -> int {
+    if (nftnl_udata_type(attr) == NFTNL_UDATA_SET_ELEM_COMMENT)
+      *static_cast<const nftnl_udata**>(data) = attr;
+    return 0;
+  };
+  if (nftnl_udata_parse(ud, len, cb, &comment) < 0 || comment == nullptr) return {};
+  const char* text = static_cast<const char*>(nftnl_udata_get(comment));
+  std::uint8_t n = nftnl_udata_len(comment);
+  if (n == 0 || text[n - 1] != '\0') return {};
+  return std::string(text, n - 1);
+}
+
+std::vector<std::uint8_t> bytes_of(nftnl_set_elem* e, std::uint16_t attr) {
+  if (!nftnl_set_elem_is_set(e, attr)) return {};
+  std::uint32_t len = 0;
+  const auto* p = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, attr, &len));
+  return {p, p + len};
+}
+
+}  // namespace
+
+struct NftDatapath::Impl {
+  TableSpec spec;
+  std::unique_ptr<NetlinkSession> nl;
+  std::unique_ptr<ct::Conntrack> conntrack;
+  NftCounters counters;
+
+  // Sends `build(begin_seq)`'s batch; when every refusal is an ENOENT on a deletion (the kernel
+  // already expired the element: same end state), resends once without those deletions.
+  Result<void> transact(const std::function<Result<Batch>(std::uint32_t, const std::vector<bool>&)>& build);
+  Result<std::vector<DumpedElement>> dump_set(const SetSpec& spec);
+  void forget_connections(const core::ChangeSet& changes);
+};
+
+Result<void> NftDatapath::Impl::transact(
+    const std::function<Result<Batch>(std::uint32_t, const std::vector<bool>&)>& build) {
+  std::vector<bool> skip;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto batch = build(nl->reserve_seq(0), skip);
+    if (!batch) return tl::unexpected(batch.error());
+    nl->reserve_seq(static_cast<std::uint32_t>(batch->messages.size()) + 2);
+    auto errors = nl->send_batch(*batch);
+    if (!errors) {
+      ++counters.batch_failures;
+      return tl::unexpected(errors.error());
+    }
+    if (errors->empty()) {
+      ++counters.batches;
+      for (const auto& m : batch->messages) {
+        if (m.op == MessageRef::Op::Add) ++counters.elements_added;
+        if (m.op == MessageRef::Op::Delete) ++counters.elements_deleted;
+      }
+      return {};
+    }
+    bool only_expired = attempt == 0;
+    for (const auto& e : *errors) {
+      const auto* m = batch->message(e.seq);
+      if (m == nullptr || m->op != MessageRef::Op::Delete || e.error != ENOENT) only_expired = false;
+    }
+    if (only_expired) {
+      skip.assign(batch->messages.size(), false);
+      for (const auto& e : *errors) skip[e.seq - batch->begin_seq - 1] = true;
+      counters.already_expired += errors->size();
+      log::debug("nft.already_expired", {{"elements", errors->size()}});
+      continue;
+    }
+    ++counters.batch_failures;
+    // Report the refusal earliest in the batch; a commit failure (BEGIN) names no change.
+    auto first = std::min_element(errors->begin(), errors->end(),
+                                  [](const BatchError& a, const BatchError& b) { return a.seq < b.seq; });
+    const auto* m = batch->message(first->seq);
+    const int change = m != nullptr ? m->change_index : -1;
+    log::warn("nft.apply_failed", {{"errno", first->error},
+                                   {"error", std::strerror(first->error)},
+                                   {"change", change},
+                                   {"set", m != nullptr ? std::string(set_spec(m->set).name) : std::string("-")},
+                                   {"refused", errors->size()}});
+    return fail(ErrorDomain::Netlink, first->error, "nft: batch refused", change);
+  }
+  return fail(ErrorDomain::Netlink, EIO, "nft: batch refused twice");
+}
+
+Result<std::vector<DumpedElement>> NftDatapath::Impl::dump_set(const SetSpec& set) {
+  std::vector<DumpedElement> out;
+  const std::string name(set.name);
+  auto build = [&](char* buf, std::uint32_t seq) {
+    // nft list set inet pcpd <set>
+    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+    SetPtr s(nftnl_set_alloc());
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec.table.c_str());
+    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
+    return nlh;
+  };
+  auto on_message = [&](const nlmsghdr* nlh) {
+    SetPtr s(nftnl_set_alloc());
+    if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) return;
+    auto* it = nftnl_set_elems_iter_create(s.get());
+    for (auto* e = nftnl_set_elems_iter_next(it); e != nullptr; e = nftnl_set_elems_iter_next(it)) {
+      DumpedElement d;
+      d.key = bytes_of(e, NFTNL_SET_ELEM_KEY);
+      d.key_end = bytes_of(e, NFTNL_SET_ELEM_KEY_END);
+      d.data = bytes_of(e, NFTNL_SET_ELEM_DATA);
+      if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+        d.expiration_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+      d.comment = comment_of(e);
+      out.push_back(std::move(d));
+    }
+    nftnl_set_elems_iter_destroy(it);
+  };
+  auto r = nl->dump(build, on_message, [&] { out.clear(); });
+  if (!r) return tl::unexpected(r.error());
+  return out;
+}
+
+void NftDatapath::Impl::forget_connections(const core::ChangeSet& changes) {
+  std::vector<core::Mapping> gone;
+  for (const auto& c : changes.changes)
+    if (c.op == core::Change::Op::Remove && c.flush_conntrack) gone.push_back(c.mapping);
+  if (gone.empty()) return;
+  if (!conntrack) {
+    auto ct = ct::Conntrack::open();
+    if (!ct) {
+      ++counters.conntrack_errors;
+      log::warn("conntrack.open_failed", {{"errno", ct.error().code}, {"error", std::strerror(ct.error().code)}});
+      return;
+    }
+    conntrack = std::move(*ct);
+  }
+  auto r = conntrack->forget(gone);
+  if (!r) {
+    ++counters.conntrack_errors;
+    log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
+    return;
+  }
+  counters.conntrack_deleted += r->deleted;
+  counters.conntrack_errors += r->failed;
+  if (r->failed != 0) log::warn("conntrack.delete_failed", {{"entries", r->failed}});
+  log::debug("conntrack.forget", {{"mappings", gone.size()}, {"deleted", r->deleted}});
+}
+
+NftDatapath::NftDatapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NftDatapath::~NftDatapath() = default;
+
+std::unique_ptr<NftDatapath> NftDatapath::open(const TableSpec& spec) {
+  auto impl = std::make_unique<Impl>();
+  impl->spec = spec;
+  auto nl = NetlinkSession::open();
+  if (!nl)
+    throw SetupError("cannot open the nftables netlink socket: " + std::string(std::strerror(nl.error().code)) +
+                     " (pcpd needs CAP_NET_ADMIN)");
+  impl->nl = std::move(*nl);
+
+  // Verify the table and every set: nft list sets table inet pcpd
+  std::map<std::string, SetInfo> found;
+  auto build = [&](char* buf, std::uint32_t seq) {
+    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+    SetPtr s(nftnl_set_alloc());
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec.table.c_str());
+    nftnl_set_nlmsg_build_payload(nlh, s.get());
+    return nlh;
+  };
+  auto on_message = [&](const nlmsghdr* nlh) {
+    SetPtr s(nftnl_set_alloc());
+    if (nftnl_set_nlmsg_parse(nlh, s.get()) < 0) return;
+    const char* table = nftnl_set_get_str(s.get(), NFTNL_SET_TABLE);
+    if (table == nullptr || spec.table != table) return;
+    auto u32 = [&](std::uint16_t attr) {
+      return nftnl_set_is_set(s.get(), attr) ? nftnl_set_get_u32(s.get(), attr) : 0u;
+    };
+    found[nftnl_set_get_str(s.get(), NFTNL_SET_NAME)] =
+        SetInfo{u32(NFTNL_SET_KEY_TYPE), u32(NFTNL_SET_KEY_LEN), u32(NFTNL_SET_DATA_TYPE),
+                u32(NFTNL_SET_DATA_LEN), u32(NFTNL_SET_FLAGS)};
+  };
+  auto r = impl->nl->dump(build, on_message, [&] { found.clear(); });
+  if (!r) {
+    if (r.error().code == ENOENT)
+      throw SetupError("nftables table inet " + spec.table + " not found: " + kLoadHint);
+    throw SetupError("cannot list the sets of table inet " + spec.table + ": " +
+                     std::strerror(r.error().code));
+  }
+  std::vector<std::string> problems;
+  for (const auto& s : all_sets()) {
+    auto it = found.find(std::string(s.name));
+    if (it == found.end()) {
+      problems.push_back(std::string(s.name) + " is missing");
+      continue;
+    }
+    const auto& f = it->second;
+    const bool ok = f.key_type == s.key_type && f.key_len == s.key_len && (f.flags & s.flags) == s.flags &&
+                    ((f.flags & kSetFlagMap) != 0) == ((s.flags & kSetFlagMap) != 0) &&
+                    (s.data_type == 0 || (f.data_type == s.data_type && f.data_len == s.data_len));
+    if (!ok)
+      problems.push_back(std::string(s.name) + " has key type " + hex(f.key_type) + "/" +
+                         std::to_string(f.key_len) + " bytes, data " + hex(f.data_type) + ", flags " +
+                         hex(f.flags) + "; expected " + std::string(s.nft_type));
+  }
+  if (!problems.empty()) {
+    std::string msg = "nftables table inet " + spec.table + " does not match pcpd: ";
+    for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+    msg += ". Delete the table (nft delete table inet " + spec.table + ") and " + kLoadHint;
+    throw SetupError(msg);
+  }
+  return std::unique_ptr<NftDatapath>(new NftDatapath(std::move(impl)));
+}
+
+Result<void> NftDatapath::apply(const core::ChangeSet& changes) {
+  if (changes.empty()) return {};
+  auto r = impl_->transact([&](std::uint32_t seq, const std::vector<bool>& skip) {
+    return BatchBuilder::for_changes(changes, impl_->spec.table, impl_->spec.grace_seconds, seq, skip);
+  });
+  if (!r) return r;
+  // Only after the commit: a deleted mapping's connections go too (errors only counted).
+  impl_->forget_connections(changes);
+  return {};
+}
+
+Result<std::vector<core::Mapping>> NftDatapath::recover(core::Millis now) {
+  SetContents contents;
+  for (const auto& s : all_sets()) {
+    if (s.id == SetId::WanIfnames) continue;
+    auto d = impl_->dump_set(s);
+    if (!d) return tl::unexpected(d.error());
+    contents[static_cast<std::size_t>(s.id)] = std::move(*d);
+  }
+  auto rebuilt = rebuild_mappings(contents, now, impl_->spec.grace_seconds);
+  if (!rebuilt.leftovers.empty()) {
+    // Elements of no complete mapping (partly expired, foreign, or from an interrupted writer)
+    // are removed, so that the kernel holds exactly the mappings returned.
+    auto r = impl_->transact([&](std::uint32_t seq, const std::vector<bool>& skip) -> Result<Batch> {
+      BatchBuilder b(impl_->spec.table, seq);
+      for (std::size_t i = 0; i < rebuilt.leftovers.size(); ++i)
+        if (i >= skip.size() || !skip[i]) b.remove(rebuilt.leftovers[i], -1);
+      return b.finish();
+    });
+    if (!r) return tl::unexpected(r.error());
+    impl_->counters.recovery_leftovers += rebuilt.leftovers.size();
+    log::warn("nft.recovery_leftovers", {{"elements", rebuilt.leftovers.size()}});
+  }
+  log::info("nft.recovered", {{"mappings", rebuilt.mappings.size()}});
+  return std::move(rebuilt.mappings);
+}
+
+Result<void> NftDatapath::set_external_interfaces(const std::vector<std::string>& names) {
+  std::vector<std::string> unique = names;
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  for (const auto& n : unique)
+    if (n.empty() || n.size() > 15 || n.find('\0') != std::string::npos)
+      return fail(ErrorDomain::Netlink, EINVAL, "nft: interface name");
+  return impl_->transact([&](std::uint32_t seq, const std::vector<bool>&) -> Result<Batch> {
+    // nft flush set inet pcpd wan_ifnames; nft add element inet pcpd wan_ifnames { "wan0" }
+    BatchBuilder b(impl_->spec.table, seq);
+    b.flush(SetId::WanIfnames);
+    for (const auto& n : unique) b.add({SetId::WanIfnames, KeyWriter{}.ifname(n).take(), {}, {}, {}}, 0, -1);
+    return b.finish();
+  });
+}
+
+Result<void> NftDatapath::flush() {
+  return impl_->transact([&](std::uint32_t seq, const std::vector<bool>&) -> Result<Batch> {
+    BatchBuilder b(impl_->spec.table, seq);
+    for (const auto& s : all_sets())
+      if (s.id != SetId::WanIfnames) b.flush(s.id);
+    return b.finish();
+  });
+}
+
+NftCounters NftDatapath::counters() const { return impl_->counters; }
+
+}  // namespace pcpd::nft

@@ -1,0 +1,98 @@
+// pcpd::nft set layout: the sets and maps of table `inet pcpd` (nft-rules/pcpd.nft) as the kernel
+// describes them (key/data type ids, lengths, flags), and the byte encoding of their keys.
+// Owns SetId, SetSpec, KeyWriter, KeyReader. Standard library and wire types only (no libnftnl).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "wire/ip_addr.hpp"
+
+namespace pcpd::nft {
+
+enum class SetId : std::uint8_t {
+  WanIfnames,  // ifname
+  Map4Dnat,    // ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+  Map4Snat,    // ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service
+  Peer4Snat,   // ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service : ipv4_addr . inet_service
+  Pin6,        // ipv6_addr . inet_proto . inet_service
+  Peer6,       // ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service
+  Filt4On,     // ipv4_addr . inet_proto . inet_service
+  Filt4Allow,  // ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service, interval
+  Filt6On,     // ipv6_addr . inet_proto . inet_service
+  Filt6Allow,  // ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service, interval
+};
+inline constexpr std::size_t kSetCount = 10;
+
+// Kernel set flags (linux/netfilter/nf_tables.h enum nft_set_flags), repeated here so that this
+// header stays free of kernel headers.
+inline constexpr std::uint32_t kSetFlagInterval = 0x4;
+inline constexpr std::uint32_t kSetFlagMap = 0x8;
+inline constexpr std::uint32_t kSetFlagTimeout = 0x10;
+
+// nft datatype ids (nftables src/datatype.h) and how nft combines them for a concatenation:
+// type = (type << 6) | field, first field most significant.
+inline constexpr std::uint32_t kTypeIpv4 = 7;
+inline constexpr std::uint32_t kTypeIpv6 = 8;
+inline constexpr std::uint32_t kTypeInetProto = 12;
+inline constexpr std::uint32_t kTypeInetService = 13;
+inline constexpr std::uint32_t kTypeIfname = 41;
+constexpr std::uint32_t concat_type(std::initializer_list<std::uint32_t> fields) {
+  std::uint32_t t = 0;
+  for (auto f : fields) t = (t << 6) | f;
+  return t;
+}
+
+struct SetSpec {
+  SetId id;
+  std::string_view name;
+  std::string_view nft_type;  // as written in pcpd.nft, for messages
+  std::uint32_t key_type;
+  std::uint32_t key_len;
+  std::uint32_t data_type;  // 0 for plain sets
+  std::uint32_t data_len;
+  std::uint32_t flags;  // flags that must be set (the kernel may add others, e.g. concat)
+  bool has_comment;     // primary element of a mapping: carries the element comment
+};
+
+std::span<const SetSpec> all_sets();
+const SetSpec& set_spec(SetId id);
+
+// Key / data bytes as the kernel stores them: every field padded to 4 bytes, addresses and ports
+// in network byte order, the protocol in the first byte of its word.
+inline constexpr std::size_t kMaxKeyLen = 64;
+class KeyWriter {
+ public:
+  KeyWriter& v4(const wire::IpAddr& a);
+  KeyWriter& v6(const wire::IpAddr& a);
+  KeyWriter& addr(const wire::IpAddr& a) { return a.is_v4() ? v4(a) : v6(a); }
+  KeyWriter& proto(std::uint8_t p);
+  KeyWriter& port(std::uint16_t p);
+  KeyWriter& ifname(std::string_view name);  // 16 bytes, NUL padded; precondition: size < 16
+  [[nodiscard]] std::vector<std::uint8_t> take() { return std::move(bytes_); }
+
+ private:
+  std::vector<std::uint8_t> bytes_;
+};
+
+class KeyReader {
+ public:
+  explicit KeyReader(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
+  std::optional<wire::IpAddr> v4();
+  std::optional<wire::IpAddr> v6();
+  std::optional<std::uint8_t> proto();
+  std::optional<std::uint16_t> port();
+  [[nodiscard]] bool at_end() const { return pos_ == bytes_.size(); }
+
+ private:
+  std::span<const std::uint8_t> bytes_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace pcpd::nft

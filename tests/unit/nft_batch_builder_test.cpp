@@ -1,0 +1,204 @@
+// BatchBuilder bytes parsed back with libnftnl / libmnl, with no kernel: message sequence, types,
+// flags, set names, keys, data, timeouts and the comment TLV as nft writes it.
+#include <doctest/doctest.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/set.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+
+#include "nft/batch_builder.hpp"
+#include "unit/nft_test_mappings.hpp"
+
+using namespace pcpd;
+using namespace pcpd::nft;
+using namespace pcpd::nft_test;
+
+namespace {
+
+struct ParsedElem {
+  std::string table, set;
+  std::vector<std::uint8_t> key, key_end, data;
+  std::uint64_t timeout = 0;
+  bool has_timeout = false;
+  std::string comment;
+  std::size_t count = 0;  // elements in the message
+};
+
+struct ParsedMsg {
+  std::uint16_t type;
+  std::uint16_t flags;
+  std::uint32_t seq;
+  std::uint8_t family;
+  ParsedElem elem;
+};
+
+std::vector<std::uint8_t> get(nftnl_set_elem* e, std::uint16_t attr) {
+  if (!nftnl_set_elem_is_set(e, attr)) return {};
+  std::uint32_t len = 0;
+  auto* p = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, attr, &len));
+  return {p, p + len};
+}
+
+std::vector<ParsedMsg> parse(const Batch& b) {
+  std::vector<ParsedMsg> out;
+  int len = static_cast<int>(b.bytes.size());
+  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(b.bytes.data()); mnl_nlmsg_ok(nlh, len);
+       nlh = mnl_nlmsg_next(nlh, &len)) {
+    ParsedMsg m{nlh->nlmsg_type, nlh->nlmsg_flags, nlh->nlmsg_seq,
+                static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family, {}};
+    if ((nlh->nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES) {
+      std::unique_ptr<nftnl_set, void (*)(const nftnl_set*)> s(nftnl_set_alloc(), nftnl_set_free);
+      REQUIRE(nftnl_set_elems_nlmsg_parse(nlh, s.get()) == 0);
+      m.elem.table = nftnl_set_get_str(s.get(), NFTNL_SET_TABLE);
+      m.elem.set = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
+      auto* it = nftnl_set_elems_iter_create(s.get());
+      for (auto* e = nftnl_set_elems_iter_next(it); e != nullptr; e = nftnl_set_elems_iter_next(it)) {
+        ++m.elem.count;
+        m.elem.key = get(e, NFTNL_SET_ELEM_KEY);
+        m.elem.key_end = get(e, NFTNL_SET_ELEM_KEY_END);
+        m.elem.data = get(e, NFTNL_SET_ELEM_DATA);
+        if ((m.elem.has_timeout = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT)))
+          m.elem.timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
+        if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_USERDATA)) {
+          std::uint32_t ulen = 0;
+          auto* ud = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, NFTNL_SET_ELEM_USERDATA, &ulen));
+          // one TLV: type NFTNL_UDATA_SET_ELEM_COMMENT, length, NUL-terminated text
+          REQUIRE(ulen >= 3);
+          CHECK(ud[0] == NFTNL_UDATA_SET_ELEM_COMMENT);
+          CHECK(ud[1] == ulen - 2);
+          CHECK(ud[ulen - 1] == 0);
+          m.elem.comment.assign(reinterpret_cast<const char*>(ud + 2), ulen - 3);
+        }
+      }
+      nftnl_set_elems_iter_destroy(it);
+    }
+    out.push_back(std::move(m));
+  }
+  CHECK(len == 0);  // every byte belongs to a message
+  return out;
+}
+
+constexpr std::uint16_t kNewElem = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
+constexpr std::uint16_t kDelElem = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELSETELEM;
+
+}  // namespace
+
+TEST_CASE("nft batch: Add of a MAP is BEGIN, two NEWSETELEM with EXCL and timeout, END") {
+  core::ChangeSet cs;
+  auto m = map4(8080);
+  m.lifetime = 120;
+  m.description = "ssh";
+  cs.changes.push_back({core::Change::Op::Add, m, {}, false});
+  auto batch = BatchBuilder::for_changes(cs, "pcpd", 30, 1000);
+  REQUIRE(batch.has_value());
+  auto msgs = parse(*batch);
+  REQUIRE(msgs.size() == 4);
+  CHECK(msgs[0].type == NFNL_MSG_BATCH_BEGIN);
+  CHECK(msgs[3].type == NFNL_MSG_BATCH_END);
+  for (std::size_t i = 0; i < msgs.size(); ++i) CHECK(msgs[i].seq == 1000 + i);  // own seq each
+  CHECK(batch->end_seq() == 1003);
+  for (int i : {1, 2}) {
+    CHECK(msgs[i].type == kNewElem);
+    CHECK(msgs[i].family == NFPROTO_INET);
+    CHECK(msgs[i].flags == (NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK));
+    CHECK(msgs[i].elem.table == "pcpd");
+    CHECK(msgs[i].elem.count == 1);
+    CHECK(msgs[i].elem.has_timeout);
+    CHECK(msgs[i].elem.timeout == 150'000);  // (lifetime + grace) in ms
+  }
+  CHECK(msgs[1].elem.set == "map4_dnat");
+  CHECK(msgs[1].elem.key == std::vector<std::uint8_t>{203, 0, 113, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0});
+  CHECK(msgs[1].elem.data == std::vector<std::uint8_t>{192, 0, 2, 10, 0, 80, 0, 0});
+  CHECK(msgs[1].elem.comment == "pcp map n=" + std::string("90a1b2c3d4e5f60718293a4b") + " l=120 d=ssh");
+  CHECK(msgs[2].elem.set == "map4_snat");
+  CHECK(msgs[2].elem.comment.empty());
+  REQUIRE(batch->messages.size() == 2);
+  CHECK(batch->message(1001)->change_index == 0);
+  CHECK(batch->message(1000) == nullptr);
+  CHECK(batch->message(1003) == nullptr);
+}
+
+TEST_CASE("nft batch: Replace deletes the previous elements then adds the new ones; acks map to changes") {
+  core::ChangeSet cs;
+  auto old = map4(8080);
+  old.filters = {filter("198.51.100.0/24", 0)};
+  auto now = old;
+  now.lifetime = 7200;
+  now.filters = {};
+  cs.changes.push_back({core::Change::Op::Add, pin6(5000), {}, false});
+  cs.changes.push_back({core::Change::Op::Replace, now, old, false});
+  cs.changes.push_back({core::Change::Op::Remove, peer4(5555), {}, true});
+  auto batch = BatchBuilder::for_changes(cs, "pcpd", 0, 7);
+  REQUIRE(batch.has_value());
+  auto msgs = parse(*batch);
+  // BEGIN, pin6 add, 4 deletes (dnat, snat, filt_on, allow), 2 adds, 1 delete, END
+  REQUIRE(msgs.size() == 10);
+  std::vector<std::uint16_t> types;
+  std::vector<std::string> sets;
+  for (std::size_t i = 1; i + 1 < msgs.size(); ++i) {
+    types.push_back(msgs[i].type);
+    sets.push_back(msgs[i].elem.set);
+  }
+  CHECK(types == std::vector<std::uint16_t>{kNewElem, kDelElem, kDelElem, kDelElem, kDelElem, kNewElem, kNewElem,
+                                            kDelElem});
+  CHECK(sets == std::vector<std::string>{"pin6", "map4_dnat", "map4_snat", "filt4_on", "filt4_allow", "map4_dnat",
+                                         "map4_snat", "peer4_snat"});
+  CHECK(msgs[2].flags == (NLM_F_REQUEST | NLM_F_ACK));
+  CHECK_FALSE(msgs[2].elem.has_timeout);
+  CHECK(msgs[2].elem.comment.empty());  // a deletion carries the key only
+  CHECK(msgs[2].elem.data.empty());
+  CHECK(msgs[5].elem.key_end.size() == 20);
+  CHECK(msgs[6].elem.timeout == 7'200'000);
+  std::vector<int> change_of;
+  for (std::uint32_t seq = 8; seq < 16; ++seq) change_of.push_back(batch->message(seq)->change_index);
+  CHECK(change_of == std::vector<int>{0, 1, 1, 1, 1, 1, 1, 2});
+}
+
+TEST_CASE("nft batch: skipped messages are left out, an inexpressible change names its index") {
+  core::ChangeSet cs;
+  cs.changes.push_back({core::Change::Op::Remove, map4(8080), {}, false});
+  cs.changes.push_back({core::Change::Op::Add, map4(8081), {}, false});
+  auto batch = BatchBuilder::for_changes(cs, "pcpd", 30, 1, {true, false});
+  REQUIRE(batch.has_value());
+  auto msgs = parse(*batch);
+  REQUIRE(msgs.size() == 5);
+  CHECK(msgs[1].elem.set == "map4_snat");
+  CHECK(msgs[1].type == kDelElem);
+  auto bad = map4(9000);
+  bad.protocol = 0;
+  cs.changes.push_back({core::Change::Op::Add, bad, {}, false});
+  auto r = BatchBuilder::for_changes(cs, "pcpd", 30, 1);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().index == 2);
+  CHECK(r.error().code == EOPNOTSUPP);
+}
+
+TEST_CASE("nft batch: flush and interface elements") {
+  BatchBuilder b("pcpd", 50);
+  b.flush(SetId::WanIfnames);
+  b.add({SetId::WanIfnames, KeyWriter{}.ifname("wan0").take(), {}, {}, {}}, 0, -1);
+  auto batch = b.finish();
+  auto msgs = parse(batch);
+  REQUIRE(msgs.size() == 4);
+  CHECK(msgs[1].type == kDelElem);
+  CHECK(msgs[1].elem.set == "wan_ifnames");
+  CHECK(msgs[1].elem.count == 0);  // no element list: flush the set
+  CHECK(msgs[2].elem.key.size() == 16);
+  CHECK(std::string(reinterpret_cast<const char*>(msgs[2].elem.key.data())) == "wan0");
+  CHECK_FALSE(msgs[2].elem.has_timeout);  // wan_ifnames has no timeout flag
+}
+
+TEST_CASE("nft batch: 10,000 changes make one batch with one message per element") {
+  core::ChangeSet cs;
+  for (std::uint16_t i = 0; i < 10000; ++i) cs.changes.push_back({core::Change::Op::Add, map4(static_cast<std::uint16_t>(10000 + i)), {}, false});
+  auto batch = BatchBuilder::for_changes(cs, "pcpd", 30, 1);
+  REQUIRE(batch.has_value());
+  CHECK(batch->messages.size() == 20000);
+  CHECK(parse(*batch).size() == 20002);
+}
