@@ -52,6 +52,16 @@ struct Policy {
 
   bool natpmp = true;  // RFC 6886 on the same port and table
 
+  // CHECKPOINT_REQUIRED (RFC 7767 §3.2, R-CKPT-4/7): honoured within these limits; beyond them
+  // the mapping is still served and the option is left out of the response.
+  struct Checkpoint {
+    bool enabled = true;
+    std::uint32_t max_total = 65536;      // elected mappings system-wide
+    std::uint32_t max_per_client = 64;    // elected mappings per client (internal address)
+    double rate_per_client = 10.0;        // elections per second per client (token bucket)
+    double burst_per_client = 20.0;       // bucket size
+  } checkpoint;
+
   wire::OptionCodes option_codes{};
 };
 

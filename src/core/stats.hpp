@@ -17,6 +17,15 @@ struct Stats {
   std::uint64_t restored = 0;            // mappings taken over at start
   std::uint64_t restore_conflicts = 0;   // recovered mappings that could not be taken
   std::uint64_t created = 0, refreshed = 0, deleted = 0;
+  // CHECKPOINT_REQUIRED (RFC 7767): requests that asked, were honoured, or were served without
+  // the option, by reason.
+  std::uint64_t checkpoint_requested = 0;
+  std::uint64_t checkpoint_honoured = 0;
+  std::uint64_t checkpoint_refused_disabled = 0;
+  std::uint64_t checkpoint_refused_total_cap = 0;
+  std::uint64_t checkpoint_refused_client_cap = 0;
+  std::uint64_t checkpoint_refused_rate = 0;
+  std::uint64_t elected = 0;  // gauge: mappings currently elected
 };
 
 }  // namespace pcpd::core

@@ -19,6 +19,9 @@ namespace pcpd::nft {
 struct TableSpec {
   std::string table = "pcpd";        // family inet
   std::uint32_t grace_seconds = 30;  // element timeout = lifetime + grace
+  // ct mark bits (DESIGN.md "Checkpointing"); must match the constants in pcpd.nft.
+  std::uint32_t elected_mark = 0x1;  // connection of an elected (CHECKPOINT_REQUIRED) mapping
+  std::uint32_t sticky_mark = 0x2;   // "was replicated": kept after un-election until the end
 };
 
 // Thrown only at start-up (open, verify): the message tells the operator what is wrong and how
@@ -56,6 +59,13 @@ class NftDatapath final : public core::Datapath {
   // Replaces the contents of the `wan_ifnames` set (interfaces on which outbound SNAT of MAP and
   // PEER mappings applies).
   [[nodiscard]] Result<void> set_external_interfaces(const std::vector<std::string>& names);
+
+  // ct-touch (ha-recipe §2.4): for every conntrack entry with the elected or sticky bit, send a
+  // no-op update carrying its own mark, so the kernel reports it and conntrackd re-sends it.
+  // Returns how many entries were touched.
+  [[nodiscard]] Result<std::size_t> ct_touch();
+  // Conntrack entries that carry the elected bit (for stats).
+  [[nodiscard]] Result<std::size_t> count_marked();
 
   // Removes every element pcpd owns (used by tests and `pcpctl flush`).
   [[nodiscard]] Result<void> flush();
