@@ -1,0 +1,13 @@
+#include "client/clock.hpp"
+
+#include <time.h>
+
+namespace pcpd::client {
+
+Millis BootClock::now() const {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return Millis{std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000};
+}
+
+}  // namespace pcpd::client

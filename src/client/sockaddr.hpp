@@ -1,0 +1,19 @@
+// pcpd::client socket-address helpers shared by UdpTransport and AnnounceListener. Internal.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+
+#include "wire/ip_addr.hpp"
+
+namespace pcpd::client::detail {
+
+// Fills `ss` for `addr`:`port` in the address's own family (IPv4-mapped -> AF_INET).
+socklen_t to_sockaddr(const wire::IpAddr& addr, std::uint16_t port, unsigned scope_id,
+                      sockaddr_storage& ss);
+// Reads an AF_INET / AF_INET6 address back into the 128-bit form (IPv4 mapped, RFC 6887 §5).
+wire::IpAddr from_sockaddr(const sockaddr_storage& ss, std::uint16_t* port);
+
+}  // namespace pcpd::client::detail
