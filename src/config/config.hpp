@@ -1,0 +1,63 @@
+// pcpd::config::Config: the whole configuration of the daemon after parsing and validation:
+// core::Policy (what core decides with) plus the daemon's own settings. Immutable once built;
+// the daemon swaps a whole new one on SIGHUP. Keys and defaults: docs/interfaces.md.
+// Owns Config and ConfigError. Parsing lives in config_parser.hpp, interface look-ups in
+// interface_table.hpp.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/policy.hpp"
+#include "util/log.hpp"
+#include "wire/ip_addr.hpp"
+
+namespace pcpd::config {
+
+// A configuration error at start-up or reload. what() is "file:line: message" (line 0: unknown,
+// printed as "file: message").
+struct ConfigError : std::runtime_error {
+  ConfigError(std::string file_name, int line_number, std::string text);
+  std::string file;
+  int line;
+  std::string message;
+};
+
+struct Config {
+  std::string file;  // the file it was read from (for messages)
+
+  // Everything core decides with. policy.external_v4 is filled from [interfaces] external_address
+  // or, by resolve_interfaces(), from the IPv4 addresses of the external interface.
+  core::Policy policy;
+
+  // [interfaces]
+  std::vector<std::string> internal_interfaces;
+  // Sources accepted (RFC 6887 §8.2). Empty until resolve_interfaces() when not in the file.
+  std::vector<wire::Prefix> internal_prefixes;
+  bool internal_prefixes_set = false;  // given in the file
+  std::string external_interface;
+  bool external_address_set = false;  // policy.external_v4 given in the file
+  int internal_line = 0;              // where interfaces.internal / external are, for messages
+  int external_line = 0;
+
+  // [announce] (RFC 6887 §14.1.3)
+  bool announce = true;
+  std::uint32_t announce_copies = 10;
+
+  // [nftables]
+  std::string nft_table = "pcpd";
+  std::uint32_t nft_grace = 30;
+
+  // [daemon]
+  std::string state_dir = "/var/lib/pcpd";
+  std::uint16_t port = wire::kServerPort;
+  log::Target log_target = log::Target::Auto;
+  log::Level log_level = log::Level::Info;
+
+  // True when `source` lies in one of internal_prefixes (RFC 6887 §8.2, R-HDR-2).
+  [[nodiscard]] bool accepts_source(const wire::IpAddr& source) const;
+};
+
+}  // namespace pcpd::config

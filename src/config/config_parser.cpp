@@ -1,0 +1,422 @@
+#include "config/config_parser.hpp"
+
+#include <net/if.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace pcpd::config {
+
+namespace {
+
+constexpr std::int64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+
+int line_of(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+// Reads one [table]: typed getters that check type and range and remember the key's line.
+class Section {
+ public:
+  Section(const std::string& file, std::string name, const toml::table* table, int line)
+      : file_(file), name_(std::move(name)), table_(table), line_(line) {}
+
+  // Every key of the table must be in `known` (docs/interfaces.md).
+  void only(std::initializer_list<std::string_view> known) const {
+    if (table_ == nullptr) return;
+    for (auto&& [k, v] : *table_) {
+      if (std::find(known.begin(), known.end(), k.str()) == known.end())
+        fail(static_cast<int>(k.source().begin.line),
+             "unknown key '" + std::string(k.str()) + "' in [" + name_ + "]");
+    }
+  }
+
+  [[nodiscard]] const toml::node* get(std::string_view key) const {
+    return table_ == nullptr ? nullptr : table_->get(key);
+  }
+  [[nodiscard]] int line(std::string_view key) const {
+    const auto* n = get(key);
+    return n != nullptr ? line_of(*n) : line_;
+  }
+  [[nodiscard]] std::string qualified(std::string_view key) const {
+    return name_ + "." + std::string(key);
+  }
+
+  [[noreturn]] void fail(int line, const std::string& msg) const { throw ConfigError(file_, line, msg); }
+  [[noreturn]] void fail_key(std::string_view key, const std::string& msg) const {
+    fail(line(key), qualified(key) + ": " + msg);
+  }
+  [[noreturn]] void wrong_type(std::string_view key, const toml::node& n, const char* want) const {
+    fail(line_of(n), qualified(key) + ": expected " + want + ", got " + type_name(n.type()));
+  }
+
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) const {
+    const auto* n = get(key);
+    if (n == nullptr) return std::nullopt;
+    const auto* v = n->as_integer();
+    if (v == nullptr) wrong_type(key, *n, "an integer");
+    std::int64_t x = v->get();
+    if (x < min || x > max)
+      fail_key(key, std::to_string(x) + " is out of range [" + std::to_string(min) + ", " +
+                        std::to_string(max) + "]");
+    return x;
+  }
+  void u32(std::string_view key, std::uint32_t& out, std::int64_t min, std::int64_t max = kU32Max) const {
+    if (auto x = integer(key, min, max)) out = static_cast<std::uint32_t>(*x);
+  }
+  void boolean(std::string_view key, bool& out) const {
+    const auto* n = get(key);
+    if (n == nullptr) return;
+    const auto* v = n->as_boolean();
+    if (v == nullptr) wrong_type(key, *n, "a boolean");
+    out = v->get();
+  }
+  std::optional<std::string> string(std::string_view key) const {
+    const auto* n = get(key);
+    if (n == nullptr) return std::nullopt;
+    const auto* v = n->as_string();
+    if (v == nullptr) wrong_type(key, *n, "a string");
+    return v->get();
+  }
+  const toml::array* array(std::string_view key) const {
+    const auto* n = get(key);
+    if (n == nullptr) return nullptr;
+    const auto* a = n->as_array();
+    if (a == nullptr) wrong_type(key, *n, "an array");
+    return a;
+  }
+  // Each element of an array of strings, with its line.
+  template <typename F>
+  void each_string(std::string_view key, const toml::array& a, F&& f) const {
+    for (const auto& el : a) {
+      const auto* s = el.as_string();
+      if (s == nullptr)
+        fail(line_of(el), qualified(key) + ": expected strings, got " + type_name(el.type()));
+      f(s->get(), line_of(el));
+    }
+  }
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+ private:
+  const std::string& file_;
+  std::string name_;
+  const toml::table* table_;
+  int line_;
+};
+
+std::optional<std::uint8_t> protocol_number(std::string_view name) {
+  if (name == "tcp") return 6;
+  if (name == "udp") return 17;
+  if (name == "sctp") return 132;
+  if (name == "dccp") return 33;
+  if (name == "udplite") return 136;
+  unsigned n = 0;
+  auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
+  if (ec != std::errc{} || p != name.data() + name.size() || name.empty() || n < 1 || n > 255)
+    return std::nullopt;
+  return static_cast<std::uint8_t>(n);
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned n = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc{} || p != text.data() + text.size() || text.empty() || n < 1 || n > 65535)
+    return std::nullopt;
+  return static_cast<std::uint16_t>(n);
+}
+
+bool valid_ifname(std::string_view name) {
+  if (name.empty() || name.size() >= IFNAMSIZ || name == "." || name == "..") return false;
+  return std::none_of(name.begin(), name.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return c == '/' || c == ':' || u <= 0x20 || u >= 0x7f;
+  });
+}
+
+bool valid_nft_name(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alpha(name.front())) return false;
+  return std::all_of(name.begin(), name.end(), [&](char c) {
+    return alpha(c) || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+void parse_interfaces(const Section& s, Config& c) {
+  s.only({"internal", "internal_prefixes", "external", "external_address"});
+  const auto* internal = s.array("internal");
+  if (internal == nullptr) s.fail(s.line("internal"), "interfaces.internal is required");
+  c.internal_line = s.line("internal");
+  s.each_string("internal", *internal, [&](const std::string& name, int line) {
+    if (!valid_ifname(name)) s.fail(line, "interfaces.internal: '" + name + "' is not an interface name");
+    if (std::find(c.internal_interfaces.begin(), c.internal_interfaces.end(), name) !=
+        c.internal_interfaces.end())
+      s.fail(line, "interfaces.internal: '" + name + "' is listed twice");
+    c.internal_interfaces.push_back(name);
+  });
+  if (c.internal_interfaces.empty()) s.fail_key("internal", "needs at least one interface");
+
+  auto external = s.string("external");
+  if (!external) s.fail(s.line("external"), "interfaces.external is required");
+  c.external_line = s.line("external");
+  if (!valid_ifname(*external)) s.fail_key("external", "'" + *external + "' is not an interface name");
+  if (std::find(c.internal_interfaces.begin(), c.internal_interfaces.end(), *external) !=
+      c.internal_interfaces.end())
+    s.fail_key("external", "'" + *external + "' is also an internal interface");
+  c.external_interface = *external;
+
+  if (const auto* prefixes = s.array("internal_prefixes")) {
+    s.each_string("internal_prefixes", *prefixes, [&](const std::string& text, int line) {
+      auto p = wire::Prefix::parse(text);
+      if (!p) s.fail(line, "interfaces.internal_prefixes: '" + text + "' is not an address prefix");
+      c.internal_prefixes.push_back(*p);
+    });
+    if (c.internal_prefixes.empty())
+      s.fail_key("internal_prefixes", "needs at least one prefix (or leave it out for the default)");
+    c.internal_prefixes_set = true;
+  }
+
+  if (const auto* addrs = s.array("external_address")) {
+    s.each_string("external_address", *addrs, [&](const std::string& text, int line) {
+      auto a = wire::IpAddr::parse(text);
+      if (!a) s.fail(line, "interfaces.external_address: '" + text + "' is not an address");
+      if (!a->is_v4()) s.fail(line, "interfaces.external_address: '" + text + "' is not an IPv4 address");
+      if (a->is_unspecified())
+        s.fail(line, "interfaces.external_address: '" + text + "' is not a usable address");
+      if (std::find(c.policy.external_v4.begin(), c.policy.external_v4.end(), *a) !=
+          c.policy.external_v4.end())
+        s.fail(line, "interfaces.external_address: '" + text + "' is listed twice");
+      c.policy.external_v4.push_back(*a);
+    });
+    if (c.policy.external_v4.empty())
+      s.fail_key("external_address", "needs at least one address (or leave it out for the default)");
+    c.external_address_set = true;
+  }
+}
+
+void parse_mappings(const Section& s, Config& c) {
+  s.only({"min_lifetime", "max_lifetime", "port_range", "protocols", "max_per_client", "max_total",
+          "max_filters", "allow_all_ports", "description_max", "denied_internal_ports", "nat44",
+          "ipv6_firewall", "peer_lifetime"});
+  auto& p = c.policy;
+  s.u32("min_lifetime", p.min_lifetime, 1);
+  s.u32("max_lifetime", p.max_lifetime, 1);
+  if (p.min_lifetime > p.max_lifetime)
+    s.fail(std::max(s.line("min_lifetime"), s.line("max_lifetime")),
+           "mappings.min_lifetime (" + std::to_string(p.min_lifetime) +
+               ") is greater than mappings.max_lifetime (" + std::to_string(p.max_lifetime) + ")");
+
+  if (auto range = s.string("port_range")) {
+    std::string_view r = *range;
+    auto dash = r.find('-');
+    auto lo = parse_port(r.substr(0, dash));
+    auto hi = dash == std::string_view::npos ? lo : parse_port(r.substr(dash + 1));
+    if (!lo || !hi)
+      s.fail_key("port_range", "'" + *range + "' is not a port range like \"1024-65535\" (ports 1-65535)");
+    if (*lo > *hi) s.fail_key("port_range", "'" + *range + "': the first port is greater than the last");
+    // R-MAP-15: 5350 and 5351 are never handed out, so a range of only those is empty.
+    if (*lo >= wire::kClientPort && *hi <= wire::kServerPort)
+      s.fail_key("port_range", "'" + *range + "' holds only 5350/5351, which are never handed out");
+    p.port_min = *lo;
+    p.port_max = *hi;
+  }
+
+  if (const auto* protos = s.array("protocols")) {
+    p.protocols.clear();
+    for (const auto& el : *protos) {
+      std::optional<std::uint8_t> num;
+      std::string shown;
+      if (const auto* str = el.as_string()) {
+        shown = str->get();
+        num = protocol_number(shown);
+      } else if (const auto* i = el.as_integer()) {
+        shown = std::to_string(i->get());
+        if (i->get() >= 1 && i->get() <= 255) num = static_cast<std::uint8_t>(i->get());
+      } else {
+        s.fail(line_of(el), "mappings.protocols: expected protocol names or numbers, got " +
+                                std::string(type_name(el.type())));
+      }
+      if (!num)
+        s.fail(line_of(el), "mappings.protocols: '" + shown +
+                                "' is not tcp, udp, sctp, dccp, udplite or a number 1-255");
+      if (std::find(p.protocols.begin(), p.protocols.end(), *num) != p.protocols.end())
+        s.fail(line_of(el), "mappings.protocols: '" + shown + "' is listed twice");
+      p.protocols.push_back(*num);
+    }
+    if (p.protocols.empty()) s.fail_key("protocols", "needs at least one protocol");
+  }
+
+  s.u32("max_per_client", p.max_mappings_per_client, 1);
+  s.u32("max_total", p.max_mappings, 1);
+  s.u32("max_filters", p.max_filters_per_mapping, 0, static_cast<std::int64_t>(wire::kMaxFilters));
+  s.boolean("allow_all_ports", p.allow_all_ports);
+  s.u32("description_max", p.description_max, 0, static_cast<std::int64_t>(wire::kMaxDescription));
+
+  if (const auto* ports = s.array("denied_internal_ports")) {
+    for (const auto& el : *ports) {
+      const auto* i = el.as_integer();
+      if (i == nullptr)
+        s.fail(line_of(el), "mappings.denied_internal_ports: expected port numbers, got " +
+                                std::string(type_name(el.type())));
+      if (i->get() < 1 || i->get() > 65535)
+        s.fail(line_of(el), "mappings.denied_internal_ports: " + std::to_string(i->get()) +
+                                " is out of range [1, 65535]");
+      auto port = static_cast<std::uint16_t>(i->get());
+      if (std::find(p.denied_internal_ports.begin(), p.denied_internal_ports.end(), port) ==
+          p.denied_internal_ports.end())
+        p.denied_internal_ports.push_back(port);
+    }
+  }
+  s.boolean("nat44", p.nat44);
+  s.boolean("ipv6_firewall", p.ipv6_firewall);
+  s.u32("peer_lifetime", p.peer_implicit_lifetime, 1);
+}
+
+void parse_errors(const Section& s, Config& c) {
+  s.only({"short_lifetime", "long_lifetime"});
+  s.u32("short_lifetime", c.policy.short_error_lifetime, 1);
+  s.u32("long_lifetime", c.policy.long_error_lifetime, 1);
+}
+
+void parse_third_party(const Section& s, Config& c) {
+  s.only({"enabled", "allow"});
+  s.boolean("enabled", c.policy.third_party);
+  if (const auto* allow = s.array("allow")) {
+    s.each_string("allow", *allow, [&](const std::string& text, int line) {
+      auto p = wire::Prefix::parse(text);
+      if (!p) s.fail(line, "third_party.allow: '" + text + "' is not an address prefix");
+      c.policy.third_party_allow.push_back(*p);
+    });
+  }
+}
+
+void parse_natpmp(const Section& s, Config& c) {
+  s.only({"enabled"});
+  s.boolean("enabled", c.policy.natpmp);
+}
+
+void parse_announce(const Section& s, Config& c) {
+  s.only({"enabled", "copies"});
+  s.boolean("enabled", c.announce);
+  // RFC 6887 §14.1.3: up to 10 copies.
+  s.u32("copies", c.announce_copies, 1, 10);
+}
+
+void parse_nftables(const Section& s, Config& c) {
+  s.only({"table", "grace"});
+  if (auto t = s.string("table")) {
+    if (!valid_nft_name(*t))
+      s.fail_key("table", "'" + *t + "' is not an nftables table name (letter, then letters, digits, _ or -)");
+    c.nft_table = *t;
+  }
+  s.u32("grace", c.nft_grace, 0, 86400);
+}
+
+void parse_daemon(const Section& s, Config& c) {
+  s.only({"state_dir", "port", "log", "log_level"});
+  if (auto dir = s.string("state_dir")) {
+    if (dir->empty() || dir->front() != '/') s.fail_key("state_dir", "'" + *dir + "' is not an absolute path");
+    c.state_dir = *dir;
+  }
+  if (auto port = s.integer("port", 1, 65535)) c.port = static_cast<std::uint16_t>(*port);
+  if (auto t = s.string("log")) {
+    auto target = log::parse_target(*t);
+    if (!target) s.fail_key("log", "'" + *t + "' is not auto, journal or stderr");
+    c.log_target = *target;
+  }
+  if (auto l = s.string("log_level")) {
+    auto level = log::parse_level(*l);
+    if (!level) s.fail_key("log_level", "'" + *l + "' is not debug, info, warning or error");
+    c.log_level = *level;
+  }
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file_name, int line_number, std::string text)
+    : std::runtime_error(line_number > 0
+                             ? file_name + ":" + std::to_string(line_number) + ": " + text
+                             : file_name + ": " + text),
+      file(std::move(file_name)),
+      line(line_number),
+      message(std::move(text)) {}
+
+bool Config::accepts_source(const wire::IpAddr& source) const {
+  return std::any_of(internal_prefixes.begin(), internal_prefixes.end(),
+                     [&](const wire::Prefix& p) { return p.contains(source); });
+}
+
+Config parse_config_text(std::string_view text, const std::string& file) {
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(file, static_cast<int>(e.source().begin.line), std::string(e.description()));
+  }
+
+  Config c;
+  c.file = file;
+  using Parser = void (*)(const Section&, Config&);
+  struct Part {
+    std::string_view name;
+    Parser parse;
+  };
+  static constexpr Part kParts[] = {
+      {"interfaces", parse_interfaces}, {"mappings", parse_mappings},
+      {"errors", parse_errors},         {"third_party", parse_third_party},
+      {"natpmp", parse_natpmp},         {"announce", parse_announce},
+      {"nftables", parse_nftables},     {"daemon", parse_daemon},
+  };
+  for (auto&& [k, v] : root) {
+    bool known = std::any_of(std::begin(kParts), std::end(kParts),
+                             [&](const Part& p) { return p.name == k.str(); });
+    int line = static_cast<int>(k.source().begin.line);
+    if (!known) {
+      throw ConfigError(file, line,
+                        v.is_table() ? "unknown table [" + std::string(k.str()) + "]"
+                                     : "unknown key '" + std::string(k.str()) + "' (outside any table)");
+    }
+    if (!v.is_table())
+      throw ConfigError(file, line, std::string(k.str()) + ": expected a table, got " + type_name(v.type()));
+  }
+  for (const auto& part : kParts) {
+    const toml::table* t = root.get_as<toml::table>(part.name);
+    int line = t != nullptr ? line_of(*t) : 1;
+    part.parse(Section(file, std::string(part.name), t, line), c);
+  }
+  return c;
+}
+
+Config parse_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path, 0, std::string("cannot open: ") + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw ConfigError(path, 0, std::string("cannot read: ") + std::strerror(errno));
+  return parse_config_text(text.str(), path);
+}
+
+}  // namespace pcpd::config

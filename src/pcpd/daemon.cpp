@@ -1,0 +1,466 @@
+#include "pcpd/daemon.hpp"
+
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+#include "config/config_parser.hpp"
+#include "config/interface_table.hpp"
+#include "pcpd/announce_targets.hpp"
+#include "pcpd/epoch_store.hpp"
+#include "wire/codec.hpp"
+
+namespace pcpd::daemon {
+
+namespace {
+
+constexpr int kMaxDatagramsPerWakeup = 64;
+
+// Parses and validates the file, then fills the host-dependent defaults. Throws ConfigError
+// (also for an interface look-up failure, reported at line 0).
+std::shared_ptr<const config::Config> load_config(const std::string& path) {
+  config::Config c = config::parse_config_file(path);
+  config::InterfaceTable table;
+  try {
+    table = config::system_interfaces();
+  } catch (const std::system_error& e) {
+    throw config::ConfigError(path, 0, std::string("cannot list interfaces: ") + e.what());
+  }
+  for (const auto& w : config::resolve_interfaces(c, table)) log::warn("config.warning", {{"message", w}});
+  return std::make_shared<const config::Config>(std::move(c));
+}
+
+std::string error_text(const Error& e) {
+  return std::string(e.context) + ": " + std::strerror(e.code);
+}
+
+void notify_status(const std::string& status) {
+  std::string msg = "STATUS=" + status;
+  sd_notify(0, msg.c_str());
+}
+
+std::string join_prefixes(const std::vector<wire::Prefix>& prefixes) {
+  std::string out;
+  for (const auto& p : prefixes) {
+    if (!out.empty()) out += ',';
+    out += p.to_string();
+  }
+  return out;
+}
+
+std::string join_addrs(const std::vector<wire::IpAddr>& addrs) {
+  std::string out;
+  for (const auto& a : addrs) {
+    if (!out.empty()) out += ',';
+    out += a.to_string();
+  }
+  return out;
+}
+
+}  // namespace
+
+Daemon::Daemon(Options options) : options_(std::move(options)) {}
+Daemon::~Daemon() = default;
+
+void Daemon::apply_logging(const config::Config& config) const {
+  log::configure(config.log_target, options_.debug ? log::Level::Debug : config.log_level);
+  if (config.log_target == log::Target::Journal && !log::to_journal())
+    log::warn("log.journal_unavailable", {{"fallback", "stderr"}});
+}
+
+int Daemon::run() {
+  log::configure(log::Target::Auto, options_.debug ? log::Level::Debug : log::Level::Info);
+  if (!start()) return 1;
+  auto result = loop_->run();
+  sd_notify(0, "STOPPING=1");
+  if (!result) {
+    log::error("daemon.loop_failed", {{"error", error_text(result.error())}});
+    return 1;
+  }
+  log::info("daemon.stop", {{"mappings", server_->mapping_count()}});
+  return 0;
+}
+
+bool Daemon::start() {
+  // 1. Configuration.
+  try {
+    config_ = load_config(options_.config_path);
+  } catch (const config::ConfigError& e) {
+    log::error("config.invalid", {{"message", e.what()}});
+    notify_status(std::string("invalid configuration: ") + e.what());
+    return false;
+  }
+  const config::Config& cfg = *config_;
+  apply_logging(cfg);
+  log::info("daemon.start", {{"version", PCPD_VERSION},
+                             {"config", cfg.file},
+                             {"internal_prefixes", join_prefixes(cfg.internal_prefixes)},
+                             {"external_address", join_addrs(cfg.policy.external_v4)}});
+
+  // 2. The kernel datapath.
+  try {
+    datapath_ = nft::NftDatapath::open(nft::TableSpec{cfg.nft_table, cfg.nft_grace});
+  } catch (const nft::SetupError& e) {
+    log::error("nft.setup_failed", {{"message", e.what()}});
+    notify_status(std::string("nftables: ") + e.what());
+    return false;
+  }
+  if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r) {
+    log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
+    notify_status("nftables: cannot set the external interface");
+    return false;
+  }
+
+  // 3. Core, with the mappings the kernel still holds (restart recovery).
+  server_ = std::make_unique<core::Server>(cfg.policy, *datapath_, clock_);
+  bool fully_recovered = false;
+  if (auto recovered = datapath_->recover(clock_.now()); recovered) {
+    const std::size_t found = recovered->size();
+    const std::size_t accepted = server_->restore(std::move(*recovered));
+    fully_recovered = server_->stats().restore_conflicts == 0;
+    log::info("mappings.recovered", {{"found", found}, {"restored", accepted},
+                                     {"conflicts", server_->stats().restore_conflicts}});
+  } else {
+    log::warn("mappings.recover_failed", {{"error", error_text(recovered.error())}});
+  }
+
+  // 4. Epoch (RFC 6887 §8.5): continuous after a full recovery in the same boot, else reset.
+  setup_epoch(fully_recovered);
+
+  // 5. Event sources and sockets.
+  auto loop = EventLoop::create();
+  auto signals = SignalFd::create();
+  auto expiry = BootTimer::create();
+  auto announce = BootTimer::create();
+  if (!loop || !signals || !expiry || !announce) {
+    log::error("daemon.setup_failed", {{"what", "epoll/signalfd/timerfd"}});
+    return false;
+  }
+  loop_ = std::move(*loop);
+  signals_.emplace(std::move(*signals));
+  expiry_timer_.emplace(std::move(*expiry));
+  announce_timer_.emplace(std::move(*announce));
+  auto sockets = open_sockets(cfg.port);
+  if (!sockets) {
+    notify_status("cannot bind the PCP port " + std::to_string(cfg.port));
+    return false;
+  }
+  filter_ = make_filter(cfg);
+  if (!loop_->add(signals_->fd(), [this] { on_signal(); }) ||
+      !loop_->add(expiry_timer_->fd(), [this] { on_expiry_timer(); }) ||
+      !loop_->add(announce_timer_->fd(), [this] { on_announce_timer(); })) {
+    log::error("daemon.setup_failed", {{"what", "epoll_ctl"}});
+    return false;
+  }
+  install_sockets(std::move(*sockets));
+  rearm_expiry();
+
+  // 6. Ready, then tell the clients (RFC 6887 §14.1.3, R-ANN-3; RFC 6886 §3.2.1, R-PMP-4).
+  const std::string status = "serving " + std::to_string(server_->mapping_count()) +
+                             " mappings, epoch " + std::to_string(server_->epoch());
+  std::string ready = "READY=1\nSTATUS=" + status;
+  sd_notify(0, ready.c_str());
+  log::info("daemon.ready", {{"port", cfg.port}, {"mappings", server_->mapping_count()},
+                             {"epoch", server_->epoch()}});
+  start_announce();
+  return true;
+}
+
+void Daemon::setup_epoch(bool fully_recovered) {
+  const auto boot_id = read_boot_id();
+  EpochStore store(config_->state_dir);
+  const auto stored = store.load();
+  if (keep_epoch(stored, boot_id.value_or(""), fully_recovered, clock_.now())) {
+    server_->set_epoch_origin(stored->origin);
+    log::info("epoch.continued", {{"epoch", server_->epoch()}, {"origin_ms", stored->origin.count()}});
+    return;
+  }
+  const char* reason = !fully_recovered                       ? "state_not_recovered"
+                       : !stored                              ? "no_saved_epoch"
+                       : boot_id.value_or("") != stored->boot_id ? "new_boot"
+                                                              : "saved_origin_invalid";
+  reset_epoch(reason);
+}
+
+void Daemon::reset_epoch(const char* reason) {
+  server_->reset_epoch();  // R-EPOCH-3/4
+  log::info("epoch.reset", {{"reason", reason}, {"origin_ms", server_->epoch_origin().count()}});
+  const auto boot_id = read_boot_id();
+  if (!boot_id) {
+    log::warn("epoch.boot_id_unreadable", {});
+    return;
+  }
+  EpochStore store(config_->state_dir);
+  if (auto r = store.save(EpochRecord{*boot_id, server_->epoch_origin()}); !r)
+    log::warn("epoch.save_failed", {{"path", store.path()}, {"error", error_text(r.error())}});
+}
+
+std::optional<Daemon::Sockets> Daemon::open_sockets(std::uint16_t port) const {
+  Sockets s;
+  auto v4 = UdpServerSocket::open(AF_INET, port);
+  if (!v4) {
+    log::error("socket.bind_failed", {{"family", "ipv4"}, {"port", port}, {"error", error_text(v4.error())}});
+    return std::nullopt;
+  }
+  s.v4.emplace(std::move(*v4));
+  auto v6 = UdpServerSocket::open(AF_INET6, port);
+  if (v6) {
+    s.v6.emplace(std::move(*v6));
+  } else if (v6.error().code == EAFNOSUPPORT) {
+    log::warn("socket.ipv6_unavailable", {{"error", error_text(v6.error())}});
+  } else {
+    log::error("socket.bind_failed", {{"family", "ipv6"}, {"port", port}, {"error", error_text(v6.error())}});
+    return std::nullopt;
+  }
+  return s;
+}
+
+void Daemon::install_sockets(Sockets sockets) {
+  for (auto* old : {&sockets_.v4, &sockets_.v6})
+    if (*old) loop_->remove((*old)->fd());
+  sockets_ = std::move(sockets);
+  for (auto* sock : {&sockets_.v4, &sockets_.v6}) {
+    if (!*sock) continue;
+    const UdpServerSocket* s = &**sock;
+    if (auto r = loop_->add(s->fd(), [this, s] { on_socket(*s); }); !r)
+      log::error("socket.poll_failed", {{"error", error_text(r.error())}});
+  }
+}
+
+IngressFilter Daemon::make_filter(const config::Config& config) const {
+  config::InterfaceTable table;
+  try {
+    table = config::system_interfaces();
+  } catch (const std::system_error& e) {
+    log::warn("interfaces.list_failed", {{"error", e.what()}});
+  }
+  std::vector<unsigned> indexes;
+  for (const auto& name : config.internal_interfaces) {
+    const config::Interface* itf = table.find(name);
+    if (itf != nullptr && itf->index != 0) indexes.push_back(itf->index);
+  }
+  return IngressFilter(std::move(indexes), config.internal_prefixes);
+}
+
+void Daemon::on_signal() {
+  while (int sig = signals_->read()) {
+    if (sig == SIGHUP) {
+      reload();
+    } else {
+      log::info("daemon.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      loop_->stop();
+      return;
+    }
+  }
+}
+
+void Daemon::on_socket(const UdpServerSocket& socket) {
+  for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
+    auto d = socket.receive(rx_);
+    if (!d) {
+      if (d.error().code != EAGAIN && d.error().code != EWOULDBLOCK)
+        log::limited(socket_limiter_, log::Level::Warning, "socket.receive_failed",
+                     {{"error", error_text(d.error())}});
+      break;
+    }
+    handle(socket, *d);
+  }
+  rearm_expiry();
+}
+
+void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
+  const bool debug = log::enabled(log::Level::Debug);
+  if (d.size == 0) {
+    ++drops_.empty;
+    return;
+  }
+  // RFC 6887 §8.2 (R-HDR-2): internal interface and internal source only; dropped silently.
+  switch (filter_.check(d.ifindex, d.source, d.destination)) {
+    case IngressFilter::Verdict::Accept: break;
+    case IngressFilter::Verdict::WrongInterface:
+      ++drops_.wrong_interface;
+      if (debug) log::debug("request.dropped", {{"reason", "interface"}, {"source", d.source}, {"ifindex", d.ifindex}});
+      return;
+    case IngressFilter::Verdict::WrongSource:
+      ++drops_.wrong_source;
+      if (debug) log::debug("request.dropped", {{"reason", "source"}, {"source", d.source}, {"ifindex", d.ifindex}});
+      return;
+    case IngressFilter::Verdict::NotUnicast:
+      ++drops_.not_unicast;
+      if (debug) log::debug("request.dropped", {{"reason", "multicast"}, {"source", d.source}, {"destination", d.destination}});
+      return;
+  }
+  const core::Context ctx{d.source, d.source_port, d.destination};
+  const std::span<const std::uint8_t> in(rx_.data(), d.size);  // 1101 bytes when oversize
+  const bool natpmp = rx_[0] == wire::kNatPmpVersion;
+  std::size_t n = 0;
+  if (natpmp) {
+    if (socket.family() != AF_INET) {  // R-PMP-1: NAT-PMP over IPv4 only
+      ++drops_.natpmp_v6;
+      if (debug) log::debug("request.dropped", {{"reason", "natpmp_ipv6"}, {"source", d.source}});
+      return;
+    }
+    n = server_->handle_natpmp(in, ctx, tx_);
+  } else {
+    n = server_->handle_datagram(in, ctx, tx_);
+  }
+  note_datapath_errors("request");
+  if (n > 0) {
+    // RFC 6887 §8.3 (R-HDR-1): to the source address and port, from the address it was sent to.
+    if (auto r = socket.send(std::span<const std::uint8_t>(tx_.data(), n), d.source, d.source_port,
+                             d.destination, d.ifindex);
+        !r) {
+      log::limited(socket_limiter_, log::Level::Warning, "socket.send_failed",
+                   {{"to", d.source}, {"port", d.source_port}, {"error", error_text(r.error())}});
+    }
+  }
+  if (debug) {
+    std::string result = "none";
+    if (n >= 4) {
+      result = natpmp ? std::to_string((unsigned{tx_[2]} << 8) | tx_[3])
+                      : wire::to_string(static_cast<wire::ResultCode>(tx_[3]));
+    }
+    log::debug(natpmp ? "natpmp.request" : "pcp.request",
+               {{"source", d.source}, {"port", d.source_port}, {"local", d.destination},
+                {"opcode", rx_.size() > 1 && d.size > 1 ? rx_[1] & 0x7f : -1}, {"bytes", d.size},
+                {"reply_bytes", n}, {"result", result}, {"mappings", server_->mapping_count()}});
+  }
+}
+
+void Daemon::note_datapath_errors(const char* during) {
+  const std::uint64_t now = server_->stats().datapath_errors;
+  if (now == datapath_errors_seen_) return;
+  const std::uint64_t added = now - datapath_errors_seen_;
+  datapath_errors_seen_ = now;
+  log::limited(datapath_limiter_, log::Level::Warning, "datapath.apply_failed",
+               {{"during", during}, {"failures", added}, {"total", now}});
+}
+
+void Daemon::on_expiry_timer() {
+  expiry_timer_->drain();
+  const std::size_t expired = server_->expire();  // R-LIFE-7
+  note_datapath_errors("expiry");
+  if (expired > 0) log::debug("mappings.expired", {{"count", expired}, {"mappings", server_->mapping_count()}});
+  rearm_expiry();
+}
+
+void Daemon::rearm_expiry() {
+  const core::Millis next = server_->next_expiry();
+  const std::int64_t when = next == core::Millis::max() ? std::numeric_limits<std::int64_t>::max()
+                                                        : next.count();
+  if (when == expiry_timer_->armed_at()) return;
+  if (auto r = expiry_timer_->arm_at(when); !r)
+    log::error("timer.arm_failed", {{"error", error_text(r.error())}});
+}
+
+void Daemon::start_announce() {
+  if (!config_->announce) return;
+  schedule_.start(config_->announce_copies, clock_.now());
+  rearm_announce();
+}
+
+void Daemon::rearm_announce() {
+  const core::Millis next = schedule_.next_due();
+  if (auto r = announce_timer_->arm_at(next == core::Millis::max() ? std::numeric_limits<std::int64_t>::max()
+                                                                    : next.count());
+      !r)
+    log::error("timer.arm_failed", {{"error", error_text(r.error())}});
+}
+
+void Daemon::on_announce_timer() {
+  announce_timer_->drain();
+  if (schedule_.take(clock_.now())) send_announce_copy();
+  rearm_announce();
+}
+
+void Daemon::send_announce_copy() {
+  config::InterfaceTable table;
+  try {
+    table = config::system_interfaces();
+  } catch (const std::system_error& e) {
+    log::warn("interfaces.list_failed", {{"error", e.what()}});
+    return;
+  }
+  // RFC 6887 §14.1.3: each copy carries the current epoch.
+  std::array<std::uint8_t, wire::kMaxMessageSize> pcp{};
+  std::array<std::uint8_t, 16> pmp{};
+  const std::size_t pcp_len = server_->encode_announce(pcp);
+  const std::size_t pmp_len = config_->policy.natpmp ? server_->encode_natpmp_announce(pmp) : 0;
+  const auto send = [&](const UdpServerSocket& s, std::span<const std::uint8_t> data,
+                        const wire::IpAddr& group, const wire::IpAddr& from, const AnnounceTarget& t,
+                        const char* kind) {
+    if (data.empty()) return;
+    if (auto r = s.send(data, group, wire::kClientPort, from, t.ifindex); !r)
+      log::limited(socket_limiter_, log::Level::Warning, "announce.send_failed",
+                   {{"kind", kind}, {"interface", t.interface}, {"from", from}, {"error", error_text(r.error())}});
+  };
+  for (const AnnounceTarget& t : announce_targets(*config_, table)) {
+    if (t.source_v4 && sockets_.v4) {
+      send(*sockets_.v4, {pcp.data(), pcp_len}, all_hosts_v4(), *t.source_v4, t, "pcp");
+      send(*sockets_.v4, {pmp.data(), pmp_len}, all_hosts_v4(), *t.source_v4, t, "natpmp");  // R-PMP-4
+    }
+    if (t.source_v6 && sockets_.v6)
+      send(*sockets_.v6, {pcp.data(), pcp_len}, all_nodes_v6(), *t.source_v6, t, "pcp");  // R-ANN-5
+    log::debug("announce.sent", {{"interface", t.interface}, {"copy", schedule_.sent()},
+                                 {"epoch", server_->epoch()},
+                                 {"from_v4", t.source_v4 ? t.source_v4->to_string() : "-"},
+                                 {"from_v6", t.source_v6 ? t.source_v6->to_string() : "-"}});
+  }
+}
+
+void Daemon::reload() {
+  sd_notify(0, "RELOADING=1");
+  std::shared_ptr<const config::Config> next;
+  try {
+    next = load_config(options_.config_path);
+  } catch (const config::ConfigError& e) {
+    // A bad file is logged and the running configuration stays (docs/interfaces.md).
+    log::error("config.reload_failed", {{"message", e.what()}});
+    sd_notify(0, "READY=1\nSTATUS=reload failed, previous configuration kept");
+    return;
+  }
+  const config::Config& old = *config_;
+  config::Config cfg = *next;
+  // These need a restart: keep the running values.
+  if (cfg.nft_table != old.nft_table || cfg.nft_grace != old.nft_grace || cfg.state_dir != old.state_dir) {
+    log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir"}});
+    cfg.nft_table = old.nft_table;
+    cfg.nft_grace = old.nft_grace;
+    cfg.state_dir = old.state_dir;
+  }
+  if (cfg.port != old.port) {
+    auto sockets = open_sockets(cfg.port);
+    if (!sockets) {
+      log::error("config.reload_failed", {{"message", "cannot bind the new port " + std::to_string(cfg.port)}});
+      sd_notify(0, "READY=1\nSTATUS=reload failed, previous configuration kept");
+      return;
+    }
+    install_sockets(std::move(*sockets));
+  }
+  if (cfg.external_interface != old.external_interface) {
+    if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r)
+      log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
+  }
+  const bool external_changed = cfg.policy.external_v4 != old.policy.external_v4;
+  filter_ = make_filter(cfg);
+  server_->set_policy(cfg.policy);
+  config_ = std::make_shared<const config::Config>(std::move(cfg));
+  apply_logging(*config_);
+  log::info("config.reloaded", {{"config", config_->file},
+                                {"internal_prefixes", join_prefixes(config_->internal_prefixes)},
+                                {"external_address", join_addrs(config_->policy.external_v4)}});
+  if (external_changed) {
+    reset_epoch("external_address_changed");  // R-EPOCH-4
+    start_announce();                          // R-ANN-3 decision, R-PMP-4
+  }
+  const std::string ready = "READY=1\nSTATUS=serving " + std::to_string(server_->mapping_count()) +
+                            " mappings, epoch " + std::to_string(server_->epoch());
+  sd_notify(0, ready.c_str());
+}
+
+}  // namespace pcpd::daemon

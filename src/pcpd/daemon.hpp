@@ -1,0 +1,100 @@
+// pcpd::daemon::Daemon: wires configuration, the nftables datapath, core::Server, the UDP
+// sockets, the timers and the signals together, and runs the epoll loop.
+// Start-up: config -> NftDatapath::open -> set_external_interfaces -> recover -> Server::restore
+// -> epoch (continuous or reset, EpochStore) -> sockets -> READY=1 -> unsolicited ANNOUNCE.
+// SIGHUP reloads (a bad file keeps the old configuration), SIGTERM/SIGINT stop; mappings stay
+// in the kernel with their timeouts.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "core/server.hpp"
+#include "nft/nft_datapath.hpp"
+#include "pcpd/announce_schedule.hpp"
+#include "pcpd/event_loop.hpp"
+#include "pcpd/ingress_filter.hpp"
+#include "pcpd/udp_server_socket.hpp"
+#include "util/log.hpp"
+#include "wire/messages.hpp"
+
+namespace pcpd::daemon {
+
+struct Options {
+  std::string config_path = "/etc/pcpd/pcpd.conf";
+  bool debug = false;  // -d: log level debug whatever the file says
+};
+
+// Datagrams that never reached core (RFC 6887 §8.2), by reason.
+struct DropCounters {
+  std::uint64_t wrong_interface = 0;
+  std::uint64_t wrong_source = 0;
+  std::uint64_t not_unicast = 0;
+  std::uint64_t empty = 0;
+  std::uint64_t natpmp_v6 = 0;  // R-PMP-1: NAT-PMP is IPv4 only
+};
+
+class Daemon {
+ public:
+  explicit Daemon(Options options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Runs until SIGTERM/SIGINT. Returns the process exit status (0, or 1 on a start-up failure).
+  int run();
+
+ private:
+  struct Sockets {
+    std::optional<UdpServerSocket> v4;
+    std::optional<UdpServerSocket> v6;
+  };
+
+  bool start();
+  [[nodiscard]] std::optional<Sockets> open_sockets(std::uint16_t port) const;
+  void install_sockets(Sockets sockets);
+  [[nodiscard]] IngressFilter make_filter(const config::Config& config) const;
+  void setup_epoch(bool fully_recovered);
+  void reset_epoch(const char* reason);
+
+  void on_signal();
+  void on_socket(const UdpServerSocket& socket);
+  void handle(const UdpServerSocket& socket, const Datagram& d);
+  void on_expiry_timer();
+  void on_announce_timer();
+  void reload();
+
+  void start_announce();
+  void send_announce_copy();
+  void rearm_expiry();
+  void rearm_announce();
+  void note_datapath_errors(const char* during);
+  void apply_logging(const config::Config& config) const;
+
+  Options options_;
+  std::shared_ptr<const config::Config> config_;
+  core::BootClock clock_;
+  std::unique_ptr<nft::NftDatapath> datapath_;
+  std::unique_ptr<core::Server> server_;
+  std::unique_ptr<EventLoop> loop_;
+  std::optional<SignalFd> signals_;
+  std::optional<BootTimer> expiry_timer_;
+  std::optional<BootTimer> announce_timer_;
+  Sockets sockets_;
+  IngressFilter filter_;
+  AnnounceSchedule schedule_;
+  DropCounters drops_;
+  std::uint64_t datapath_errors_seen_ = 0;
+  log::RateLimiter datapath_limiter_;
+  log::RateLimiter socket_limiter_;
+  // RFC 6887 §7: one byte more than the largest valid message, so that oversize is detectable.
+  std::array<std::uint8_t, wire::kMaxMessageSize + 1> rx_{};
+  std::array<std::uint8_t, wire::kMaxMessageSize> tx_{};
+};
+
+}  // namespace pcpd::daemon

@@ -1,0 +1,156 @@
+#include "pcpd/udp_server_socket.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+namespace pcpd::daemon {
+
+namespace {
+
+int set_int(int fd, int level, int name, int value) {
+  return ::setsockopt(fd, level, name, &value, sizeof value);
+}
+
+}  // namespace
+
+Result<UdpServerSocket> UdpServerSocket::open(int family, std::uint16_t port) {
+  UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP));
+  if (!fd) return fail(ErrorDomain::Io, errno, "socket");
+  if (family == AF_INET) {
+    if (set_int(fd.get(), IPPROTO_IP, IP_PKTINFO, 1) != 0) return fail(ErrorDomain::Io, errno, "IP_PKTINFO");
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sin), sizeof sin) != 0)
+      return fail(ErrorDomain::Io, errno, "bind 0.0.0.0");
+  } else {
+    if (set_int(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1) != 0) return fail(ErrorDomain::Io, errno, "IPV6_V6ONLY");
+    if (set_int(fd.get(), IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) != 0)
+      return fail(ErrorDomain::Io, errno, "IPV6_RECVPKTINFO");
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(port);
+    sin6.sin6_addr = in6addr_any;
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6) != 0)
+      return fail(ErrorDomain::Io, errno, "bind [::]");
+  }
+  return UdpServerSocket(std::move(fd), family);
+}
+
+Result<Datagram> UdpServerSocket::receive(std::span<std::uint8_t> buffer) const {
+  sockaddr_storage from{};
+  iovec iov{buffer.data(), buffer.size()};
+  alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo))];
+  msghdr msg{};
+  msg.msg_name = &from;
+  msg.msg_namelen = sizeof from;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd_.get(), &msg, MSG_TRUNC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail(ErrorDomain::Io, errno, "recvmsg");
+
+  Datagram d;
+  // MSG_TRUNC: n is the datagram's real length, which may exceed the buffer (RFC 6887 §7: the
+  // buffer holds 1101 bytes so that an oversize request is still seen as oversize).
+  d.truncated = (msg.msg_flags & MSG_TRUNC) != 0 || static_cast<std::size_t>(n) > buffer.size();
+  d.size = std::min(static_cast<std::size_t>(n), buffer.size());
+  bool have_info = false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      d.ifindex = static_cast<unsigned>(info.ipi_ifindex);
+      d.destination = wire::IpAddr::from_v4(ntohl(info.ipi_addr.s_addr));
+      have_info = true;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      d.ifindex = info.ipi6_ifindex;
+      d.destination = wire::IpAddr::from_v6(info.ipi6_addr.s6_addr);
+      have_info = true;
+    }
+  }
+  if (!have_info) return fail(ErrorDomain::Io, EPROTO, "recvmsg without pktinfo");
+  if (from.ss_family == AF_INET) {
+    sockaddr_in sin{};
+    std::memcpy(&sin, &from, sizeof sin);
+    d.source = wire::IpAddr::from_v4(ntohl(sin.sin_addr.s_addr));
+    d.source_port = ntohs(sin.sin_port);
+  } else if (from.ss_family == AF_INET6) {
+    sockaddr_in6 sin6{};
+    std::memcpy(&sin6, &from, sizeof sin6);
+    d.source = wire::IpAddr::from_v6(sin6.sin6_addr.s6_addr);
+    d.source_port = ntohs(sin6.sin6_port);
+  } else {
+    return fail(ErrorDomain::Io, EAFNOSUPPORT, "recvmsg source family");
+  }
+  return d;
+}
+
+Result<void> UdpServerSocket::send(std::span<const std::uint8_t> data, const wire::IpAddr& to,
+                                   std::uint16_t port, const wire::IpAddr& from, unsigned ifindex) const {
+  iovec iov{const_cast<std::uint8_t*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+  sockaddr_in sin{};
+  sockaddr_in6 sin6{};
+  if (family_ == AF_INET) {
+    if (!to.is_v4()) return fail(ErrorDomain::Io, EAFNOSUPPORT, "send: IPv6 destination on IPv4 socket");
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(to.v4());
+    msg.msg_name = &sin;
+    msg.msg_namelen = sizeof sin;
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo info{};
+    info.ipi_ifindex = static_cast<int>(ifindex);
+    // ipi_spec_dst: the source address of the reply (RFC 6887 §8.3, R-HDR-1).
+    info.ipi_spec_dst.s_addr = from.is_v4() ? htonl(from.v4()) : htonl(INADDR_ANY);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  } else {
+    if (to.is_v4()) return fail(ErrorDomain::Io, EAFNOSUPPORT, "send: IPv4 destination on IPv6 socket");
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(port);
+    std::memcpy(&sin6.sin6_addr, to.bytes.data(), 16);
+    sin6.sin6_scope_id = ifindex;  // used by the kernel only for link-local / link-scope multicast
+    msg.msg_name = &sin6;
+    msg.msg_namelen = sizeof sin6;
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+    in6_pktinfo info{};
+    info.ipi6_ifindex = ifindex;
+    if (!from.is_v4()) std::memcpy(&info.ipi6_addr, from.bytes.data(), 16);
+    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail(ErrorDomain::Io, errno, "sendmsg");
+  return {};
+}
+
+}  // namespace pcpd::daemon

@@ -1,0 +1,362 @@
+// pcp_config parser: every key of docs/interfaces.md, its default, and every error path with
+// file:line in the message.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+#include "config/config_parser.hpp"
+
+using namespace pcpd;
+using namespace pcpd::config;
+
+namespace {
+
+const std::string kMinimal = "[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan0\"\n";
+
+Config parse(const std::string& text) { return parse_config_text(text, "test.conf"); }
+
+// Parses `text`, expects a ConfigError at `line` whose message contains `needle`.
+void expect_error(const std::string& text, int line, const std::string& needle) {
+  CAPTURE(text);
+  try {
+    (void)parse(text);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    CAPTURE(what);
+    CHECK(e.file == "test.conf");
+    CHECK(e.line == line);
+    CHECK(std::string(e.what()).rfind("test.conf:" + std::to_string(line) + ": ", 0) == 0);
+    CHECK(std::string(e.what()).find(needle) != std::string::npos);
+  }
+}
+
+// kMinimal plus one table with one key: the key is on line 5.
+std::string with(const std::string& table, const std::string& line) {
+  return kMinimal + "[" + table + "]\n" + line + "\n";
+}
+
+wire::IpAddr ip(const char* s) { return *wire::IpAddr::parse(s); }
+wire::Prefix pfx(const char* s) { return *wire::Prefix::parse(s); }
+
+}  // namespace
+
+TEST_CASE("config: defaults of a minimal file follow docs/interfaces.md") {
+  Config c = parse(kMinimal);
+  CHECK(c.file == "test.conf");
+  CHECK(c.internal_interfaces == std::vector<std::string>{"lan0"});
+  CHECK(c.external_interface == "wan0");
+  CHECK_FALSE(c.internal_prefixes_set);
+  CHECK(c.internal_prefixes.empty());
+  CHECK_FALSE(c.external_address_set);
+  CHECK(c.policy.external_v4.empty());
+  CHECK(c.internal_line == 2);
+  CHECK(c.external_line == 3);
+  const core::Policy d{};
+  CHECK(c.policy.min_lifetime == 120);
+  CHECK(c.policy.max_lifetime == 86400);
+  CHECK(c.policy.port_min == 1024);
+  CHECK(c.policy.port_max == 65535);
+  CHECK(c.policy.protocols == std::vector<std::uint8_t>{6, 17});
+  CHECK(c.policy.max_mappings_per_client == 256);
+  CHECK(c.policy.max_mappings == 1000000);
+  CHECK(c.policy.max_filters_per_mapping == 8);
+  CHECK_FALSE(c.policy.allow_all_ports);
+  CHECK(c.policy.description_max == 128);
+  CHECK(c.policy.denied_internal_ports.empty());
+  CHECK(c.policy.nat44);
+  CHECK(c.policy.ipv6_firewall);
+  CHECK(c.policy.peer_implicit_lifetime == 120);
+  CHECK(c.policy.short_error_lifetime == 30);
+  CHECK(c.policy.long_error_lifetime == 1800);
+  CHECK_FALSE(c.policy.third_party);
+  CHECK(c.policy.third_party_allow.empty());
+  CHECK(c.policy.natpmp);
+  CHECK(c.policy.option_codes.checkpoint_required == d.option_codes.checkpoint_required);
+  CHECK(c.announce);
+  CHECK(c.announce_copies == 10);
+  CHECK(c.nft_table == "pcpd");
+  CHECK(c.nft_grace == 30);
+  CHECK(c.state_dir == "/var/lib/pcpd");
+  CHECK(c.port == 5351);
+  CHECK(c.log_target == log::Target::Auto);
+  CHECK(c.log_level == log::Level::Info);
+}
+
+TEST_CASE("config: every key set to a non-default value") {
+  Config c = parse(R"([interfaces]
+internal = ["lan0", "lan1"]
+internal_prefixes = ["192.0.2.0/24", "2001:db8:1::/64"]
+external = "wan0"
+external_address = ["203.0.113.1", "203.0.113.2"]
+
+[mappings]
+min_lifetime = 60
+max_lifetime = 7200
+port_range = "20000-29999"
+protocols = ["tcp", "udp", "sctp", "dccp", "udplite", 47, "50"]
+max_per_client = 16
+max_total = 5000
+max_filters = 4
+allow_all_ports = true
+description_max = 1016
+denied_internal_ports = [22, 25, 22]
+nat44 = false
+ipv6_firewall = false
+peer_lifetime = 300
+
+[errors]
+short_lifetime = 10
+long_lifetime = 600
+
+[third_party]
+enabled = true
+allow = ["192.0.2.128/25", "2001:db8:1::/48"]
+
+[natpmp]
+enabled = false
+
+[announce]
+enabled = false
+copies = 3
+
+[nftables]
+table = "pcpd_test"
+grace = 0
+
+[daemon]
+state_dir = "/tmp/pcpd-state"
+port = 15351
+log = "stderr"
+log_level = "debug"
+)");
+  CHECK(c.internal_interfaces == std::vector<std::string>{"lan0", "lan1"});
+  CHECK(c.internal_prefixes_set);
+  CHECK(c.internal_prefixes == std::vector<wire::Prefix>{pfx("192.0.2.0/24"), pfx("2001:db8:1::/64")});
+  CHECK(c.external_address_set);
+  CHECK(c.policy.external_v4 == std::vector<wire::IpAddr>{ip("203.0.113.1"), ip("203.0.113.2")});
+  CHECK(c.policy.min_lifetime == 60);
+  CHECK(c.policy.max_lifetime == 7200);
+  CHECK(c.policy.port_min == 20000);
+  CHECK(c.policy.port_max == 29999);
+  CHECK(c.policy.protocols == std::vector<std::uint8_t>{6, 17, 132, 33, 136, 47, 50});
+  CHECK(c.policy.max_mappings_per_client == 16);
+  CHECK(c.policy.max_mappings == 5000);
+  CHECK(c.policy.max_filters_per_mapping == 4);
+  CHECK(c.policy.allow_all_ports);
+  CHECK(c.policy.description_max == 1016);
+  CHECK(c.policy.denied_internal_ports == std::vector<std::uint16_t>{22, 25});
+  CHECK_FALSE(c.policy.nat44);
+  CHECK_FALSE(c.policy.ipv6_firewall);
+  CHECK(c.policy.peer_implicit_lifetime == 300);
+  CHECK(c.policy.short_error_lifetime == 10);
+  CHECK(c.policy.long_error_lifetime == 600);
+  CHECK(c.policy.third_party);
+  CHECK(c.policy.third_party_allow == std::vector<wire::Prefix>{pfx("192.0.2.128/25"), pfx("2001:db8:1::/48")});
+  CHECK_FALSE(c.policy.natpmp);
+  CHECK_FALSE(c.announce);
+  CHECK(c.announce_copies == 3);
+  CHECK(c.nft_table == "pcpd_test");
+  CHECK(c.nft_grace == 0);
+  CHECK(c.state_dir == "/tmp/pcpd-state");
+  CHECK(c.port == 15351);
+  CHECK(c.log_target == log::Target::Stderr);
+  CHECK(c.log_level == log::Level::Debug);
+}
+
+TEST_CASE("config: single-port range and log targets/levels") {
+  CHECK(parse(with("mappings", "port_range = \"8080\"")).policy.port_min == 8080);
+  CHECK(parse(with("mappings", "port_range = \"8080\"")).policy.port_max == 8080);
+  CHECK(parse(with("daemon", "log = \"journal\"")).log_target == log::Target::Journal);
+  CHECK(parse(with("daemon", "log = \"auto\"")).log_target == log::Target::Auto);
+  CHECK(parse(with("daemon", "log_level = \"warning\"")).log_level == log::Level::Warning);
+  CHECK(parse(with("daemon", "log_level = \"error\"")).log_level == log::Level::Error);
+  CHECK(parse(with("daemon", "log_level = \"info\"")).log_level == log::Level::Info);
+  // A range that includes 5350/5351 is fine: core never hands those out (R-MAP-15).
+  CHECK(parse(with("mappings", "port_range = \"5000-6000\"")).policy.port_max == 6000);
+}
+
+TEST_CASE("config: accepts_source checks the internal prefixes (R-HDR-2)") {
+  Config c = parse(R"([interfaces]
+internal = ["lan0"]
+external = "wan0"
+internal_prefixes = ["192.0.2.0/24", "2001:db8:1::/64"]
+)");
+  CHECK(c.accepts_source(ip("192.0.2.77")));
+  CHECK(c.accepts_source(ip("2001:db8:1::5")));
+  CHECK_FALSE(c.accepts_source(ip("198.51.100.1")));
+  CHECK_FALSE(c.accepts_source(ip("2001:db8:2::5")));
+  CHECK_FALSE(c.accepts_source(ip("fe80::1")));
+}
+
+TEST_CASE("config errors: TOML syntax, unknown tables and keys") {
+  expect_error(kMinimal + "[mappings]\nmin_lifetime = \n", 5, "");
+  expect_error(kMinimal + "\n[bogus]\nx = 1\n", 5, "unknown table [bogus]");
+  expect_error("stray = 1\n" + kMinimal, 1, "unknown key 'stray'");
+  expect_error(kMinimal + "mappings = 5\n", 4, "unknown key 'mappings'");
+  expect_error("mappings = 5\n" + kMinimal, 1, "mappings: expected a table, got an integer");
+  expect_error(with("mappings", "min_lifetim = 1"), 5, "unknown key 'min_lifetim' in [mappings]");
+  expect_error(with("interfaces2", "x = 1"), 4, "unknown table [interfaces2]");
+  expect_error(kMinimal + "bogus = true\n", 4, "unknown key 'bogus' in [interfaces]");
+  for (const char* table : {"errors", "third_party", "natpmp", "announce", "nftables", "daemon"})
+    expect_error(with(table, "nope = 1"), 5, "unknown key 'nope' in [" + std::string(table) + "]");
+  expect_error(kMinimal + "[mappings]\nnat44 = true\nnat44 = false\n", 6, "");  // redefinition
+}
+
+TEST_CASE("config errors: [interfaces]") {
+  expect_error("[interfaces]\nexternal = \"wan0\"\n", 1, "interfaces.internal is required");
+  expect_error("[mappings]\nnat44 = true\n", 1, "interfaces.internal is required");
+  expect_error("[interfaces]\ninternal = [\"lan0\"]\n", 1, "interfaces.external is required");
+  expect_error("[interfaces]\ninternal = \"lan0\"\nexternal = \"wan0\"\n", 2,
+               "interfaces.internal: expected an array, got a string");
+  expect_error("[interfaces]\ninternal = []\nexternal = \"wan0\"\n", 2,
+               "interfaces.internal: needs at least one interface");
+  expect_error("[interfaces]\ninternal = [\n  \"lan0\",\n  3,\n]\nexternal = \"wan0\"\n", 4,
+               "interfaces.internal: expected strings, got an integer");
+  expect_error("[interfaces]\ninternal = [\"lan0\", \"lan0\"]\nexternal = \"wan0\"\n", 2, "listed twice");
+  expect_error("[interfaces]\ninternal = [\"a very long interface name\"]\nexternal = \"wan0\"\n", 2,
+               "is not an interface name");
+  expect_error("[interfaces]\ninternal = [\"lan/0\"]\nexternal = \"wan0\"\n", 2, "is not an interface name");
+  expect_error("[interfaces]\ninternal = [\"lan0\"]\nexternal = [\"wan0\"]\n", 3,
+               "interfaces.external: expected a string, got an array");
+  expect_error("[interfaces]\ninternal = [\"lan0\"]\nexternal = \"\"\n", 3, "is not an interface name");
+  expect_error("[interfaces]\ninternal = [\"lan0\"]\nexternal = \"lan0\"\n", 3, "also an internal interface");
+  expect_error(kMinimal + "internal_prefixes = [\"192.0.2.0/33\"]\n", 4,
+               "interfaces.internal_prefixes: '192.0.2.0/33' is not an address prefix");
+  expect_error(kMinimal + "internal_prefixes = [\"lan\"]\n", 4, "is not an address prefix");
+  expect_error(kMinimal + "internal_prefixes = []\n", 4, "needs at least one prefix");
+  expect_error(kMinimal + "internal_prefixes = \"192.0.2.0/24\"\n", 4, "expected an array");
+  expect_error(kMinimal + "external_address = [\"2001:db8::1\"]\n", 4, "is not an IPv4 address");
+  expect_error(kMinimal + "external_address = [\"203.0.113.300\"]\n", 4, "is not an address");
+  expect_error(kMinimal + "external_address = [\"0.0.0.0\"]\n", 4, "is not a usable address");
+  expect_error(kMinimal + "external_address = [\"203.0.113.1\", \"203.0.113.1\"]\n", 4, "listed twice");
+  expect_error(kMinimal + "external_address = []\n", 4, "needs at least one address");
+  expect_error(kMinimal + "external_address = [1]\n", 4, "expected strings, got an integer");
+}
+
+TEST_CASE("config errors: [mappings] lifetimes, quotas and ranges (R-LIFE-2)") {
+  expect_error(with("mappings", "min_lifetime = 0"), 5, "mappings.min_lifetime: 0 is out of range [1, 4294967295]");
+  expect_error(with("mappings", "max_lifetime = 4294967296"), 5, "mappings.max_lifetime: 4294967296 is out of range");
+  expect_error(with("mappings", "min_lifetime = \"120\""), 5, "mappings.min_lifetime: expected an integer, got a string");
+  expect_error(with("mappings", "min_lifetime = 1.5"), 5, "expected an integer, got a float");
+  expect_error(kMinimal + "[mappings]\nmin_lifetime = 600\nmax_lifetime = 300\n", 6,
+               "mappings.min_lifetime (600) is greater than mappings.max_lifetime (300)");
+  expect_error(kMinimal + "[mappings]\nmin_lifetime = 90000\n", 5, "greater than mappings.max_lifetime (86400)");
+  expect_error(with("mappings", "max_per_client = 0"), 5, "mappings.max_per_client: 0 is out of range");
+  expect_error(with("mappings", "max_total = -1"), 5, "mappings.max_total: -1 is out of range");
+  expect_error(with("mappings", "max_filters = 45"), 5, "mappings.max_filters: 45 is out of range [0, 44]");
+  expect_error(with("mappings", "description_max = 1017"), 5, "mappings.description_max: 1017 is out of range [0, 1016]");
+  expect_error(with("mappings", "peer_lifetime = 0"), 5, "mappings.peer_lifetime: 0 is out of range");
+  expect_error(with("mappings", "allow_all_ports = 1"), 5, "mappings.allow_all_ports: expected a boolean");
+  expect_error(with("mappings", "nat44 = \"yes\""), 5, "mappings.nat44: expected a boolean");
+  expect_error(with("mappings", "ipv6_firewall = 0"), 5, "mappings.ipv6_firewall: expected a boolean");
+}
+
+TEST_CASE("config errors: [mappings] ports and protocols") {
+  expect_error(with("mappings", "port_range = \"0-100\""), 5, "is not a port range");
+  expect_error(with("mappings", "port_range = \"1024-65536\""), 5, "is not a port range");
+  expect_error(with("mappings", "port_range = \"1024-\""), 5, "is not a port range");
+  expect_error(with("mappings", "port_range = \"a-b\""), 5, "is not a port range");
+  expect_error(with("mappings", "port_range = \"2000-1000\""), 5, "the first port is greater than the last");
+  expect_error(with("mappings", "port_range = \"5350-5351\""), 5, "only 5350/5351");
+  expect_error(with("mappings", "port_range = 1024"), 5, "mappings.port_range: expected a string, got an integer");
+  expect_error(with("mappings", "protocols = [\"tcp\", \"icmp\"]"), 5, "'icmp' is not tcp, udp, sctp, dccp, udplite or a number 1-255");
+  expect_error(with("mappings", "protocols = [0]"), 5, "'0' is not tcp");
+  expect_error(with("mappings", "protocols = [256]"), 5, "'256' is not tcp");
+  expect_error(with("mappings", "protocols = [\"tcp\", 6]"), 5, "'6' is listed twice");
+  expect_error(with("mappings", "protocols = [true]"), 5, "expected protocol names or numbers, got a boolean");
+  expect_error(with("mappings", "protocols = []"), 5, "needs at least one protocol");
+  expect_error(with("mappings", "protocols = \"tcp\""), 5, "expected an array");
+  expect_error(with("mappings", "denied_internal_ports = [22, 0]"), 5, "0 is out of range [1, 65535]");
+  expect_error(with("mappings", "denied_internal_ports = [65536]"), 5, "65536 is out of range");
+  expect_error(with("mappings", "denied_internal_ports = [\"ssh\"]"), 5, "expected port numbers, got a string");
+}
+
+TEST_CASE("config errors: [errors], [third_party], [natpmp], [announce]") {
+  expect_error(with("errors", "short_lifetime = 0"), 5, "errors.short_lifetime: 0 is out of range");
+  expect_error(with("errors", "long_lifetime = \"30m\""), 5, "errors.long_lifetime: expected an integer");
+  expect_error(with("third_party", "enabled = \"no\""), 5, "third_party.enabled: expected a boolean");
+  expect_error(with("third_party", "allow = [\"192.0.2.0/24\", \"x\"]"), 5, "third_party.allow: 'x' is not an address prefix");
+  expect_error(with("third_party", "allow = \"192.0.2.0/24\""), 5, "third_party.allow: expected an array");
+  expect_error(with("natpmp", "enabled = 1"), 5, "natpmp.enabled: expected a boolean");
+  expect_error(with("announce", "enabled = []"), 5, "announce.enabled: expected a boolean, got an array");
+  expect_error(with("announce", "copies = 0"), 5, "announce.copies: 0 is out of range [1, 10]");
+  expect_error(with("announce", "copies = 11"), 5, "announce.copies: 11 is out of range [1, 10]");
+}
+
+TEST_CASE("config errors: [nftables], [daemon]") {
+  expect_error(with("nftables", "table = \"\""), 5, "nftables.table: '' is not an nftables table name");
+  expect_error(with("nftables", "table = \"1pcpd\""), 5, "is not an nftables table name");
+  expect_error(with("nftables", "table = \"pc pd\""), 5, "is not an nftables table name");
+  expect_error(with("nftables", "table = 5"), 5, "nftables.table: expected a string");
+  expect_error(with("nftables", "grace = -1"), 5, "nftables.grace: -1 is out of range [0, 86400]");
+  expect_error(with("nftables", "grace = 86401"), 5, "nftables.grace: 86401 is out of range");
+  expect_error(with("daemon", "state_dir = \"var/lib/pcpd\""), 5, "daemon.state_dir: 'var/lib/pcpd' is not an absolute path");
+  expect_error(with("daemon", "state_dir = \"\""), 5, "is not an absolute path");
+  expect_error(with("daemon", "port = 0"), 5, "daemon.port: 0 is out of range [1, 65535]");
+  expect_error(with("daemon", "port = 70000"), 5, "daemon.port: 70000 is out of range");
+  expect_error(with("daemon", "port = \"5351\""), 5, "daemon.port: expected an integer");
+  expect_error(with("daemon", "log = \"syslog\""), 5, "daemon.log: 'syslog' is not auto, journal or stderr");
+  expect_error(with("daemon", "log_level = \"verbose\""), 5, "daemon.log_level: 'verbose' is not debug, info, warning or error");
+  expect_error(with("daemon", "log_level = 7"), 5, "daemon.log_level: expected a string");
+}
+
+TEST_CASE("config: parse_config_file reads a file and names it in errors") {
+  char path[] = "/tmp/pcpd-config-test-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  {
+    std::ofstream out(path);
+    out << kMinimal << "[daemon]\nport = 99999\n";
+  }
+  try {
+    (void)parse_config_file(path);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(e.file == path);
+    CHECK(e.line == 5);
+    CHECK(std::string(e.what()) == std::string(path) + ":5: daemon.port: 99999 is out of range [1, 65535]");
+  }
+  {
+    std::ofstream out(path);
+    out << kMinimal;
+  }
+  CHECK(parse_config_file(path).file == path);
+  std::remove(path);
+  try {
+    (void)parse_config_file(path);
+    FAIL("no ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(e.line == 0);
+    CHECK(std::string(e.what()).find(std::string(path) + ": cannot open") == 0);
+  }
+}
+
+TEST_CASE("config: the shipped packaging/pcpd.conf is valid and documents every key") {
+  const std::string path = std::string(PCPD_SOURCE_DIR) + "/packaging/pcpd.conf";
+  Config c = parse_config_file(path);
+  CHECK(c.internal_interfaces == std::vector<std::string>{"lan0"});
+  CHECK(c.external_interface == "wan0");
+  // The example keeps the defaults (so it documents them).
+  CHECK(c.policy.max_lifetime == 86400);
+  CHECK(c.port == 5351);
+  std::ifstream in(path);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  for (const char* key :
+       {"internal", "internal_prefixes", "external", "external_address", "min_lifetime",
+        "max_lifetime", "port_range", "protocols", "max_per_client", "max_total", "max_filters",
+        "allow_all_ports", "description_max", "denied_internal_ports", "nat44", "ipv6_firewall",
+        "peer_lifetime", "short_lifetime", "long_lifetime", "enabled", "allow", "copies", "table",
+        "grace", "state_dir", "port", "log", "log_level", "[interfaces]", "[mappings]", "[errors]",
+        "[third_party]", "[natpmp]", "[announce]", "[nftables]", "[daemon]"}) {
+    CAPTURE(key);
+    CHECK(text.find(key) != std::string::npos);
+  }
+}
