@@ -79,20 +79,24 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     next.origin = t.origin;
     next.client_addr = t.client;
     next.third_party = t.third_party;
-    // RFC 7767: election is policy added by the checkpoint work; until then nothing is elected
-    // and CHECKPOINT_REQUIRED is never echoed (R-CKPT-2).
-    next.checkpoint = false;
+    // RFC 7767 §3.1 / R-CKPT-5: after the refresh checks, the option elects, its absence
+    // un-elects; a change of election alone is still a Replace (the backend marks/unmarks).
+    const Election election = elect(req, t, cur);
+    next.checkpoint = elected(election);
 
     ChangeSet cs;
     cs.changes.push_back(make_change(Change::Op::Replace, next, *cur));
     if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
     ++stats.refreshed;
+    record_election(election, t);
     Reply r = success(req, assigned(body, next), lifetime);
     r.response.options.third_party = o.third_party;  // R-TP-1, R-OPT-6: echo if requested
     r.response.options.prefer_failure = o.prefer_failure;
     r.response.options.filters = o.filters;  // R-FLT-1: echoed only if requested
     r.response.options.filter_count = o.filter_count;
     r.response.options.description = description;
+    // R-CKPT-2/3/4: echoed only when asked and honoured; otherwise left out.
+    r.response.options.checkpoint_required = next.checkpoint;
     return r;
   }
 
@@ -109,7 +113,6 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   m.lifetime = lifetime;
   m.expires = now + Seconds(lifetime);
   m.third_party = t.third_party;
-  m.checkpoint = false;  // RFC 7767 election is policy added by the checkpoint work
   auto filters = merge_filters({}, o.filter_list(), policy.max_filters_per_mapping);
   if (!filters) return error(req, ResultCode::ExcessiveRemotePeers);  // R-FLT-3
   m.filters = std::move(*filters);
@@ -132,16 +135,23 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     m.external_port = std::get<External>(ext).port;
   }
 
+  // RFC 7767 §3.1 / R-CKPT-4: over a checkpoint limit the mapping is served all the same,
+  // without the option.
+  const Election election = elect(req, t, nullptr);
+  m.checkpoint = elected(election);
+
   ChangeSet cs;
   cs.changes.push_back(make_change(Change::Op::Add, m));
   if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.created;
+  record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
   r.response.options.third_party = o.third_party;
   r.response.options.prefer_failure = o.prefer_failure;
   r.response.options.filters = o.filters;
   r.response.options.filter_count = o.filter_count;
   r.response.options.description = description;
+  r.response.options.checkpoint_required = m.checkpoint;  // R-CKPT-2/3/4
   return r;
 }
 

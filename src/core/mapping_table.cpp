@@ -47,6 +47,24 @@ std::size_t MappingTable::count_for_internal(const IpAddr& internal) const {
   return it == by_internal_.end() ? 0 : it->second.size();
 }
 
+std::size_t MappingTable::elected_for_internal(const IpAddr& internal) const {
+  auto it = elected_by_internal_.find(internal);
+  return it == elected_by_internal_.end() ? 0 : it->second;
+}
+
+void MappingTable::count_elected(const Mapping& m, bool add) {
+  if (!m.checkpoint) return;
+  if (add) {
+    ++elected_total_;
+    ++elected_by_internal_[m.internal_addr];
+    return;
+  }
+  auto it = elected_by_internal_.find(m.internal_addr);
+  PCPD_ASSERT(elected_total_ > 0 && it != elected_by_internal_.end() && it->second > 0);
+  --elected_total_;
+  if (--it->second == 0) elected_by_internal_.erase(it);
+}
+
 std::vector<const Mapping*> MappingTable::resolve(const IdSet* ids) const {
   std::vector<const Mapping*> out;
   if (ids == nullptr) return out;
@@ -152,6 +170,7 @@ void MappingTable::insert(Mapping m) {
   by_internal_[m.internal_addr].insert(id);
   by_client_[m.client_addr].insert(id);
   expiry_.emplace(m.expires, id);
+  count_elected(m, true);
   entries_.emplace(id, std::move(m));
 }
 
@@ -168,6 +187,7 @@ void MappingTable::erase(const Mapping& key) {
   unlink(by_internal_, m.internal_addr, *id);
   unlink(by_client_, m.client_addr, *id);
   expiry_.erase({m.expires, *id});
+  count_elected(m, false);
   entries_.erase(it);
 }
 
@@ -182,6 +202,9 @@ void MappingTable::replace(const Mapping& m) {
     unlink(by_client_, cur.client_addr, *id);
     by_client_[m.client_addr].insert(*id);
   }
+  // The key (and so internal_addr) is unchanged; only the election may differ.
+  count_elected(cur, false);
+  count_elected(m, true);
   cur = m;
 }
 

@@ -5,6 +5,7 @@
 //   external endpoint -> internal endpoint; per (external addr, proto) a PortAllocator bitmap
 //   internal address and requesting client -> their mappings (quotas, bulk deletes, R-LIFE-6)
 //   expiry order (std::set, O(log n))
+//   elected (RFC 7767 checkpoint) mappings: total and per internal address (checkpoint quotas)
 // The table never calls the datapath: Server applies a ChangeSet first, then commit()s it here.
 #pragma once
 
@@ -50,6 +51,9 @@ class MappingTable {
   [[nodiscard]] std::size_t count_for_internal(const IpAddr& internal) const;
   [[nodiscard]] std::vector<const Mapping*> of_internal(const IpAddr& internal) const;
   [[nodiscard]] std::vector<const Mapping*> of_client(const IpAddr& client) const;
+  // RFC 7767 elected mappings (Mapping::checkpoint), kept by every mutation below.
+  [[nodiscard]] std::size_t elected_count() const { return elected_total_; }
+  [[nodiscard]] std::size_t elected_for_internal(const IpAddr& internal) const;
 
   [[nodiscard]] Millis next_expiry() const;
   [[nodiscard]] std::vector<Mapping> due(Millis now) const;  // expires <= now, soonest first
@@ -81,6 +85,7 @@ class MappingTable {
                      Id id);
   void bind(const Mapping& m);
   void unbind(const Mapping& m);
+  void count_elected(const Mapping& m, bool add);
 
   Id next_id_ = 1;
   std::unordered_map<Id, Mapping> entries_;
@@ -93,6 +98,8 @@ class MappingTable {
   std::unordered_map<IpAddr, IdSet, wire::IpAddrHash> by_internal_;
   std::unordered_map<IpAddr, IdSet, wire::IpAddrHash> by_client_;
   std::set<std::pair<Millis, Id>> expiry_;
+  std::size_t elected_total_ = 0;
+  std::unordered_map<IpAddr, std::size_t, wire::IpAddrHash> elected_by_internal_;
 };
 
 }  // namespace pcpd::core

@@ -60,10 +60,14 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     const auto description = apply_description(next, o, policy.description_max);
     next.client_addr = t.client;
     next.third_party = t.third_party;
-    next.checkpoint = false;  // RFC 7767 election is policy added by the checkpoint work
+    // RFC 7767 §3.1 / R-CKPT-5: any PEER on the mapping renews its election (a lifetime query
+    // included): the option elects, its absence un-elects.
+    const Election election = elect(req, t, cur);
+    next.checkpoint = elected(election);
 
     if (next.expires != cur->expires || next.description != cur->description ||
-        next.client_addr != cur->client_addr || next.third_party != cur->third_party) {
+        next.client_addr != cur->client_addr || next.third_party != cur->third_party ||
+        next.checkpoint != cur->checkpoint) {
       ChangeSet cs;
       Change c;
       c.op = Change::Op::Replace;
@@ -73,9 +77,11 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
       if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
       ++stats.refreshed;
     }
+    record_election(election, t);
     Reply r = success(req, assigned(body, next), next.remaining(now));
     r.response.options.third_party = o.third_party;
     r.response.options.description = description;
+    r.response.options.checkpoint_required = next.checkpoint;  // R-CKPT-2/3/4
     return r;
   }
 
@@ -97,7 +103,6 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   m.lifetime = lifetime;
   m.expires = now + Seconds(lifetime);
   m.third_party = t.third_party;
-  m.checkpoint = false;
   const auto description = apply_description(m, o, policy.description_max);
 
   if (const MappingTable::Binding* b = table.binding(key)) {
@@ -115,6 +120,10 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     m.external_port = std::get<External>(ext).port;
   }
 
+  // RFC 7767 §3.1 / R-CKPT-4: over a checkpoint limit the PEER is served without the option.
+  const Election election = elect(req, t, nullptr);
+  m.checkpoint = elected(election);
+
   ChangeSet cs;
   Change c;
   c.op = Change::Op::Add;
@@ -122,9 +131,11 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   cs.changes.push_back(std::move(c));
   if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.created;
+  record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
   r.response.options.third_party = o.third_party;
   r.response.options.description = description;
+  r.response.options.checkpoint_required = m.checkpoint;  // R-CKPT-2/3/4
   return r;
 }
 

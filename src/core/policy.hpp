@@ -28,7 +28,6 @@ struct Policy {
   std::uint32_t max_lifetime = 86400;
   std::uint32_t short_error_lifetime = 30;
   std::uint32_t long_error_lifetime = 1800;
-  std::uint32_t peer_implicit_lifetime = 120;  // PEER create with lifetime 0 (R-PEER-3 decision)
 
   // External ports handed out (R-MAP-15: 5350/5351 on our own addresses never).
   std::uint16_t port_min = 1024;

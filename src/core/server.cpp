@@ -82,6 +82,7 @@ bool Server::Impl::apply(const ChangeSet& changes) {
     return false;
   }
   table.commit(changes);
+  stats.elected = table.elected_count();  // RFC 7767 gauge follows the table
   return true;
 }
 
@@ -113,6 +114,23 @@ std::optional<ResultCode> Server::Impl::check_quota(const IpAddr& internal) cons
     return ResultCode::UserExQuota;
   if (table.size() >= policy.max_mappings) return ResultCode::NoResources;  // R-QUOTA-2
   return std::nullopt;
+}
+
+Election Server::Impl::elect(const wire::Request& req, const Target& t,
+                             const Mapping* current) const {
+  // RFC 7767 §3.1 / R-CKPT-1: MAP and PEER only (the caller); NAT-PMP has no such option and
+  // its mappings are never elected (a NAT-PMP renewal un-elects, as a renewal without it does).
+  const bool requested = req.options.checkpoint_required && t.origin == Origin::Pcp;
+  const bool already = current != nullptr && current->checkpoint;
+  // R-CKPT-7: the client is the mapping's internal address (THIRD_PARTY: the third party), as
+  // for the mapping quota (check_quota).
+  const ElectionCounts counts{table.elected_count(), table.elected_for_internal(t.internal)};
+  return checkpoint_limiter.decide(policy.checkpoint, requested, already, counts, t.internal,
+                                   clock.now());
+}
+
+void Server::Impl::record_election(Election e, const Target& t) {
+  checkpoint_limiter.record(policy.checkpoint, e, t.internal, clock.now(), stats);
 }
 
 Reply Server::Impl::handle(const wire::Request& req, const Context& ctx) {
@@ -273,10 +291,13 @@ std::size_t Server::restore(std::vector<Mapping> mappings) {
       ++s.stats.restore_conflicts;
       continue;
     }
+    // RFC 7767: an elected mapping stays elected (its election keys are installed too) and
+    // counts against the checkpoint caps from now on, even beyond them.
     s.table.insert(std::move(m));  // already installed: no apply (R-OWN-5 keeps the nonce)
     ++accepted;
   }
   s.stats.restored += accepted;
+  s.stats.elected = s.table.elected_count();
   return accepted;
 }
 

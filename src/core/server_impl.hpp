@@ -9,6 +9,7 @@
 #include <random>
 #include <variant>
 
+#include "core/checkpoint_limiter.hpp"
 #include "core/epoch.hpp"
 #include "core/mapping_table.hpp"
 #include "core/server.hpp"
@@ -40,6 +41,7 @@ struct Server::Impl {
   MappingTable table;
   Stats stats;
   std::minstd_rand rng;
+  CheckpointLimiter checkpoint_limiter;  // RFC 7767 rate limit; counts live in the table
 
   // server.cpp
   Reply handle(const wire::Request& req, const Context& ctx);
@@ -60,6 +62,12 @@ struct Server::Impl {
                                                                std::uint8_t protocol,
                                                                std::uint16_t internal_port) const;
   [[nodiscard]] std::optional<wire::ResultCode> check_quota(const IpAddr& internal) const;
+  // RFC 7767 (R-CKPT-4/5/7): the election of the mapping a served MAP/PEER request creates or
+  // renews; `current` is the existing mapping (nullptr: a create). Changes nothing.
+  [[nodiscard]] Election elect(const wire::Request& req, const Target& t,
+                               const Mapping* current) const;
+  // After the request's ChangeSet was applied: rate token and checkpoint counters.
+  void record_election(Election e, const Target& t);
 
   // map_handler.cpp
   Reply handle_map(const wire::Request& req, const wire::MapBody& body, const Target& t);

@@ -160,16 +160,6 @@ TEST_CASE("UTF-8 validation rejects overlongs, surrogates and code points above 
   CHECK_FALSE(valid_utf8("\xE2\x82"));     // truncated
 }
 
-TEST_CASE("R-CKPT-2 CHECKPOINT_REQUIRED is not honoured yet: never echoed, mapping not elected") {
-  Fixture f;
-  auto req = map_req({});
-  req.options.checkpoint_required = true;
-  auto r = f.send(req);
-  REQUIRE(r.kind == Reply::Kind::Success);
-  CHECK_FALSE(r.response.options.checkpoint_required);
-  CHECK_FALSE(f.server->mappings().front().checkpoint);
-}
-
 TEST_CASE("R-OPT-2 unprocessed optional options and CAPABILITY are not echoed") {
   Fixture f;
   auto req = map_req({});
