@@ -50,7 +50,12 @@ struct Config {
   std::string nft_table = "pcpd";
   std::uint32_t nft_grace = 30;
 
+  // [checkpoint] ct mark bits (the limits live in policy.checkpoint); must match pcpd.nft.
+  std::uint32_t elected_mark = 0x1;
+  std::uint32_t sticky_mark = 0x2;
+
   // [daemon]
+  std::string control_socket = "/run/pcpd/ctl.sock";
   std::string state_dir = "/var/lib/pcpd";
   std::uint16_t port = wire::kServerPort;
   log::Target log_target = log::Target::Auto;

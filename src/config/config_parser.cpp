@@ -86,6 +86,23 @@ class Section {
   void u32(std::string_view key, std::uint32_t& out, std::int64_t min, std::int64_t max = kU32Max) const {
     if (auto x = integer(key, min, max)) out = static_cast<std::uint32_t>(*x);
   }
+  // An integer or a float, within [min, max].
+  void number(std::string_view key, double& out, double min, double max) const {
+    const auto* n = get(key);
+    if (n == nullptr) return;
+    double x = 0;
+    if (const auto* i = n->as_integer()) {
+      x = static_cast<double>(i->get());
+    } else if (const auto* f = n->as_floating_point()) {
+      x = f->get();
+    } else {
+      wrong_type(key, *n, "a number");
+    }
+    if (!(x >= min && x <= max))
+      fail_key(key, std::to_string(x) + " is out of range [" + std::to_string(min) + ", " +
+                        std::to_string(max) + "]");
+    out = x;
+  }
   void boolean(std::string_view key, bool& out) const {
     const auto* n = get(key);
     if (n == nullptr) return;
@@ -220,7 +237,7 @@ void parse_interfaces(const Section& s, Config& c) {
 void parse_mappings(const Section& s, Config& c) {
   s.only({"min_lifetime", "max_lifetime", "port_range", "protocols", "max_per_client", "max_total",
           "max_filters", "allow_all_ports", "description_max", "denied_internal_ports", "nat44",
-          "ipv6_firewall", "peer_lifetime"});
+          "ipv6_firewall"});
   auto& p = c.policy;
   s.u32("min_lifetime", p.min_lifetime, 1);
   s.u32("max_lifetime", p.max_lifetime, 1);
@@ -292,7 +309,6 @@ void parse_mappings(const Section& s, Config& c) {
   }
   s.boolean("nat44", p.nat44);
   s.boolean("ipv6_firewall", p.ipv6_firewall);
-  s.u32("peer_lifetime", p.peer_implicit_lifetime, 1);
 }
 
 void parse_errors(const Section& s, Config& c) {
@@ -335,8 +351,44 @@ void parse_nftables(const Section& s, Config& c) {
   s.u32("grace", c.nft_grace, 0, 86400);
 }
 
+// [checkpoint]: CHECKPOINT_REQUIRED (RFC 7767) limits and the ct mark bits of the HA recipe.
+void parse_checkpoint(const Section& s, Config& c) {
+  s.only({"enabled", "option_code", "max_total", "max_per_client", "rate_per_client",
+          "burst_per_client", "elected_mark", "sticky_mark"});
+  auto& k = c.policy.checkpoint;
+  s.boolean("enabled", k.enabled);
+  // RFC 6887 §7.3: 128..255 are optional-to-process, which is what RFC 7767 asks for; the two
+  // reserved codes and the codes the codec already gives a meaning are refused.
+  if (auto code = s.integer("option_code", 128, 254)) {
+    if (*code == 128 || *code == 129 || *code == 130)
+      s.fail_key("option_code", std::to_string(*code) + " is DESCRIPTION, PREFIX64 or PORT_SET");
+    c.policy.option_codes.checkpoint_required = static_cast<std::uint8_t>(*code);
+  }
+  s.u32("max_total", k.max_total, 0);
+  s.u32("max_per_client", k.max_per_client, 0);
+  s.number("rate_per_client", k.rate_per_client, 0.0, 1e6);
+  s.number("burst_per_client", k.burst_per_client, 1.0, 1e6);
+  auto single_bit = [&](std::string_view key, std::uint32_t& out) {
+    if (auto v = s.integer(key, 1, 0x80000000LL)) {
+      if ((*v & (*v - 1)) != 0) s.fail_key(key, std::to_string(*v) + " is not a single bit");
+      out = static_cast<std::uint32_t>(*v);
+    }
+  };
+  single_bit("elected_mark", c.elected_mark);
+  single_bit("sticky_mark", c.sticky_mark);
+  if (c.elected_mark == c.sticky_mark)
+    s.fail_key("sticky_mark", "must differ from elected_mark");
+  if (c.policy.option_codes.checkpoint_required == c.policy.option_codes.capability)
+    s.fail_key("option_code", "collides with the CAPABILITY option code");
+}
+
 void parse_daemon(const Section& s, Config& c) {
-  s.only({"state_dir", "port", "log", "log_level"});
+  s.only({"state_dir", "port", "log", "log_level", "control_socket"});
+  if (auto path = s.string("control_socket")) {
+    if (path->empty() || path->front() != '/' || path->size() >= 108)
+      s.fail_key("control_socket", "'" + *path + "' is not an absolute path shorter than 108 bytes");
+    c.control_socket = *path;
+  }
   if (auto dir = s.string("state_dir")) {
     if (dir->empty() || dir->front() != '/') s.fail_key("state_dir", "'" + *dir + "' is not an absolute path");
     c.state_dir = *dir;
@@ -388,7 +440,8 @@ Config parse_config_text(std::string_view text, const std::string& file) {
       {"interfaces", parse_interfaces}, {"mappings", parse_mappings},
       {"errors", parse_errors},         {"third_party", parse_third_party},
       {"natpmp", parse_natpmp},         {"announce", parse_announce},
-      {"nftables", parse_nftables},     {"daemon", parse_daemon},
+      {"nftables", parse_nftables},     {"checkpoint", parse_checkpoint},
+      {"daemon", parse_daemon},
   };
   for (auto&& [k, v] : root) {
     bool known = std::any_of(std::begin(kParts), std::end(kParts),

@@ -104,7 +104,9 @@ bool Daemon::start() {
 
   // 2. The kernel datapath.
   try {
-    datapath_ = nft::NftDatapath::open(nft::TableSpec{cfg.nft_table, cfg.nft_grace});
+    datapath_ = nft::NftDatapath::open(nft::TableSpec{
+        .table = cfg.nft_table, .grace_seconds = cfg.nft_grace, .elected_mark = cfg.elected_mark,
+        .sticky_mark = cfg.sticky_mark});
   } catch (const nft::SetupError& e) {
     log::error("nft.setup_failed", {{"message", e.what()}});
     notify_status(std::string("nftables: ") + e.what());
@@ -159,6 +161,8 @@ bool Daemon::start() {
   }
   install_sockets(std::move(*sockets));
   rearm_expiry();
+  if (!open_control()) return false;
+  warn_conntrack_events();
 
   // 6. Ready, then tell the clients (RFC 6887 §14.1.3, R-ANN-3; RFC 6886 §3.2.1, R-PMP-4).
   const std::string status = "serving " + std::to_string(server_->mapping_count()) +

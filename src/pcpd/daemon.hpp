@@ -13,6 +13,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "ctl/ctl_socket.hpp"
 #include "core/clock.hpp"
 #include "core/server.hpp"
 #include "nft/nft_datapath.hpp"
@@ -38,6 +39,10 @@ struct DropCounters {
   std::uint64_t empty = 0;
   std::uint64_t natpmp_v6 = 0;  // R-PMP-1: NAT-PMP is IPv4 only
 };
+
+// VRRP role as keepalived reports it through `pcpctl ha` (standalone until told otherwise).
+enum class Role : std::uint8_t { Standalone, Primary, Backup, Fault };
+const char* to_string(Role role);
 
 class Daemon {
  public:
@@ -76,6 +81,13 @@ class Daemon {
   void note_datapath_errors(const char* during);
   void apply_logging(const config::Config& config) const;
 
+  // Control socket (control.cpp): pcpctl list / stats / ha / ct-touch / reload.
+  bool open_control();
+  nlohmann::json control(const std::string& cmd, const nlohmann::json& args);
+  nlohmann::json control_stats();
+  nlohmann::json set_role(const std::string& role);
+  void warn_conntrack_events() const;
+
   Options options_;
   std::shared_ptr<const config::Config> config_;
   core::BootClock clock_;
@@ -85,6 +97,8 @@ class Daemon {
   std::optional<SignalFd> signals_;
   std::optional<BootTimer> expiry_timer_;
   std::optional<BootTimer> announce_timer_;
+  std::optional<ctl::CtlServer> ctl_;
+  Role role_ = Role::Standalone;
   Sockets sockets_;
   IngressFilter filter_;
   AnnounceSchedule schedule_;

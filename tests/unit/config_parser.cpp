@@ -70,7 +70,11 @@ TEST_CASE("config: defaults of a minimal file follow docs/interfaces.md") {
   CHECK(c.policy.denied_internal_ports.empty());
   CHECK(c.policy.nat44);
   CHECK(c.policy.ipv6_firewall);
-  CHECK(c.policy.peer_implicit_lifetime == 120);
+  CHECK(c.policy.checkpoint.enabled);
+  CHECK(c.policy.option_codes.checkpoint_required == 192);
+  CHECK(c.elected_mark == 0x1);
+  CHECK(c.sticky_mark == 0x2);
+  CHECK(c.control_socket == "/run/pcpd/ctl.sock");
   CHECK(c.policy.short_error_lifetime == 30);
   CHECK(c.policy.long_error_lifetime == 1800);
   CHECK_FALSE(c.policy.third_party);
@@ -107,7 +111,6 @@ description_max = 1016
 denied_internal_ports = [22, 25, 22]
 nat44 = false
 ipv6_firewall = false
-peer_lifetime = 300
 
 [errors]
 short_lifetime = 10
@@ -128,7 +131,18 @@ copies = 3
 table = "pcpd_test"
 grace = 0
 
+[checkpoint]
+enabled = false
+option_code = 200
+max_total = 10
+max_per_client = 2
+rate_per_client = 0.5
+burst_per_client = 3
+elected_mark = 0x10
+sticky_mark = 0x20
+
 [daemon]
+control_socket = "/tmp/pcpd-test.sock"
 state_dir = "/tmp/pcpd-state"
 port = 15351
 log = "stderr"
@@ -152,7 +166,15 @@ log_level = "debug"
   CHECK(c.policy.denied_internal_ports == std::vector<std::uint16_t>{22, 25});
   CHECK_FALSE(c.policy.nat44);
   CHECK_FALSE(c.policy.ipv6_firewall);
-  CHECK(c.policy.peer_implicit_lifetime == 300);
+  CHECK_FALSE(c.policy.checkpoint.enabled);
+  CHECK(c.policy.option_codes.checkpoint_required == 200);
+  CHECK(c.policy.checkpoint.max_total == 10);
+  CHECK(c.policy.checkpoint.max_per_client == 2);
+  CHECK(c.policy.checkpoint.rate_per_client == doctest::Approx(0.5));
+  CHECK(c.policy.checkpoint.burst_per_client == doctest::Approx(3.0));
+  CHECK(c.elected_mark == 0x10);
+  CHECK(c.sticky_mark == 0x20);
+  CHECK(c.control_socket == "/tmp/pcpd-test.sock");
   CHECK(c.policy.short_error_lifetime == 10);
   CHECK(c.policy.long_error_lifetime == 600);
   CHECK(c.policy.third_party);
@@ -250,7 +272,15 @@ TEST_CASE("config errors: [mappings] lifetimes, quotas and ranges (R-LIFE-2)") {
   expect_error(with("mappings", "max_total = -1"), 5, "mappings.max_total: -1 is out of range");
   expect_error(with("mappings", "max_filters = 45"), 5, "mappings.max_filters: 45 is out of range [0, 44]");
   expect_error(with("mappings", "description_max = 1017"), 5, "mappings.description_max: 1017 is out of range [0, 1016]");
-  expect_error(with("mappings", "peer_lifetime = 0"), 5, "mappings.peer_lifetime: 0 is out of range");
+  expect_error(with("checkpoint", "elected_mark = 3"), 5, "checkpoint.elected_mark: 3 is not a single bit");
+  expect_error(with("checkpoint", "sticky_mark = 1"), 5, "checkpoint.sticky_mark: must differ from elected_mark");
+  expect_error(with("checkpoint", "option_code = 5"), 5, "checkpoint.option_code: 5 is out of range [128, 254]");
+  expect_error(with("checkpoint", "option_code = 224"), 5, "collides with the CAPABILITY option code");
+  expect_error(with("checkpoint", "option_code = 129"), 5, "is DESCRIPTION, PREFIX64 or PORT_SET");
+  expect_error(with("checkpoint", "rate_per_client = \"fast\""), 5, "checkpoint.rate_per_client: expected a number");
+  expect_error(with("checkpoint", "burst_per_client = 0"), 5, "checkpoint.burst_per_client: 0.000000 is out of range");
+  expect_error(with("checkpoint", "mark = 1"), 5, "unknown key");
+  expect_error(with("daemon", "control_socket = \"ctl.sock\""), 5, "daemon.control_socket: 'ctl.sock' is not an absolute path");
   expect_error(with("mappings", "allow_all_ports = 1"), 5, "mappings.allow_all_ports: expected a boolean");
   expect_error(with("mappings", "nat44 = \"yes\""), 5, "mappings.nat44: expected a boolean");
   expect_error(with("mappings", "ipv6_firewall = 0"), 5, "mappings.ipv6_firewall: expected a boolean");
@@ -353,9 +383,11 @@ TEST_CASE("config: the shipped packaging/pcpd.conf is valid and documents every 
        {"internal", "internal_prefixes", "external", "external_address", "min_lifetime",
         "max_lifetime", "port_range", "protocols", "max_per_client", "max_total", "max_filters",
         "allow_all_ports", "description_max", "denied_internal_ports", "nat44", "ipv6_firewall",
-        "peer_lifetime", "short_lifetime", "long_lifetime", "enabled", "allow", "copies", "table",
+        "short_lifetime", "long_lifetime", "enabled", "allow", "copies", "table",
         "grace", "state_dir", "port", "log", "log_level", "[interfaces]", "[mappings]", "[errors]",
-        "[third_party]", "[natpmp]", "[announce]", "[nftables]", "[daemon]"}) {
+        "[third_party]", "[natpmp]", "[announce]", "[nftables]", "[daemon]", "[checkpoint]",
+        "option_code", "max_per_client", "rate_per_client", "burst_per_client", "elected_mark",
+        "sticky_mark", "control_socket"}) {
     CAPTURE(key);
     CHECK(text.find(key) != std::string::npos);
   }

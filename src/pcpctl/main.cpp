@@ -1,0 +1,85 @@
+// pcpctl: the operator's tool for a running pcpd, over the control socket (never netlink).
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "ctl/ctl_json.hpp"
+#include "ctl/ctl_socket.hpp"
+#include "ctl/metrics.hpp"
+
+namespace {
+
+// Prints the error of a failed call and returns the exit status.
+int report_failure(const nlohmann::json& r) {
+  std::fprintf(stderr, "pcpctl: %s\n", r.value("error", std::string("unknown error")).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pcpctl: control a running pcpd"};
+  app.require_subcommand(1);
+  std::string socket_path = pcpd::ctl::kDefaultPath;
+  app.add_option("--socket", socket_path, "control socket")->capture_default_str();
+
+  bool json = false;
+  auto* list = app.add_subcommand("list", "list mappings");
+  list->add_flag("--json", json, "JSON array");
+
+  std::string format = "text";
+  auto* stats = app.add_subcommand("stats", "counters");
+  stats->add_option("--format", format, "text, json or prometheus")
+      ->check(CLI::IsMember({"text", "json", "prometheus"}))
+      ->capture_default_str();
+  stats->add_flag_callback("--json", [&] { format = "json"; }, "same as --format json");
+
+  std::string role;
+  auto* ha = app.add_subcommand("ha", "tell pcpd its VRRP role (keepalived notify)");
+  ha->add_option("role", role, "primary, backup or fault")
+      ->required()
+      ->check(CLI::IsMember({"primary", "backup", "fault", "master"}));
+  auto* touch = app.add_subcommand("ct-touch", "re-announce every marked connection to conntrackd");
+  auto* reload = app.add_subcommand("reload", "reload the configuration (like SIGHUP)");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (list->parsed()) {
+    auto r = pcpd::ctl::call(socket_path, "list");
+    if (!r.value("ok", false)) return report_failure(r);
+    if (json) {
+      std::cout << r["result"].dump(2) << "\n";
+    } else {
+      for (const auto& m : r["result"]) std::cout << pcpd::ctl::mapping_to_text(m) << "\n";
+    }
+    return 0;
+  }
+  if (stats->parsed()) {
+    auto r = pcpd::ctl::call(socket_path, "stats");
+    if (!r.value("ok", false)) return report_failure(r);
+    if (format == "json") {
+      std::cout << r["result"].dump(2) << "\n";
+    } else if (format == "prometheus") {
+      std::cout << pcpd::ctl::render_prometheus(r["result"]);
+    } else {
+      std::cout << pcpd::ctl::render_text(r["result"]);
+    }
+    return 0;
+  }
+  std::string cmd;
+  nlohmann::json args = nlohmann::json::object();
+  if (ha->parsed()) {
+    cmd = "ha";
+    args["role"] = role == "master" ? "primary" : role;
+  } else if (touch->parsed()) {
+    cmd = "ct-touch";
+  } else if (reload->parsed()) {
+    cmd = "reload";
+  }
+  auto r = pcpd::ctl::call(socket_path, cmd, args);
+  if (!r.value("ok", false)) return report_failure(r);
+  if (!r["result"].is_null()) std::cout << (r["result"].is_string() ? r["result"].get<std::string>() : r["result"].dump()) << "\n";
+  return 0;
+}

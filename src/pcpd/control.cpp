@@ -1,0 +1,163 @@
+// The daemon's control-socket commands (docs/interfaces.md "pcpctl(8)") and the HA role.
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "ctl/ctl_json.hpp"
+#include "ctl/metrics.hpp"
+#include "pcpd/daemon.hpp"
+
+namespace pcpd::daemon {
+
+const char* to_string(Role role) {
+  switch (role) {
+    case Role::Standalone: return "standalone";
+    case Role::Primary: return "primary";
+    case Role::Backup: return "backup";
+    case Role::Fault: return "fault";
+  }
+  return "?";
+}
+
+bool Daemon::open_control() {
+  const std::string& path = config_->control_socket;
+  // /run/pcpd normally comes from systemd's RuntimeDirectory=; create it when run by hand.
+  if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
+    const std::string dir = path.substr(0, slash);
+    if (mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) {
+      log::error("control.setup_failed", {{"path", dir}, {"error", std::strerror(errno)}});
+      return false;
+    }
+  }
+  try {
+    ctl_.emplace(path);
+  } catch (const std::exception& e) {
+    log::error("control.setup_failed", {{"message", e.what()}});
+    return false;
+  }
+  if (!loop_->add(ctl_->fd(), [this] {
+        ctl_->on_readable([this](const std::string& cmd, const nlohmann::json& args) {
+          return control(cmd, args);
+        });
+      })) {
+    log::error("daemon.setup_failed", {{"what", "epoll_ctl control socket"}});
+    return false;
+  }
+  return true;
+}
+
+// RFC 7767 replication relies on conntrack events for every connection (DESIGN.md): warn when
+// the sysctl is not 1 (0 silences committed entries, 2 depends on other listeners).
+void Daemon::warn_conntrack_events() const {
+  std::ifstream in("/proc/sys/net/netfilter/nf_conntrack_events");
+  int value = -1;
+  if (!(in >> value)) {
+    log::warn("conntrack.events_unknown",
+              {{"sysctl", "net.netfilter.nf_conntrack_events"}, {"hint", "is nf_conntrack loaded?"}});
+    return;
+  }
+  if (value != 1)
+    log::warn("conntrack.events_not_1",
+              {{"sysctl", "net.netfilter.nf_conntrack_events"},
+               {"value", value},
+               {"hint", "set it to 1 (/etc/sysctl.d/90-pcpd-conntrack.conf): CHECKPOINT_REQUIRED "
+                        "replication by conntrackd needs events for every connection"}});
+}
+
+nlohmann::json Daemon::control(const std::string& cmd, const nlohmann::json& args) {
+  if (cmd == "list") {
+    nlohmann::json out = nlohmann::json::array();
+    const core::Millis now = clock_.now();
+    for (const auto& m : server_->mappings()) out.push_back(ctl::mapping_to_json(m, now));
+    return out;
+  }
+  if (cmd == "stats") return control_stats();
+  if (cmd == "ha") return set_role(args.value("role", std::string{}));
+  if (cmd == "ct-touch") {
+    auto n = datapath_->ct_touch();
+    if (!n) throw std::runtime_error(std::string("ct-touch failed: ") + pcpd::to_string(n.error().domain) +
+                                     " " + std::strerror(n.error().code));
+    log::info("conntrack.touched", {{"connections", *n}, {"reason", "pcpctl"}});
+    return "re-announced " + std::to_string(*n) + " marked connections";
+  }
+  if (cmd == "reload") {
+    reload();
+    return "reloaded " + config_->file;
+  }
+  throw std::runtime_error("unknown command '" + cmd + "'");
+}
+
+// keepalived's notify (ha/pcpd-ha-notify) tells us the VRRP role. Primary: re-announce every
+// marked connection to conntrackd (ct-touch, ha-recipe §2.4) and send unsolicited ANNOUNCE so
+// clients check their mappings (RFC 6887 §14.1.3).
+nlohmann::json Daemon::set_role(const std::string& role) {
+  Role next;
+  if (role == "primary") {
+    next = Role::Primary;
+  } else if (role == "backup") {
+    next = Role::Backup;
+  } else if (role == "fault") {
+    next = Role::Fault;
+  } else {
+    throw std::runtime_error("role must be primary, backup or fault, not '" + role + "'");
+  }
+  const Role previous = role_;
+  role_ = next;
+  std::string text = std::string("role ") + to_string(previous) + " -> " + to_string(next);
+  if (next == Role::Primary) {
+    auto n = datapath_->ct_touch();
+    if (n) {
+      text += ", re-announced " + std::to_string(*n) + " marked connections";
+    } else {
+      text += ", ct-touch failed";
+      log::warn("conntrack.touch_failed", {{"errno", n.error().code}});
+    }
+    start_announce();
+  }
+  log::info("ha.role", {{"from", to_string(previous)}, {"to", to_string(next)}, {"result", text}});
+  return text;
+}
+
+nlohmann::json Daemon::control_stats() {
+  ctl::Metrics m;
+  const core::Stats& s = server_->stats();
+  ctl::add_core_metrics(m, s);
+  m.family("pcpd_mappings", "gauge", "mappings in the table").sample(static_cast<double>(server_->mapping_count()));
+  m.family("pcpd_epoch_seconds", "gauge", "current PCP epoch (RFC 6887 section 8.5)").sample(server_->epoch());
+  m.family("pcpd_ingress_dropped_total", "counter", "datagrams dropped before decoding (RFC 6887 section 8.2)")
+      .sample(static_cast<double>(drops_.wrong_interface), {{"reason", "wrong_interface"}})
+      .sample(static_cast<double>(drops_.wrong_source), {{"reason", "wrong_source"}})
+      .sample(static_cast<double>(drops_.not_unicast), {{"reason", "not_unicast"}})
+      .sample(static_cast<double>(drops_.empty), {{"reason", "empty"}})
+      .sample(static_cast<double>(drops_.natpmp_v6), {{"reason", "natpmp_ipv6"}});
+  m.family("pcpd_checkpoint_elected", "gauge", "mappings elected by CHECKPOINT_REQUIRED (RFC 7767)")
+      .sample(static_cast<double>(s.elected));
+  m.family("pcpd_checkpoint_requests_total", "counter", "requests carrying CHECKPOINT_REQUIRED, by outcome")
+      .sample(static_cast<double>(s.checkpoint_requested), {{"outcome", "requested"}})
+      .sample(static_cast<double>(s.checkpoint_honoured), {{"outcome", "honoured"}});
+  m.family("pcpd_checkpoint_refused_total", "counter",
+           "CHECKPOINT_REQUIRED not honoured (mapping served without the option), by reason")
+      .sample(static_cast<double>(s.checkpoint_refused_disabled), {{"reason", "disabled"}})
+      .sample(static_cast<double>(s.checkpoint_refused_total_cap), {{"reason", "total_cap"}})
+      .sample(static_cast<double>(s.checkpoint_refused_client_cap), {{"reason", "client_cap"}})
+      .sample(static_cast<double>(s.checkpoint_refused_rate), {{"reason", "rate_limit"}});
+  if (auto marked = datapath_->count_marked(); marked)
+    m.family("pcpd_conntrack_marked", "gauge", "conntrack entries with the elected mark bit")
+        .sample(static_cast<double>(*marked));
+  const auto nc = datapath_->counters();
+  m.family("pcpd_netlink_batches_total", "counter", "nftables batches sent").sample(static_cast<double>(nc.batches));
+  m.family("pcpd_netlink_errors_total", "counter", "nftables batches the kernel refused")
+      .sample(static_cast<double>(nc.batch_failures));
+  m.family("pcpd_ha_role", "gauge", "VRRP role reported by keepalived (1 for the current one)")
+      .sample(role_ == Role::Standalone ? 1 : 0, {{"role", "standalone"}})
+      .sample(role_ == Role::Primary ? 1 : 0, {{"role", "primary"}})
+      .sample(role_ == Role::Backup ? 1 : 0, {{"role", "backup"}})
+      .sample(role_ == Role::Fault ? 1 : 0, {{"role", "fault"}});
+  return m.json();
+}
+
+}  // namespace pcpd::daemon
