@@ -130,6 +130,9 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
       const auto& old = c.op == core::Change::Op::Remove ? c.mapping : c.previous;
       auto elems = mapping_elements(old);
       if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
+      // Election keys go first (un-election: no packet may re-mark a connection after the
+      // mapping's other elements are gone; the transaction is atomic anyway).
+      std::stable_partition(elems->begin(), elems->end(), [](const Element& e) { return is_election_set(e.set); });
       for (const auto& e : *elems) {
         if (!skipped()) b.remove(e, index);
         ++ordinal;

@@ -50,7 +50,9 @@ class BatchBuilder {
 
   // The batch of a whole ChangeSet: Add -> add the mapping's elements; Remove -> delete them;
   // Replace -> delete the previous mapping's elements, then add the new ones (the kernel accepts
-  // the delete and re-add of the same key in one transaction). Element timeout = (lifetime +
+  // the delete and re-add of the same key in one transaction). Deletions of a mapping start with
+  // its election keys (RFC 7767 checkpoint); so a Replace that elects adds them, one that
+  // un-elects deletes them first and does not add them back. Element timeout = (lifetime +
   // grace) seconds. A message whose ordinal is set in `skip` is left out (resending a batch
   // without deletions of elements the kernel had already expired). Fails with the index of a
   // change that the table cannot express (see mapping_elements()).

@@ -131,6 +131,24 @@ std::optional<core::Mapping> decode_primary(SetId set, const DumpedElement& e) {
   return m;
 }
 
+// RFC 7767: the keys pcpd.nft's pre_elect chain matches to elect the mapping's connections.
+void add_election(const core::Mapping& m, std::vector<Element>& out) {
+  if (!m.checkpoint) return;
+  const bool v4 = m.is_v4();
+  if (m.kind == core::MappingKind::Peer) {
+    out.push_back({v4 ? SetId::Elect4Peer : SetId::Elect6Peer, out.front().key, {}, {}, {}});
+    return;
+  }
+  if (v4) {
+    out.push_back({SetId::Elect4Dst, endpoint(m.external_addr, m.protocol, m.external_port), {}, {}, {}});
+    out.push_back({SetId::Elect4Src, endpoint(m.internal_addr, m.protocol, m.internal_port), {}, {}, {}});
+  } else {
+    auto ep = endpoint(m.internal_addr, m.protocol, m.internal_port);
+    out.push_back({SetId::Elect6Dst, ep, {}, {}, {}});
+    out.push_back({SetId::Elect6Src, std::move(ep), {}, {}, {}});
+  }
+}
+
 }  // namespace
 
 Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
@@ -155,6 +173,7 @@ Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
       out.push_back({SetId::Pin6, pin, {}, {}, comment.encode()});
       add_filters(m, pin, SetId::Filt6On, SetId::Filt6Allow, out);
     }
+    add_election(m, out);
     return out;
   }
   // PEER
@@ -175,6 +194,7 @@ Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
   } else {
     out.push_back({SetId::Peer6, std::move(key), {}, {}, comment.encode()});
   }
+  add_election(m, out);
   return out;
 }
 

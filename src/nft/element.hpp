@@ -11,6 +11,11 @@
 //               filt6_on / filt6_allow as above, keyed by the pinhole endpoint
 //   PEER  IPv4  peer4_snat int . proto . int_port . remote . remote_port : ext . ext_port (primary)
 //   PEER  IPv6  peer6      int . proto . int_port . remote . remote_port (primary)
+// A mapping with checkpoint = true (RFC 7767 CHECKPOINT_REQUIRED honoured) also has its election
+// keys, last, with the same timeout (pcpd.nft's pre_elect chain marks their connections):
+//   MAP   IPv4  elect4_dst ext . proto . ext_port, elect4_src int . proto . int_port
+//   MAP   IPv6  elect6_dst int . proto . port,      elect6_src int . proto . port
+//   PEER  IPv4  elect4_peer / IPv6 elect6_peer: the same 5-tuple as the primary key
 #pragma once
 
 #include <array>
@@ -34,7 +39,13 @@ struct Element {
   friend bool operator==(const Element&, const Element&) = default;
 };
 
-// Every element representing `m`, primary first. Fails (Error::code EOPNOTSUPP or EAFNOSUPPORT)
+// Whether `set` holds checkpoint election keys.
+constexpr bool is_election_set(SetId set) {
+  return set == SetId::Elect4Dst || set == SetId::Elect4Src || set == SetId::Elect4Peer ||
+         set == SetId::Elect6Dst || set == SetId::Elect6Src || set == SetId::Elect6Peer;
+}
+
+// Every element representing `m`, primary first, election keys (checkpoint only) last. Fails (Error::code EOPNOTSUPP or EAFNOSUPPORT)
 // for what the table cannot express: protocol 0 or port 0 (all-protocols / all-ports mappings),
 // IPv4 internal with a non-IPv4 external or remote address, IPv6 with an IPv4 remote.
 [[nodiscard]] Result<std::vector<Element>> mapping_elements(const core::Mapping& m);
@@ -56,7 +67,8 @@ struct Rebuilt {
 
 // Rebuilds the mappings from a dump of every set. A mapping is complete when its primary element
 // has a pcpd comment and every other element mapping_elements() would install is present with the
-// same data. Filters come back in disjoint_filters() form. Mapping::expires = now + remaining
+// same data (so an elected mapping whose election keys are gone is incomplete, like one that lost
+// its SNAT element, and a stray election key is a leftover). Filters come back in disjoint_filters() form. Mapping::expires = now + remaining
 // kernel time of the primary element - grace.
 Rebuilt rebuild_mappings(const SetContents& sets, core::Millis now, std::uint32_t grace_seconds);
 

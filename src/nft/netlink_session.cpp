@@ -27,7 +27,7 @@ bool set_buffer(int fd, int force_opt, int opt, std::size_t bytes) {
 }  // namespace
 
 Result<std::unique_ptr<NetlinkSession>> NetlinkSession::open() {
-  mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
+  mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
   if (nl == nullptr) return fail(ErrorDomain::Netlink, errno, "nft: netlink socket");
   if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
     int e = errno;

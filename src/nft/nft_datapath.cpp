@@ -72,13 +72,31 @@ struct NftDatapath::Impl {
   std::unique_ptr<NetlinkSession> nl;
   std::unique_ptr<ct::Conntrack> conntrack;
   NftCounters counters;
+  int ct_open_errno = 0;  // why ct() last failed
 
   // Sends `build(begin_seq)`'s batch; when every refusal is an ENOENT on a deletion (the kernel
   // already expired the element: same end state), resends once without those deletions.
   Result<void> transact(const std::function<Result<Batch>(std::uint32_t, const std::vector<bool>&)>& build);
   Result<std::vector<DumpedElement>> dump_set(const SetSpec& spec);
+  // The conntrack adapter, opened on first use; nullptr (counted, logged) when it cannot be.
+  ct::Conntrack* ct();
   void forget_connections(const core::ChangeSet& changes);
+  void mark_connections(const core::ChangeSet& changes);
 };
+
+ct::Conntrack* NftDatapath::Impl::ct() {
+  if (!conntrack) {
+    auto c = ct::Conntrack::open();
+    if (!c) {
+      ++counters.conntrack_errors;
+      ct_open_errno = c.error().code;
+      log::warn("conntrack.open_failed", {{"errno", c.error().code}, {"error", std::strerror(c.error().code)}});
+      return nullptr;
+    }
+    conntrack = std::move(*c);
+  }
+  return conntrack.get();
+}
 
 Result<void> NftDatapath::Impl::transact(
     const std::function<Result<Batch>(std::uint32_t, const std::vector<bool>&)>& build) {
@@ -166,16 +184,9 @@ void NftDatapath::Impl::forget_connections(const core::ChangeSet& changes) {
   for (const auto& c : changes.changes)
     if (c.op == core::Change::Op::Remove && c.flush_conntrack) gone.push_back(c.mapping);
   if (gone.empty()) return;
-  if (!conntrack) {
-    auto ct = ct::Conntrack::open();
-    if (!ct) {
-      ++counters.conntrack_errors;
-      log::warn("conntrack.open_failed", {{"errno", ct.error().code}, {"error", std::strerror(ct.error().code)}});
-      return;
-    }
-    conntrack = std::move(*ct);
-  }
-  auto r = conntrack->forget(gone);
+  auto* conn = ct();
+  if (conn == nullptr) return;
+  auto r = conn->forget(gone);
   if (!r) {
     ++counters.conntrack_errors;
     log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
@@ -187,10 +198,44 @@ void NftDatapath::Impl::forget_connections(const core::ChangeSet& changes) {
   log::debug("conntrack.forget", {{"mappings", gone.size()}, {"deleted", r->deleted}});
 }
 
+void NftDatapath::Impl::mark_connections(const core::ChangeSet& changes) {
+  // RFC 7767 checkpoint: ha-recipe §2.6 (elect: mark |= elected|sticky now; un-elect: after the
+  // keys are gone, clear only the elected bit, pitfall P4).
+  std::vector<core::Mapping> elected, unelected;
+  for (const auto& c : changes.changes) {
+    if (c.op == core::Change::Op::Add && c.mapping.checkpoint) elected.push_back(c.mapping);
+    if (c.op != core::Change::Op::Replace || c.previous.checkpoint == c.mapping.checkpoint) continue;
+    (c.mapping.checkpoint ? elected : unelected).push_back(c.mapping.checkpoint ? c.mapping : c.previous);
+  }
+  if (elected.empty() && unelected.empty()) return;
+  auto* conn = ct();
+  if (conn == nullptr) return;
+  auto run = [&](const std::vector<core::Mapping>& ms, std::uint32_t set, std::uint32_t clear,
+                 std::uint64_t& counter, const char* what) {
+    if (ms.empty()) return;
+    auto r = conn->mark(ms, set, clear);
+    if (!r) {
+      ++counters.conntrack_errors;
+      log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
+      return;
+    }
+    counter += r->updated;
+    counters.conntrack_errors += r->failed;
+    if (r->failed != 0) log::warn("conntrack.mark_failed", {{"entries", r->failed}, {"op", what}});
+    log::debug("conntrack.mark", {{"op", what}, {"mappings", ms.size()}, {"updated", r->updated}});
+  };
+  run(elected, spec.elected_mark | spec.sticky_mark, 0, counters.conntrack_elected, "elect");
+  run(unelected, 0, spec.elected_mark, counters.conntrack_unelected, "unelect");
+}
+
 NftDatapath::NftDatapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 NftDatapath::~NftDatapath() = default;
 
 std::unique_ptr<NftDatapath> NftDatapath::open(const TableSpec& spec) {
+  if (spec.elected_mark == 0 || spec.sticky_mark == 0 || (spec.elected_mark & spec.sticky_mark) != 0)
+    throw SetupError("checkpoint ct mark bits elected_mark " + hex(spec.elected_mark) + " and sticky_mark " +
+                     hex(spec.sticky_mark) +
+                     " must be non-zero and disjoint (and equal PCPD_ELECTED / PCPD_STICKY in pcpd.nft)");
   auto impl = std::make_unique<Impl>();
   impl->spec = spec;
   auto nl = NetlinkSession::open();
@@ -258,9 +303,32 @@ Result<void> NftDatapath::apply(const core::ChangeSet& changes) {
     return BatchBuilder::for_changes(changes, impl_->spec.table, impl_->spec.grace_seconds, seq, skip);
   });
   if (!r) return r;
-  // Only after the commit: a deleted mapping's connections go too (errors only counted).
+  // Only after the commit: a deleted mapping's connections go too, and elected / un-elected
+  // mappings' connections get their mark bits (errors only counted).
   impl_->forget_connections(changes);
+  impl_->mark_connections(changes);
   return {};
+}
+
+Result<std::size_t> NftDatapath::ct_touch() {
+  auto* conn = impl_->ct();
+  if (conn == nullptr) return fail(ErrorDomain::Conntrack, impl_->ct_open_errno, "conntrack: open");
+  auto r = conn->touch(impl_->spec.elected_mark | impl_->spec.sticky_mark);
+  if (!r) {
+    ++impl_->counters.conntrack_errors;
+    return tl::unexpected(r.error());
+  }
+  impl_->counters.conntrack_touched += r->updated;
+  impl_->counters.conntrack_errors += r->failed;
+  if (r->failed != 0) log::warn("conntrack.touch_failed", {{"entries", r->failed}});
+  log::info("conntrack.touch", {{"updated", r->updated}});
+  return r->updated;
+}
+
+Result<std::size_t> NftDatapath::count_marked() {
+  auto* conn = impl_->ct();
+  if (conn == nullptr) return fail(ErrorDomain::Conntrack, impl_->ct_open_errno, "conntrack: open");
+  return conn->count(impl_->spec.elected_mark);
 }
 
 Result<std::vector<core::Mapping>> NftDatapath::recover(core::Millis now) {

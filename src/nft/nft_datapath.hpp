@@ -40,12 +40,25 @@ struct NftCounters {
   std::uint64_t conntrack_deleted = 0;   // connections of deleted mappings dropped
   std::uint64_t conntrack_errors = 0;    // conntrack failures (logged, never fail an apply)
   std::uint64_t recovery_leftovers = 0;  // elements of incomplete mappings removed by recover()
+  // RFC 7767 checkpointing (ct mark bits written through conntrack after an apply):
+  std::uint64_t conntrack_elected = 0;    // connections marked elected|sticky at an election
+  std::uint64_t conntrack_unelected = 0;  // connections whose elected bit an un-election cleared
+  std::uint64_t conntrack_touched = 0;    // no-op updates sent by ct_touch()
 };
 
 class NftDatapath final : public core::Datapath {
  public:
   // Opens the netlink socket(s) and verifies that the table exists with every map/set and the
-  // key/data types pcpd expects. Throws SetupError otherwise.
+  // key/data types pcpd expects. Throws SetupError otherwise (also for mark bits that are zero or
+  // overlap).
+  //
+  // apply() after a committed batch (errors there are counted, never fail the apply):
+  //   - a Remove with flush_conntrack drops the mapping's connections;
+  //   - an election (Add with checkpoint, Replace false -> true) writes mark |= elected|sticky
+  //     on the mapping's existing connections (ct::checkpoint_match), so their full state reaches
+  //     conntrackd now rather than on their next packet;
+  //   - an un-election (Replace true -> false; its election keys are deleted by the batch) clears
+  //     only the elected bit: the sticky bit keeps reporting the connection until it ends.
   static std::unique_ptr<NftDatapath> open(const TableSpec& spec);
   ~NftDatapath() override;
 

@@ -42,6 +42,20 @@ constexpr std::array<SetSpec, kSetCount> kSets{{
      "set { type ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service; flags interval, "
      "timeout; }",
      kV6Five, 44, 0, 0, kSetFlagInterval | kSetFlagTimeout, false},
+    {SetId::Elect4Dst, "elect4_dst", "set { type ipv4_addr . inet_proto . inet_service; flags timeout; }",
+     kV4Ep, 12, 0, 0, kSetFlagTimeout, false},
+    {SetId::Elect4Src, "elect4_src", "set { type ipv4_addr . inet_proto . inet_service; flags timeout; }",
+     kV4Ep, 12, 0, 0, kSetFlagTimeout, false},
+    {SetId::Elect4Peer, "elect4_peer",
+     "set { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service; flags timeout; }",
+     kV4Five, 20, 0, 0, kSetFlagTimeout, false},
+    {SetId::Elect6Dst, "elect6_dst", "set { type ipv6_addr . inet_proto . inet_service; flags timeout; }",
+     kV6Ep, 24, 0, 0, kSetFlagTimeout, false},
+    {SetId::Elect6Src, "elect6_src", "set { type ipv6_addr . inet_proto . inet_service; flags timeout; }",
+     kV6Ep, 24, 0, 0, kSetFlagTimeout, false},
+    {SetId::Elect6Peer, "elect6_peer",
+     "set { type ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service; flags timeout; }",
+     kV6Five, 44, 0, 0, kSetFlagTimeout, false},
 }};
 
 }  // namespace

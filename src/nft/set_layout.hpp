@@ -27,8 +27,15 @@ enum class SetId : std::uint8_t {
   Filt4Allow,  // ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service, interval
   Filt6On,     // ipv6_addr . inet_proto . inet_service
   Filt6Allow,  // ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service, interval
+  // Checkpoint election keys (RFC 7767), plain sets matched by pcpd.nft's pre_elect chain:
+  Elect4Dst,   // ipv4_addr . inet_proto . inet_service: MAP NAT44 external endpoint (inbound)
+  Elect4Src,   // ipv4_addr . inet_proto . inet_service: MAP NAT44 internal endpoint (outbound)
+  Elect4Peer,  // ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service: PEER 5-tuple
+  Elect6Dst,   // ipv6_addr . inet_proto . inet_service: pinhole endpoint (inbound)
+  Elect6Src,   // ipv6_addr . inet_proto . inet_service: pinhole endpoint (outbound)
+  Elect6Peer,  // ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service: PEER 5-tuple
 };
-inline constexpr std::size_t kSetCount = 10;
+inline constexpr std::size_t kSetCount = 16;
 
 // Kernel set flags (linux/netfilter/nf_tables.h enum nft_set_flags), repeated here so that this
 // header stays free of kernel headers.

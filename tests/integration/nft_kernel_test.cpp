@@ -180,6 +180,72 @@ TEST_CASE("nft kernel: open() refuses a missing table and wrong or missing sets,
   CHECK(has(setup_error({}), "filt6_on has key type"));
 }
 
+TEST_CASE("nft kernel: checkpoint election sets are verified by open() and survive a reload") {
+  load_rules();
+  CHECK(setup_error({}).empty());
+  REQUIRE(sh("nft add element inet pcpd elect4_dst '{ 203.0.113.1 . tcp . 1 timeout 1h }'").rc == 0);
+  auto again = sh("nft -f " + rules_file());
+  INFO(again.out);
+  CHECK(again.rc == 0);
+  CHECK(has(set_text("elect4_dst"), "203.0.113.1 . tcp . 1 timeout 1h"));
+  CHECK(sh("nft list chain inet pcpd pre_elect | grep -c 'ct event set'").out == "3\n");  // refilled, not doubled
+  CHECK(sh("nft list chain inet pcpd out_elect | grep -c 'ct event set'").out == "3\n");
+  REQUIRE(sh("nft flush chain inet pcpd pre_elect && nft delete set inet pcpd elect4_peer && "
+             "nft add set inet pcpd elect4_peer '{ type ipv4_addr . inet_proto . inet_service; flags timeout; }' && "
+             "nft delete set inet pcpd elect6_src")
+              .rc == 0);
+  auto msg = setup_error({});
+  MESSAGE("open() message: " << msg);
+  CHECK(has(msg, "elect4_peer has key type"));
+  CHECK(has(msg, "expected set { type ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service; flags timeout; }"));
+  CHECK(has(msg, "elect6_src is missing"));
+  CHECK_FALSE(has(msg, "elect4_dst"));
+}
+
+TEST_CASE("nft kernel: recover() with election keys: complete, lost key, stray key") {
+  load_rules();
+  auto dp = NftDatapath::open({});
+  auto a = map4(8400);
+  a.checkpoint = true;
+  auto b = pin6(5400);
+  b.checkpoint = true;
+  auto c = peer6(5401);
+  c.checkpoint = true;
+  REQUIRE(dp->apply(adds({a, b, c, map4(8401, 81, "192.0.2.11")})).has_value());
+  CHECK(has(set_text("elect4_dst"), "203.0.113.1 . tcp . 8400 timeout 1h30s"));
+  CHECK(has(set_text("elect4_src"), "192.0.2.10 . tcp . 80 timeout 1h30s"));
+  CHECK(has(set_text("elect6_dst"), "2001:db8:1::10 . udp . 5400 timeout 10m30s"));
+  CHECK(has(set_text("elect6_src"), "2001:db8:1::10 . udp . 5400 timeout 10m30s"));
+  CHECK(has(set_text("elect6_peer"), "2001:db8:1::10 . tcp . 5401 . 2001:db8:ff::20 . 443"));
+  auto got = dp->recover(now_ms());
+  REQUIRE(got.has_value());
+  REQUIRE(got->size() == 4);
+  std::size_t elected = 0;
+  for (const auto& m : *got) elected += m.checkpoint ? 1 : 0;
+  CHECK(elected == 3);
+  CHECK(dp->counters().recovery_leftovers == 0);
+  // the pinhole loses an election key, and a stray key appears: both cleaned, the pinhole with it
+  REQUIRE(sh("nft delete element inet pcpd elect6_src '{ 2001:db8:1::10 . udp . 5400 }' && "
+             "nft add element inet pcpd elect4_peer '{ 192.0.2.10 . tcp . 1 . 198.51.100.1 . 2 timeout 1h }'")
+              .rc == 0);
+  got = dp->recover(now_ms());
+  REQUIRE(got.has_value());
+  CHECK(got->size() == 3);
+  CHECK(dp->counters().recovery_leftovers == 3);  // pin6 + elect6_dst + the stray elect4_peer
+  CHECK_FALSE(has(set_text("pin6"), "5400"));
+  CHECK_FALSE(has(set_text("elect6_dst"), "5400"));
+  CHECK_FALSE(has(set_text("elect4_peer"), "198.51.100.1"));
+  // un-election through Replace removes the keys; the mapping stays
+  core::ChangeSet cs;
+  auto a_off = a;
+  a_off.checkpoint = false;
+  cs.changes.push_back({core::Change::Op::Replace, a_off, a, false});
+  REQUIRE(dp->apply(cs).has_value());
+  CHECK_FALSE(has(set_text("elect4_dst"), "8400"));
+  CHECK_FALSE(has(set_text("elect4_src"), "tcp . 80"));
+  CHECK(has(set_text("map4_dnat"), "8400"));
+}
+
 TEST_CASE("nft kernel: add, replace (same key) and remove show up in nft list table inet pcpd") {
   load_rules();
   auto dp = NftDatapath::open({});

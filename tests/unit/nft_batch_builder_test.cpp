@@ -202,3 +202,121 @@ TEST_CASE("nft batch: 10,000 changes make one batch with one message per element
   CHECK(batch->messages.size() == 20000);
   CHECK(parse(*batch).size() == 20002);
 }
+
+// --- RFC 7767 checkpoint: election keys in the batch ----------------------------------------
+
+namespace {
+
+std::vector<std::string> op_sets(const std::vector<ParsedMsg>& msgs) {  // "+set" / "-set", no BEGIN/END
+  std::vector<std::string> out;
+  for (std::size_t i = 1; i + 1 < msgs.size(); ++i)
+    out.push_back((msgs[i].type == kNewElem ? "+" : "-") + msgs[i].elem.set);
+  return out;
+}
+
+core::ChangeSet one(core::Change::Op op, const core::Mapping& m, const core::Mapping& previous = {}) {
+  core::ChangeSet cs;
+  cs.changes.push_back({op, m, previous, false});
+  return cs;
+}
+
+}  // namespace
+
+TEST_CASE("nft batch checkpoint: an elected MAP NAT44 adds its external and internal endpoint keys") {
+  auto m = map4(8080, 80);
+  m.checkpoint = true;
+  m.lifetime = 100;
+  auto batch = BatchBuilder::for_changes(one(core::Change::Op::Add, m), "pcpd", 30, 1);
+  REQUIRE(batch.has_value());
+  auto msgs = parse(*batch);
+  CHECK(op_sets(msgs) == std::vector<std::string>{"+map4_dnat", "+map4_snat", "+elect4_dst", "+elect4_src"});
+  REQUIRE(msgs.size() == 6);
+  for (int i : {3, 4}) {
+    CHECK(msgs[i].flags == (NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK));
+    CHECK(msgs[i].elem.timeout == 130'000);  // same timeout as the mapping
+    CHECK(msgs[i].elem.comment.empty());
+    CHECK(msgs[i].elem.data.empty());
+  }
+  // 203.0.113.1 . tcp . 8080 and 192.0.2.10 . tcp . 80
+  CHECK(msgs[3].elem.key == std::vector<std::uint8_t>{203, 0, 113, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0});
+  CHECK(msgs[4].elem.key == std::vector<std::uint8_t>{192, 0, 2, 10, 6, 0, 0, 0, 0, 80, 0, 0});
+  // the comment records the election (f=k), which recovery reads back
+  CHECK(msgs[1].elem.comment.find(" f=k") != std::string::npos);
+  // the same mapping unelected has no keys
+  m.checkpoint = false;
+  batch = BatchBuilder::for_changes(one(core::Change::Op::Add, m), "pcpd", 30, 1);
+  REQUIRE(batch.has_value());
+  CHECK(op_sets(parse(*batch)) == std::vector<std::string>{"+map4_dnat", "+map4_snat"});
+}
+
+TEST_CASE("nft batch checkpoint: elected pinhole, PEER v4 and PEER v6 keys") {
+  auto p = pin6(5000);
+  p.checkpoint = true;
+  auto q = peer4(5555);
+  q.checkpoint = true;
+  auto r = peer6(5556);
+  r.checkpoint = true;
+  core::ChangeSet cs;
+  for (const auto& m : {p, q, r}) cs.changes.push_back({core::Change::Op::Add, m, {}, false});
+  auto batch = BatchBuilder::for_changes(cs, "pcpd", 30, 1);
+  REQUIRE(batch.has_value());
+  auto msgs = parse(*batch);
+  CHECK(op_sets(msgs) == std::vector<std::string>{"+pin6", "+elect6_dst", "+elect6_src", "+peer4_snat",
+                                                  "+elect4_peer", "+peer6", "+elect6_peer"});
+  REQUIRE(msgs.size() == 9);
+  // pinhole endpoint as destination and as source; PEER keys = the primary 5-tuple
+  CHECK(msgs[2].elem.key == msgs[1].elem.key);
+  CHECK(msgs[3].elem.key == msgs[1].elem.key);
+  CHECK(msgs[3].elem.key.size() == 24);
+  CHECK(msgs[5].elem.key == msgs[4].elem.key);
+  CHECK(msgs[5].elem.key.size() == 20);
+  CHECK(msgs[5].elem.data.empty());  // elect4_peer is a plain set
+  CHECK(msgs[7].elem.key == msgs[6].elem.key);
+  CHECK(msgs[7].elem.key.size() == 44);
+  CHECK(msgs[2].elem.timeout == msgs[1].elem.timeout);
+  CHECK(msgs[7].elem.timeout == msgs[6].elem.timeout);
+  std::vector<int> change_of;
+  for (std::uint32_t seq = 2; seq < 9; ++seq) change_of.push_back(batch->message(seq)->change_index);
+  CHECK(change_of == std::vector<int>{0, 0, 0, 1, 1, 2, 2});
+}
+
+TEST_CASE("nft batch checkpoint: Replace elects (adds keys) and un-elects (deletes keys first)") {
+  auto off = map4(8080, 80);
+  auto on = off;
+  on.checkpoint = true;
+  on.lifetime = 7200;
+
+  auto elect = BatchBuilder::for_changes(one(core::Change::Op::Replace, on, off), "pcpd", 0, 1);
+  REQUIRE(elect.has_value());
+  auto msgs = parse(*elect);
+  CHECK(op_sets(msgs) == std::vector<std::string>{"-map4_dnat", "-map4_snat", "+map4_dnat", "+map4_snat",
+                                                  "+elect4_dst", "+elect4_src"});
+  CHECK(msgs[5].elem.timeout == 7'200'000);
+
+  auto unelect = BatchBuilder::for_changes(one(core::Change::Op::Replace, off, on), "pcpd", 0, 1);
+  REQUIRE(unelect.has_value());
+  msgs = parse(*unelect);
+  CHECK(op_sets(msgs) == std::vector<std::string>{"-elect4_dst", "-elect4_src", "-map4_dnat", "-map4_snat",
+                                                  "+map4_dnat", "+map4_snat"});
+  CHECK(msgs[1].flags == (NLM_F_REQUEST | NLM_F_ACK));
+  CHECK_FALSE(msgs[1].elem.has_timeout);
+  CHECK(msgs[1].elem.key == std::vector<std::uint8_t>{203, 0, 113, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0});
+
+  // a refresh of an elected mapping deletes and re-adds its keys; a removal deletes them first
+  auto refresh = BatchBuilder::for_changes(one(core::Change::Op::Replace, on, on), "pcpd", 0, 1);
+  REQUIRE(refresh.has_value());
+  CHECK(op_sets(parse(*refresh)) ==
+        std::vector<std::string>{"-elect4_dst", "-elect4_src", "-map4_dnat", "-map4_snat", "+map4_dnat",
+                                 "+map4_snat", "+elect4_dst", "+elect4_src"});
+  auto p = pin6(5000);
+  p.checkpoint = true;
+  p.filters = {filter("2001:db8:ff::/48", 0)};
+  auto removal = BatchBuilder::for_changes(one(core::Change::Op::Remove, p), "pcpd", 0, 1);
+  REQUIRE(removal.has_value());
+  CHECK(op_sets(parse(*removal)) ==
+        std::vector<std::string>{"-elect6_dst", "-elect6_src", "-pin6", "-filt6_on", "-filt6_allow"});
+  // skip ordinals follow the batch order (the expired-element resend of NftDatapath)
+  auto skipped = BatchBuilder::for_changes(one(core::Change::Op::Remove, p), "pcpd", 0, 1, {true, false, true});
+  REQUIRE(skipped.has_value());
+  CHECK(op_sets(parse(*skipped)) == std::vector<std::string>{"-elect6_src", "-filt6_on", "-filt6_allow"});
+}
