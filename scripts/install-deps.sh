@@ -8,7 +8,7 @@ pkgs=(
   doctest-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libsystemd-dev libsodium-dev
   nftables conntrack conntrackd keepalived iproute2 natpmpc tshark
-  python3 procps psmisc
+  python3 procps psmisc iputils-ping
 )
 missing=()
 for p in "${pkgs[@]}"; do

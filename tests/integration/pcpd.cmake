@@ -1,0 +1,12 @@
+# Root/netns integration tests (label netns): each script builds its own three-namespace lab
+# (scripts/lab.sh), runs the real pcpd and pcpc from this build tree, and tears the lab down.
+# Script paths are relative to tests/ (this fragment is included from there). The scripts skip
+# (exit 77) when not root outside CI and never skip with CI=true.
+pcpd_add_netns_test(it_map integration/it_map.sh)
+pcpd_add_netns_test(it_peer integration/it_peer.sh)
+pcpd_add_netns_test(it_ipv6_pinhole integration/it_ipv6.sh)
+pcpd_add_netns_test(it_filter integration/it_filter.sh)
+pcpd_add_netns_test(it_natpmp integration/it_natpmp.sh)
+pcpd_add_netns_test(it_restart integration/it_restart.sh)
+pcpd_add_netns_test(it_hostile integration/it_hostile.sh)
+pcpd_add_netns_test(it_tshark integration/it_tshark.sh)
