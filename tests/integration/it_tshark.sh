@@ -4,7 +4,8 @@
 # router's lan0 and asserts that every packet decodes without "Malformed" or error-level expert
 # info, and that the decoded result codes are the expected ones.
 # Requirements: R-HDR-8 (version 2, R bit, opcode copied), R-MAP-1 / R-PEER-1 (layouts),
-# R-OPT-1 (option TLVs and padding), R-HDR-6 (error responses), R-OWN-2, R-ADDR-1.
+# R-OPT-1 (option TLVs and padding), R-HDR-6 (error responses), R-OWN-2, R-ADDR-1, R-CKPT-1/4
+# (CHECKPOINT_REQUIRED, code 192, length 0, in a MAP request and echoed in its response).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_tshark
@@ -23,6 +24,7 @@ n=$(lab_nonce)
 lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$n" --filter 203.0.113.100/32 --description "tshark check"
 lab_pc "$r.peer" -s 192.0.2.1 peer -p udp -i 40001 -r 203.0.113.100:9000 -l 300
 lab_pc "$r.ann" -s 192.0.2.1 announce
+lab_pc "$r.ckpt" -s 192.0.2.1 map -p udp -i 8090 -l 600 --checkpoint
 lab_pc "$r.bad" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$(lab_nonce)"
 ip netns exec "$LAB_CLI" timeout 10 python3 "$LAB_TOOL" pcp --server 192.0.2.1 --client-addr 192.0.2.99 --iport 8081 | lab_ev
 sleep 1
@@ -41,7 +43,7 @@ echo "  tshark -z expert,warn:"
 lab_ev <"$LAB_DIR/expert.txt"
 
 npk=$(grep -c . "$LAB_DIR/fields.txt")
-check "at least 10 PCP packets captured (5 requests, 5 responses)" lab_ge packets "$npk" 10
+check "at least 12 PCP packets captured (6 requests, 6 responses)" lab_ge packets "$npk" 12
 check_not "R-MAP-1 R-PEER-1 R-OPT-1 no Malformed packet" grep -qi 'malformed' "$LAB_DIR/decoded.txt"
 check_not "R-OPT-1 no error/warning expert info" grep -Eq '^(Errors|Warns) \(' "$LAB_DIR/expert.txt"
 check "R-HDR-8 every packet is version 2" bash -c "awk -F'\t' '\$2 != 2 {bad=1} END {exit bad}' $LAB_DIR/fields.txt"
@@ -58,4 +60,11 @@ echo "  MAP SUCCESS response options (filter prefix length, filter address, desc
 lab_ev <"$LAB_DIR/opts.txt"
 check "R-OPT-6 R-FLT-4 FILTER (/128 ::ffff:203.0.113.100) and DESCRIPTION decoded in the MAP response" \
   grep -qP '^128\t::ffff:203\.0\.113\.100\ttshark check$' "$LAB_DIR/opts.txt"
+tshark -r "$cap" -Y 'portcontrol.opcode == 1 && portcontrol.option.code == 192' -T fields \
+  -e portcontrol.r -e portcontrol.option.code -e portcontrol.option.length >"$LAB_DIR/ckpt.txt" 2>"$LAB_DIR/ckpt.err"
+echo "  MAP packets carrying option 192 (R, option codes, option lengths):"
+lab_ev <"$LAB_DIR/ckpt.txt"
+ckpt() { awk -F'\t' -v r="$1" '($1 == r || ($1 == "True" && r == 1) || ($1 == "False" && r == 0)) && $2 ~ /(^|,)192(,|$)/ && $3 ~ /(^|,)0(,|$)/ {f=1} END {exit !f}' "$LAB_DIR/ckpt.txt"; }
+check "R-CKPT-1 CHECKPOINT_REQUIRED (192, length 0) decoded in the MAP request" ckpt 0
+check "R-CKPT-4 CHECKPOINT_REQUIRED echoed in the MAP SUCCESS response" ckpt 1
 lab_finish
