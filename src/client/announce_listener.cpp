@@ -27,10 +27,31 @@ std::optional<std::uint32_t> accept_announce(std::span<const std::uint8_t> datag
   return response->epoch;
 }
 
+std::optional<Announcement> decode_announce(std::span<const std::uint8_t> datagram,
+                                            const wire::IpAddr& source,
+                                            const std::optional<wire::IpAddr>& server, Millis now,
+                                            const wire::OptionCodes& codes) {
+  // R-SEC-5 / RFC 6887 §14.1.3: only the server we use, when there is one.
+  if (server && source != *server) return std::nullopt;
+  auto decoded = wire::decode_response(datagram, codes);  // RFC 6887 §8.3 checks, R bit
+  const auto* response = std::get_if<wire::Response>(&decoded);
+  if (!response || response->opcode != wire::Opcode::Announce) return std::nullopt;
+  return Announcement{response->epoch, now, source, capability_of(*response)};
+}
+
 Result<std::unique_ptr<AnnounceListener>> AnnounceListener::open(const wire::IpAddr& server,
                                                                   unsigned ifindex,
                                                                   std::uint16_t port) {
-  const bool v4 = server.is_v4();
+  return open_family(server.is_v4(), server, ifindex, port);
+}
+
+Result<std::unique_ptr<AnnounceListener>> AnnounceListener::open_any(bool v6, unsigned ifindex,
+                                                                      std::uint16_t port) {
+  return open_family(!v6, std::nullopt, ifindex, port);
+}
+
+Result<std::unique_ptr<AnnounceListener>> AnnounceListener::open_family(
+    bool v4, std::optional<wire::IpAddr> server, unsigned ifindex, std::uint16_t port) {
   int fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return fail(ErrorDomain::Io, errno, "socket");
   auto close_fail = [fd](const char* what) {
@@ -77,9 +98,9 @@ std::vector<Announcement> AnnounceListener::drain(Millis now, const wire::Option
                            &from_len);
     if (n < 0) break;  // EAGAIN: nothing more
     const wire::IpAddr source = detail::from_sockaddr(from, nullptr);
-    if (auto epoch = accept_announce(std::span(buf.data(), static_cast<std::size_t>(n)), source,
-                                     server_, codes))
-      out.push_back(Announcement{*epoch, now});
+    if (auto a = decode_announce(std::span(buf.data(), static_cast<std::size_t>(n)), source,
+                                 server_, now, codes))
+      out.push_back(std::move(*a));
   }
   return out;
 }

@@ -18,6 +18,14 @@ namespace pcpd::client {
                                                            const wire::IpAddr& server,
                                                            const wire::OptionCodes& codes = {});
 
+// The same checks, keeping the whole announcement (epoch, source, CAPABILITY) stamped `now`.
+// `server` nullopt accepts any source (pcpc listen: every server on the link, R-CAP-2).
+[[nodiscard]] std::optional<Announcement> decode_announce(std::span<const std::uint8_t> datagram,
+                                                          const wire::IpAddr& source,
+                                                          const std::optional<wire::IpAddr>& server,
+                                                          Millis now,
+                                                          const wire::OptionCodes& codes = {});
+
 class AnnounceListener {
  public:
   // Binds UDP port 5350 (SO_REUSEADDR, so several clients on one host all receive the multicast)
@@ -26,6 +34,10 @@ class AnnounceListener {
   // 5350 still arrive): it is reported by join_error().
   [[nodiscard]] static Result<std::unique_ptr<AnnounceListener>> open(
       const wire::IpAddr& server, unsigned ifindex, std::uint16_t port = wire::kClientPort);
+  // Like open(), for every server: accepts ANNOUNCEs from any source, in IPv4 (224.0.0.1) or
+  // IPv6 (ff02::1). For listeners that keep per-server state themselves (pcpc listen).
+  [[nodiscard]] static Result<std::unique_ptr<AnnounceListener>> open_any(
+      bool v6, unsigned ifindex, std::uint16_t port = wire::kClientPort);
   ~AnnounceListener();
   AnnounceListener(const AnnounceListener&) = delete;
   AnnounceListener& operator=(const AnnounceListener&) = delete;
@@ -37,10 +49,12 @@ class AnnounceListener {
   [[nodiscard]] std::vector<Announcement> drain(Millis now, const wire::OptionCodes& codes = {});
 
  private:
-  AnnounceListener(int fd, wire::IpAddr server, int join_error)
+  AnnounceListener(int fd, std::optional<wire::IpAddr> server, int join_error)
       : fd_(fd), server_(server), join_error_(join_error) {}
+  [[nodiscard]] static Result<std::unique_ptr<AnnounceListener>> open_family(
+      bool v4, std::optional<wire::IpAddr> server, unsigned ifindex, std::uint16_t port);
   int fd_;
-  wire::IpAddr server_;
+  std::optional<wire::IpAddr> server_;  // nullopt: any
   int join_error_;
 };
 

@@ -15,6 +15,7 @@
 #include "client/retransmit_timer.hpp"
 #include "client/transport.hpp"
 #include "util/result.hpp"
+#include "wire/capability.hpp"
 #include "wire/messages.hpp"
 
 namespace pcpd::client {
@@ -41,7 +42,13 @@ struct Outcome {
 struct Announcement {
   std::uint32_t epoch = 0;
   Millis received_at{};
+  wire::IpAddr source{};  // the server that sent it
+  // hops-00: the CAPABILITY set it carried; it replaces that server's set (R-CAP-2).
+  std::optional<wire::CapabilitySet> capability{};
 };
+
+// hops-00 CAPABILITY of a response (R-CAP-1), nullopt if it carried none.
+[[nodiscard]] std::optional<wire::CapabilitySet> capability_of(const wire::Response& response);
 
 class Client {
  public:

@@ -4,10 +4,12 @@
 //   Session           keeps mappings alive: renewal, re-creation on epoch reset / ANNOUNCE, delete
 //   UdpTransport      the real socket, connected to the server's port 5351
 //   AnnounceListener  the 5350 multicast listener for unsolicited ANNOUNCEs
+//   CapabilityTable   the CAPABILITY set of each server (hops-00 R-CAP-2)
 // Depends only on pcp_wire and pcp_util (CMakeLists.txt: pcp_wire <- pcp_client <- pcpc).
 #pragma once
 
 #include "client/announce_listener.hpp"
+#include "client/capability_table.hpp"
 #include "client/client.hpp"
 #include "client/clock.hpp"
 #include "client/epoch_validator.hpp"

@@ -54,6 +54,12 @@ struct Config {
   std::uint32_t elected_mark = 0x1;
   std::uint32_t sticky_mark = 0x2;
 
+  // [capability] (hops-00, DESIGN.md "CAPABILITY"); the set itself is policy.capabilities and
+  // the switch policy.capability_always. `auto`: the set is derived from the rest of the
+  // configuration by derive_capabilities() (config_parser.hpp), again after interface look-up.
+  bool capability_auto = false;
+  int capability_line = 0;  // where capability.names is, for messages
+
   // [daemon]
   std::string control_socket = "/run/pcpd/ctl.sock";
   std::string state_dir = "/var/lib/pcpd";

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "wire/capability.hpp"
+
 namespace pcpd::config {
 
 namespace {
@@ -378,8 +380,69 @@ void parse_checkpoint(const Section& s, Config& c) {
   single_bit("sticky_mark", c.sticky_mark);
   if (c.elected_mark == c.sticky_mark)
     s.fail_key("sticky_mark", "must differ from elected_mark");
-  if (c.policy.option_codes.checkpoint_required == c.policy.option_codes.capability)
-    s.fail_key("option_code", "collides with the CAPABILITY option code");
+}
+
+// [capability]: the CAPABILITY option (draft-boucadair-hops-capability-discovery-00).
+void parse_capability(const Section& s, Config& c) {
+  s.only({"names", "option_code", "always"});
+  auto& p = c.policy;
+  // RFC 6887 §7.3: 128..254 are optional-to-process, the range hops-00 asks IANA for; the codes
+  // the codec gives another meaning are refused (CHECKPOINT_REQUIRED: parse_config_text).
+  if (auto code = s.integer("option_code", 128, 254)) {
+    if (*code == 128 || *code == 129 || *code == 130)
+      s.fail_key("option_code", std::to_string(*code) + " is DESCRIPTION, PREFIX64 or PORT_SET");
+    p.option_codes.capability = static_cast<std::uint8_t>(*code);
+  }
+  s.boolean("always", p.capability_always);
+  const auto* names = s.get("names");
+  c.capability_line = s.line("names");
+  if (names == nullptr) {
+    // R-CAP-5: no set configured, none is ever sent.
+    if (p.capability_always) s.fail_key("always", "needs capability.names");
+    return;
+  }
+  if (const auto* text = names->as_string()) {
+    if (text->get() != "auto")
+      s.fail_key("names", "'" + text->get() + "' is neither \"auto\" nor a list of capability names");
+    c.capability_auto = true;
+    derive_capabilities(c);
+    return;
+  }
+  const auto* list = names->as_array();
+  if (list == nullptr) s.wrong_type("names", *names, "\"auto\" or an array of names");
+  wire::CapabilitySet set;
+  s.each_string("names", *list, [&](const std::string& name, int line) {
+    const wire::CapabilityBit* bit = wire::capability_by_name(name);
+    if (bit == nullptr) {
+      std::string known;
+      for (const auto& b : wire::kCapabilityBits) {
+        if (b.bit == wire::kCapabilityAuthBit || b.name == "port-set") continue;
+        known += known.empty() ? "" : ", ";
+        known += b.name;
+      }
+      s.fail(line, "capability.names: unknown capability '" + name + "' (known: " + known + ")");
+    }
+    // Claims about pcpd itself that would be false (R-CAP-4: the bits it really supports).
+    if (bit->bit == wire::kCapabilityAuthBit)
+      s.fail(line, "capability.names: pcpd does not implement PCP authentication (RFC 7652)");
+    if (bit->name == "port-set")
+      s.fail(line, "capability.names: pcpd does not implement the PORT_SET option (RFC 7753)");
+    if (set.test(bit->bit)) s.fail(line, "capability.names: '" + name + "' is listed twice");
+    // The transport bits must match mappings.protocols: core refuses a protocol whose bit is
+    // clear (R-CAP-8), and a set bit for a protocol pcpd does not map would be a false claim.
+    if (bit->protocol != 0 &&
+        std::find(p.protocols.begin(), p.protocols.end(), bit->protocol) == p.protocols.end())
+      s.fail(line, "capability.names: '" + name + "' is not in mappings.protocols");
+    set.set(bit->bit);
+  });
+  for (std::uint8_t proto : p.protocols) {
+    const auto bit = wire::capability_bit_for_protocol(proto);
+    if (bit && !set.test(*bit))
+      s.fail_key("names", "leaves out '" + std::string(wire::capability_by_bit(*bit)->name) +
+                              "', which mappings.protocols maps (its MAP/PEER requests would get "
+                              "UNSUPP_PROTOCOL); add it or remove it from mappings.protocols");
+  }
+  p.capabilities = set;
 }
 
 void parse_daemon(const Section& s, Config& c) {
@@ -441,7 +504,7 @@ Config parse_config_text(std::string_view text, const std::string& file) {
       {"errors", parse_errors},         {"third_party", parse_third_party},
       {"natpmp", parse_natpmp},         {"announce", parse_announce},
       {"nftables", parse_nftables},     {"checkpoint", parse_checkpoint},
-      {"daemon", parse_daemon},
+      {"capability", parse_capability}, {"daemon", parse_daemon},
   };
   for (auto&& [k, v] : root) {
     bool known = std::any_of(std::begin(kParts), std::end(kParts),
@@ -460,7 +523,30 @@ Config parse_config_text(std::string_view text, const std::string& file) {
     int line = t != nullptr ? line_of(*t) : 1;
     part.parse(Section(file, std::string(part.name), t, line), c);
   }
+  // Both option codes are known only now ([checkpoint] is parsed before [capability]).
+  const auto& codes = c.policy.option_codes;
+  if (codes.checkpoint_required == codes.capability) {
+    const toml::node* cap = root.at_path("capability.option_code").node();
+    const toml::node* ckpt = root.at_path("checkpoint.option_code").node();
+    if (ckpt != nullptr)
+      throw ConfigError(file, line_of(*ckpt),
+                        "checkpoint.option_code: collides with the CAPABILITY option code");
+    throw ConfigError(file, cap != nullptr ? line_of(*cap) : 0,
+                      "capability.option_code: collides with the CHECKPOINT_REQUIRED option code");
+  }
   return c;
+}
+
+void derive_capabilities(Config& c) {
+  if (!c.capability_auto) return;
+  const auto& p = c.policy;
+  wire::CapabilitySet set;
+  // R-CAP-4/5: only what this configuration makes pcpd do.
+  if (p.nat44 && !p.external_v4.empty()) set.set(std::string_view("nat44"));
+  if (p.ipv6_firewall) set.set(std::string_view("ipv6-firewall"));
+  for (std::uint8_t proto : p.protocols)
+    if (auto bit = wire::capability_bit_for_protocol(proto)) set.set(*bit);
+  c.policy.capabilities = set;
 }
 
 Config parse_config_file(const std::string& path) {

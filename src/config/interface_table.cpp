@@ -1,5 +1,7 @@
 #include "config/interface_table.hpp"
 
+#include "config/config_parser.hpp"
+
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -139,6 +141,8 @@ std::vector<std::string> resolve_interfaces(Config& c, const InterfaceTable& tab
                            "a reload");
     }
   }
+  // hops-00 `auto`: nat44 depends on the external address found just now.
+  derive_capabilities(c);
   return warnings;
 }
 

@@ -4,8 +4,10 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
+#include "wire/capability.hpp"
 #include "wire/ip_addr.hpp"
 #include "wire/messages.hpp"
 
@@ -60,6 +62,16 @@ struct Policy {
     double rate_per_client = 10.0;        // elections per second per client (token bucket)
     double burst_per_client = 20.0;       // bucket size
   } checkpoint;
+
+  // CAPABILITY (draft-boucadair-hops-capability-discovery-00, DESIGN.md "CAPABILITY"): the
+  // device's capability set. nullopt: not configured, never sent (R-CAP-3, R-CAP-5). Bit 0 (A,
+  // RFC 7652 authentication) is always sent as 0: pcpd does not implement PCP authentication.
+  // Sent in MAP, PEER and ANNOUNCE responses whose request carried the option (R-CAP-1/4) and
+  // with UNSUPP_PROTOCOL (R-CAP-8); a transport protocol whose bit (119..123) is clear is
+  // refused with UNSUPP_PROTOCOL.
+  std::optional<wire::CapabilitySet> capabilities;
+  // R-CAP-6: also in every MAP response and unsolicited ANNOUNCE, requested or not.
+  bool capability_always = false;
 
   wire::OptionCodes option_codes{};
 };

@@ -88,6 +88,8 @@ bool Server::Impl::apply(const ChangeSet& changes) {
 
 std::optional<ResultCode> Server::Impl::check_endpoint(const Target& t, std::uint8_t protocol,
                                                        std::uint16_t internal_port) const {
+  // hops-00 R-CAP-8: a transport protocol the configured capability set leaves out.
+  if (protocol_outside_capabilities(protocol)) return ResultCode::UnsuppProtocol;
   // RFC 6887 §11.3 / R-MAP-3: protocols we do not map.
   if (std::find(policy.protocols.begin(), policy.protocols.end(), protocol) ==
       policy.protocols.end())
@@ -139,6 +141,9 @@ Reply Server::Impl::handle(const wire::Request& req, const Context& ctx) {
   // one: a new client may take the key or port, and a nonce check never runs against it.
   expire_due();
   Reply r = dispatch(req, ctx);
+  // hops-00 R-CAP-1/4/5/6/8: the capability set, where the reply carries one (one place for
+  // every opcode and result; the handlers never set it).
+  r.response.options.capability = capability_for(req, r);
   if (r.kind == Reply::Kind::Drop)
     ++stats.dropped;
   else
@@ -256,8 +261,10 @@ std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, cons
     case Reply::Kind::Success:
       return wire::encode_response(reply.response, out, s.policy.option_codes);
     case Reply::Kind::Error:
+      // R-CAP-8, R-CAP-5: the copied CAPABILITY option becomes the configured set (or goes).
       return wire::encode_error_response(datagram, reply.response.result, reply.response.lifetime,
-                                         reply.response.epoch, reply.parsed, out);
+                                         reply.response.epoch, reply.parsed, out,
+                                         reply.response.options.capability, s.policy.option_codes);
   }
   return 0;
 }
@@ -266,8 +273,16 @@ std::size_t Server::expire() { return impl_->expire(); }
 Millis Server::next_expiry() const { return impl_->table.next_expiry(); }
 
 std::size_t Server::encode_announce(std::span<std::uint8_t> out) const {
+  return encode_announce(out, false);
+}
+
+std::size_t Server::encode_announce(std::span<std::uint8_t> out, bool with_capability) const {
   // RFC 6887 §14.1.3: a response (R=1), opcode ANNOUNCE, SUCCESS, lifetime 0, current epoch.
   wire::Response r;
+  // hops-00 R-CAP-6 (always), R-CAP-7/9 (the caller asks): the set, when one is configured
+  // (R-CAP-5).
+  if (with_capability || impl_->policy.capability_always)
+    r.options.capability = impl_->capability_to_send();
   r.opcode = wire::Opcode::Announce;
   r.result = ResultCode::Success;
   r.lifetime = 0;

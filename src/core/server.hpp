@@ -29,7 +29,9 @@ struct Context {
 //   Drop    -> nothing is sent
 //   Success -> wire::encode_response(response)
 //   Error   -> wire::encode_error_response(request bytes, response.result, response.lifetime,
-//              response.epoch, parsed)
+//              response.epoch, parsed, response.options.capability, codes): the copied request
+//              with its CAPABILITY option replaced by response.options.capability (hops-00
+//              R-CAP-8; removed when that is nullopt). The other response.options are unused.
 struct Reply {
   enum class Kind : std::uint8_t { Drop, Success, Error };
   Kind kind = Kind::Drop;
@@ -62,7 +64,11 @@ class Server {
   [[nodiscard]] Millis next_expiry() const;  // Millis::max() when there is no mapping
 
   // Unsolicited ANNOUNCE (RFC 6887 §14.1.3): response header, opcode ANNOUNCE, current epoch.
+  // Carries CAPABILITY when Policy::capabilities is set and capability_always (R-CAP-6).
   [[nodiscard]] std::size_t encode_announce(std::span<std::uint8_t> out) const;
+  // The same; `with_capability` also adds CAPABILITY when capability_always is off, provided
+  // Policy::capabilities is set (hops-00 R-CAP-7: the set changed; R-CAP-9: a new server joins).
+  [[nodiscard]] std::size_t encode_announce(std::span<std::uint8_t> out, bool with_capability) const;
   // NAT-PMP gratuitous external-address response (RFC 6886 §3.2.1).
   [[nodiscard]] std::size_t encode_natpmp_announce(std::span<std::uint8_t> out) const;
 

@@ -68,6 +68,13 @@ struct Server::Impl {
                                const Mapping* current) const;
   // After the request's ChangeSet was applied: rate token and checkpoint counters.
   void record_election(Election e, const Target& t);
+  // hops-00 CAPABILITY (capability.cpp): the set to send, A bit cleared; nullopt when none is
+  // configured (R-CAP-5). What the reply to `req` carries (R-CAP-1/4/6/8); nullopt: nothing.
+  [[nodiscard]] std::optional<wire::CapabilitySet::Bytes> capability_to_send() const;
+  [[nodiscard]] std::optional<wire::CapabilitySet::Bytes> capability_for(const wire::Request& req,
+                                                                         const Reply& reply) const;
+  // R-CAP-8 (capability.cpp): a transport protocol whose capability bit is clear.
+  [[nodiscard]] bool protocol_outside_capabilities(std::uint8_t protocol) const;
 
   // map_handler.cpp
   Reply handle_map(const wire::Request& req, const wire::MapBody& body, const Target& t);

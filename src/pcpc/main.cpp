@@ -9,6 +9,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
+#include <memory>
+#include <optional>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +45,9 @@ struct Options {
   std::uint32_t lifetime = 3600;
   std::vector<std::string> filters;
   bool prefer_failure = false, checkpoint = false, keep = false, capability = false;
+  // listen
+  std::string interface, family = "both";
+  std::uint32_t count = 0;  // 0: unbounded
 };
 
 struct UsageError {
@@ -120,8 +126,17 @@ void print_line(const std::string& line) {
   std::fflush(stdout);
 }
 
-void print_outcome(const client::Outcome& out, bool json) {
-  print_line(json ? pcpc::response_json(out).dump() : pcpc::human_line(out));
+// One response: its line (JSON: with "server"), then the CAPABILITY it carried (hops-00 R-CAP-2:
+// per server).
+void print_outcome(const client::Outcome& out, bool json, const wire::IpAddr& server) {
+  if (json) {
+    auto j = pcpc::response_json(out);
+    j["server"] = server.to_string();
+    print_line(j.dump());
+  } else {
+    print_line(pcpc::human_line(out));
+    if (auto caps = client::capability_of(out.response)) print_line(pcpc::capability_line(server, *caps));
+  }
   if (out.response.result == wire::ResultCode::AddressMismatch)
     std::fputs("pcpc: ADDRESS_MISMATCH: a NAT lies between this host and the PCP server; PCP "
                "cannot be used from here (R-ADDR-2)\n", stderr);
@@ -169,7 +184,16 @@ int run_keep(client::Client& cl, client::UdpTransport& transport, client::Random
         !ev.outcome->success())
       final_code = kExitServerError;
     if (stopping && ev.kind == client::SessionEvent::Kind::NoAnswer) final_code = kExitNoAnswer;
-    print_line(o.json ? pcpc::json_event(ev).dump() : pcpc::human_event(ev));
+    if (o.json) {
+      auto j = pcpc::json_event(ev);
+      if (ev.outcome) j["server"] = transport.server_address().to_string();
+      print_line(j.dump());
+    } else {
+      print_line(pcpc::human_event(ev));
+    }
+    if (!o.json && ev.outcome)
+      if (auto caps = client::capability_of(ev.outcome->response))
+        print_line(pcpc::capability_line(transport.server_address(), *caps));
     if (ev.outcome && ev.outcome->response.result == wire::ResultCode::AddressMismatch)
       std::fputs("pcpc: ADDRESS_MISMATCH: a NAT lies between this host and the PCP server (R-ADDR-2)\n",
                  stderr);
@@ -223,6 +247,114 @@ int run_keep(client::Client& cl, client::UdpTransport& transport, client::Random
   return final_code;
 }
 
+// pcpc listen (docs/interfaces.md): unsolicited ANNOUNCEs from any server (or only --server) on
+// UDP 5350, one line per event: a server first heard or whose epoch failed the check
+// (RFC 6887 §8.5), and a new or changed CAPABILITY set (hops-00 R-CAP-2: per server, an
+// unsolicited ANNOUNCE replaces that server's set; one without the option leaves it as it was).
+int run_listen(const Options& o, bool timeout_given) {
+  unsigned ifindex = 0;
+  if (!o.interface.empty()) {
+    ifindex = if_nametoindex(o.interface.c_str());
+    if (ifindex == 0) throw UsageError{"unknown interface: " + o.interface};
+  }
+  std::optional<wire::IpAddr> only;
+  if (!o.server.empty()) {
+    auto s = pcpc::parse_server(o.server);
+    if (!s) throw UsageError{"bad server address: " + o.server};
+    only = s->addr;
+    if (!s->zone.empty() && ifindex == 0) {
+      ifindex = if_nametoindex(s->zone.c_str());
+      if (ifindex == 0) throw UsageError{"unknown interface: " + s->zone};
+    }
+  }
+  const bool want_v4 = o.family != "6" && (!only || only->is_v4());
+  const bool want_v6 = o.family != "4" && (!only || !only->is_v4());
+  if (!want_v4 && !want_v6) throw UsageError{"--family does not match the --server address"};
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) return kExitNoAnswer;
+  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (sfd < 0) {
+    std::perror("pcpc: signalfd");
+    return kExitNoAnswer;
+  }
+  std::vector<std::unique_ptr<client::AnnounceListener>> listeners;
+  for (bool v6 : {false, true}) {
+    if (v6 ? !want_v6 : !want_v4) continue;
+    auto l = client::AnnounceListener::open_any(v6, ifindex);
+    if (!l) {
+      std::fprintf(stderr, "pcpc: warning: cannot listen on %s port %u: %s: %s\n", v6 ? "IPv6" : "IPv4",
+                   unsigned{wire::kClientPort}, l.error().context, std::strerror(l.error().code));
+      continue;
+    }
+    if ((*l)->join_error() != 0)
+      std::fprintf(stderr, "pcpc: warning: cannot join %s: %s\n", v6 ? "ff02::1" : "224.0.0.1",
+                   std::strerror((*l)->join_error()));
+    listeners.push_back(std::move(*l));
+  }
+  if (listeners.empty()) {
+    close(sfd);
+    return kExitNoAnswer;
+  }
+  std::fprintf(stderr, "pcpc: listening for ANNOUNCE on port %u\n", unsigned{wire::kClientPort});
+
+  client::BootClock clock;
+  const Millis deadline = clock.now() + Millis{static_cast<std::int64_t>(o.timeout_s * 1000.0)};
+  client::CapabilityTable capabilities;
+  std::vector<std::pair<wire::IpAddr, client::EpochValidator>> epochs;  // per server (§8.5)
+  std::uint32_t printed = 0;
+  for (;;) {
+    int timeout_ms = -1;
+    if (timeout_given) {
+      const auto left = (deadline - clock.now()).count();
+      if (left <= 0) break;
+      timeout_ms = static_cast<int>(std::min<std::int64_t>(left, std::numeric_limits<int>::max()));
+    }
+    std::array<pollfd, 3> fds{};
+    fds[0] = {sfd, POLLIN, 0};
+    for (std::size_t i = 0; i < listeners.size(); ++i) fds[i + 1] = {listeners[i]->fd(), POLLIN, 0};
+    const int r = ::poll(fds.data(), static_cast<nfds_t>(listeners.size() + 1), timeout_ms);
+    if (r < 0 && errno != EINTR) {
+      std::perror("pcpc: poll");
+      break;
+    }
+    if (r > 0 && (fds[0].revents & POLLIN)) {
+      close(sfd);
+      return kExitSuccess;  // SIGINT / SIGTERM
+    }
+    for (std::size_t i = 0; r > 0 && i < listeners.size(); ++i) {
+      if (!(fds[i + 1].revents & POLLIN)) continue;
+      for (const auto& a : listeners[i]->drain(clock.now(), client::ClientConfig{}.codes)) {
+        if (only && a.source != *only) continue;
+        auto it = std::find_if(epochs.begin(), epochs.end(),
+                               [&](const auto& e) { return e.first == a.source; });
+        const bool first = it == epochs.end();
+        if (first) it = epochs.insert(epochs.end(), {a.source, client::EpochValidator{}});
+        const bool valid = it->second.check(a.epoch, a.received_at);
+        if (first || !valid) {
+          print_line(o.json ? pcpc::announce_json(a, valid).dump() : pcpc::announce_line(a, valid));
+          ++printed;
+        }
+        if (a.capability && capabilities.update(a.source, *a.capability)) {
+          print_line(o.json ? pcpc::capability_json(a.source, *a.capability).dump()
+                            : pcpc::capability_line(a.source, *a.capability));
+          ++printed;
+        }
+      }
+    }
+    if (o.count != 0 && printed >= o.count) {
+      close(sfd);
+      return kExitSuccess;
+    }
+  }
+  close(sfd);
+  // --timeout reached: fine unless a --count was asked for and not reached.
+  return o.count != 0 ? kExitNoAnswer : kExitSuccess;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -242,8 +374,16 @@ int main(int argc, char** argv) {
   add_mapping_options(peer_cmd, o, true);
   for (auto* cmd : {map_cmd, peer_cmd, announce_cmd}) {
     cmd->fallthrough();  // global options may follow the subcommand too
-    cmd->add_flag("--capability", o.capability, "add a CAPABILITY request option (16 zero bytes)");
+    cmd->add_flag("--capability,--capabilities", o.capability,
+                  "ask for the server's capabilities (CAPABILITY option, hops-00 R-CAP-1)");
   }
+  auto* listen_cmd = app.add_subcommand(
+      "listen", "print the epoch and CAPABILITY of unsolicited ANNOUNCEs on port 5350");
+  listen_cmd->fallthrough();
+  listen_cmd->add_option("--interface", o.interface, "interface to join 224.0.0.1 / ff02::1 on");
+  listen_cmd->add_option("--family", o.family, "4, 6 or both (default)")
+      ->check(CLI::IsMember({"4", "6", "both"}));
+  listen_cmd->add_option("--count", o.count, "exit 0 after this many printed events");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -251,6 +391,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (listen_cmd->parsed()) return run_listen(o, app.get_option("--timeout")->count() > 0);
     const bool peer = peer_cmd->parsed();
     const bool announce = announce_cmd->parsed();
     client::MappingSpec spec;
@@ -305,7 +446,7 @@ int main(int argc, char** argv) {
       print_request_error(out.error(), server_text, o.timeout_s);
       return kExitNoAnswer;
     }
-    print_outcome(*out, o.json);
+    print_outcome(*out, o.json, tc.server);
     return exit_code(*out);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "pcpc: %s\n", e.message.c_str());

@@ -84,7 +84,28 @@ nlohmann::json response_json(const client::Outcome& o) {
     j["remote_port"] = p->remote_port;
   }
   j["options"] = options_json(o);
+  if (auto caps = client::capability_of(r)) j["capabilities"] = caps->names();  // hops-00
   return j;
+}
+
+std::string capability_line(const wire::IpAddr& server, const wire::CapabilitySet& set) {
+  return "CAPABILITY server=" + server.to_string() + " " + set.to_string();
+}
+
+nlohmann::json capability_json(const wire::IpAddr& server, const wire::CapabilitySet& set) {
+  return {{"event", "capability"}, {"server", server.to_string()}, {"capabilities", set.names()}};
+}
+
+std::string announce_line(const client::Announcement& a, bool epoch_valid) {
+  return "ANNOUNCE server=" + a.source.to_string() + " epoch=" + std::to_string(a.epoch) +
+         (epoch_valid ? " epoch_valid" : " epoch_invalid");
+}
+
+nlohmann::json announce_json(const client::Announcement& a, bool epoch_valid) {
+  return {{"event", "announce"},
+          {"server", a.source.to_string()},
+          {"epoch", a.epoch},
+          {"epoch_valid", epoch_valid}};
 }
 
 std::string human_event(const client::SessionEvent& ev) {

@@ -18,8 +18,21 @@ namespace pcpd::pcpc {
 // Keys: opcode, result, result_code, lifetime, epoch; MAP/PEER add protocol, internal_address,
 // internal_port, external_address, external_port, nonce; PEER adds remote_address, remote_port;
 // options: what came back (third_party, prefer_failure, filters, description, checkpoint,
-// capability).
+// capability as 32 hex digits); "capabilities": the names of a CAPABILITY that came back.
 [[nodiscard]] nlohmann::json response_json(const client::Outcome& outcome);
+
+// hops-00 CAPABILITY, per server (R-CAP-2):
+// "CAPABILITY server=192.0.2.1 nat44,ipv6-firewall,tcp,udp" (names from wire::kCapabilityBits,
+// unassigned bits as bitN, "none" for the empty set) and
+// {"event": "capability", "server": "192.0.2.1", "capabilities": ["nat44", ...]}.
+[[nodiscard]] std::string capability_line(const wire::IpAddr& server, const wire::CapabilitySet& set);
+[[nodiscard]] nlohmann::json capability_json(const wire::IpAddr& server, const wire::CapabilitySet& set);
+
+// pcpc listen: an unsolicited ANNOUNCE of a server first heard or whose epoch failed the check
+// (RFC 6887 §8.5): "ANNOUNCE server=192.0.2.1 epoch=12 epoch_valid|epoch_invalid" and
+// {"event": "announce", "server": ..., "epoch": N, "epoch_valid": B}.
+[[nodiscard]] std::string announce_line(const client::Announcement& announcement, bool epoch_valid);
+[[nodiscard]] nlohmann::json announce_json(const client::Announcement& announcement, bool epoch_valid);
 
 // --keep: a Session event. Responses print as above (JSON gets an "event" key); the others print
 // as "EVENT <name> ..." lines or {"event": ...} objects. Returns "" / null for nothing to print.

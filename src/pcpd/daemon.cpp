@@ -171,6 +171,8 @@ bool Daemon::start() {
   sd_notify(0, ready.c_str());
   log::info("daemon.ready", {{"port", cfg.port}, {"mappings", server_->mapping_count()},
                              {"epoch", server_->epoch()}});
+  // hops-00 R-CAP-9: a server joining the network MAY announce its capabilities.
+  announce_capability_ = cfg.policy.capabilities.has_value();
   start_announce();
   return true;
 }
@@ -379,6 +381,7 @@ void Daemon::rearm_announce() {
 void Daemon::on_announce_timer() {
   announce_timer_->drain();
   if (schedule_.take(clock_.now())) send_announce_copy();
+  if (!schedule_.active()) announce_capability_ = false;  // that round is over
   rearm_announce();
 }
 
@@ -393,7 +396,8 @@ void Daemon::send_announce_copy() {
   // RFC 6887 §14.1.3: each copy carries the current epoch.
   std::array<std::uint8_t, wire::kMaxMessageSize> pcp{};
   std::array<std::uint8_t, 16> pmp{};
-  const std::size_t pcp_len = server_->encode_announce(pcp);
+  // hops-00 R-CAP-6 (capability.always) inside encode_announce; R-CAP-7/9 for this round.
+  const std::size_t pcp_len = server_->encode_announce(pcp, announce_capability_);
   const std::size_t pmp_len = config_->policy.natpmp ? server_->encode_natpmp_announce(pmp) : 0;
   const auto send = [&](const UdpServerSocket& s, std::span<const std::uint8_t> data,
                         const wire::IpAddr& group, const wire::IpAddr& from, const AnnounceTarget& t,
@@ -451,6 +455,10 @@ void Daemon::reload() {
       log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
   }
   const bool external_changed = cfg.policy.external_v4 != old.policy.external_v4;
+  // hops-00 R-CAP-7: the effective set (or the code it travels under) changed.
+  const bool capability_changed =
+      cfg.policy.capabilities != old.policy.capabilities ||
+      cfg.policy.option_codes.capability != old.policy.option_codes.capability;
   filter_ = make_filter(cfg);
   server_->set_policy(cfg.policy);
   config_ = std::make_shared<const config::Config>(std::move(cfg));
@@ -458,9 +466,18 @@ void Daemon::reload() {
   log::info("config.reloaded", {{"config", config_->file},
                                 {"internal_prefixes", join_prefixes(config_->internal_prefixes)},
                                 {"external_address", join_addrs(config_->policy.external_v4)}});
+  if (capability_changed) {
+    const auto& caps = config_->policy.capabilities;
+    log::info("capability.changed", {{"capabilities", caps ? caps->to_string() : "not configured"}});
+    // R-CAP-7: unsolicited ANNOUNCE carrying the new set. A removed set is not announced
+    // (R-CAP-5: nothing is sent without a set).
+    if (caps) announce_capability_ = true;
+  }
   if (external_changed) {
     reset_epoch("external_address_changed");  // R-EPOCH-4
     start_announce();                          // R-ANN-3 decision, R-PMP-4
+  } else if (capability_changed && config_->policy.capabilities) {
+    start_announce();  // hops-00 R-CAP-7, same schedule as RFC 6887 §14.1.3
   }
   const std::string ready = "READY=1\nSTATUS=serving " + std::to_string(server_->mapping_count()) +
                             " mappings, epoch " + std::to_string(server_->epoch());

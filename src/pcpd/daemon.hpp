@@ -102,6 +102,9 @@ class Daemon {
   Sockets sockets_;
   IngressFilter filter_;
   AnnounceSchedule schedule_;
+  // The current announcement round carries CAPABILITY (hops-00 R-CAP-7 after a change of the
+  // set on reload, R-CAP-9 at start); capability.always adds it to every round anyway.
+  bool announce_capability_ = false;
   DropCounters drops_;
   std::uint64_t datapath_errors_seen_ = 0;
   log::RateLimiter datapath_limiter_;

@@ -2,8 +2,10 @@
 // Pure: no allocation, every read bounds-checked through Reader (reader.hpp).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <variant>
 
@@ -38,6 +40,18 @@ using DecodedRequest = std::variant<Request, Reject>;
                                                 ResultCode code, std::uint32_t lifetime,
                                                 std::uint32_t epoch, bool parsed,
                                                 std::span<std::uint8_t> out);
+
+// Error response as above, for a parsed request, whose CAPABILITY options (hops-00, code from
+// `codes`) are replaced: every copied CAPABILITY option is removed, then, when `capability` is
+// set, one CAPABILITY option carrying it is appended if the result stays within 1100 bytes and
+// `out` (hops-00 R-CAP-8: an error together with the option; R-CAP-5: none without a set).
+// The request's options must be well framed up to the point where they are not: from there the
+// copy is kept as it is and nothing is appended. `parsed` false: the plain copy above.
+[[nodiscard]] std::size_t encode_error_response(
+    std::span<const std::uint8_t> request, ResultCode code, std::uint32_t lifetime,
+    std::uint32_t epoch, bool parsed, std::span<std::uint8_t> out,
+    const std::optional<std::array<std::uint8_t, kCapabilityBytes>>& capability,
+    const OptionCodes& codes);
 
 // Client side: a request built field by field. Returns bytes written or 0.
 [[nodiscard]] std::size_t encode_request(const Request& request, std::span<std::uint8_t> out,

@@ -121,6 +121,60 @@ std::size_t encode_error_response(std::span<const std::uint8_t> request, ResultC
   return w.ok() ? w.size() : 0;
 }
 
+std::size_t encode_error_response(
+    std::span<const std::uint8_t> request, ResultCode code, std::uint32_t lifetime,
+    std::uint32_t epoch, bool parsed, std::span<std::uint8_t> out,
+    const std::optional<std::array<std::uint8_t, kCapabilityBytes>>& capability,
+    const OptionCodes& codes) {
+  const std::size_t n = encode_error_response(request, code, lifetime, epoch, parsed, out);
+  if (n == 0 || !parsed) return n;
+  std::size_t body = 0;  // opcode data: RFC 6887 §14.1 (none), §11.1, §12.1
+  switch (static_cast<Opcode>(out[1] & kOpcodeMask)) {
+    case Opcode::Announce: body = 0; break;
+    case Opcode::Map: body = kMapBodySize; break;
+    case Opcode::Peer: body = kPeerBodySize; break;
+    default: return n;  // no option of ours in an opcode we do not know
+  }
+  const std::size_t start = kHeaderSize + body;
+  if (start > n) return n;
+
+  // The copied options, rewritten without CAPABILITY (hops-00: at most one, ours).
+  std::array<std::uint8_t, kMaxMessageSize> copied{};
+  const std::size_t copied_len = n - start;
+  std::copy_n(out.begin() + static_cast<std::ptrdiff_t>(start), copied_len, copied.begin());
+  Reader r{std::span<const std::uint8_t>(copied.data(), copied_len)};
+  Writer w{out.subspan(start), kMaxMessageSize - start};
+  bool framed = true;
+  while (!r.at_end()) {
+    // RFC 6887 §7.3: code(1) | reserved(1) | length(2) | data, padded to 4 bytes.
+    if (!r.has(4)) {
+      framed = false;
+      break;
+    }
+    Reader peek = r;
+    const std::uint8_t opt = peek.u8();
+    peek.skip(1);
+    const std::size_t padded = (std::size_t{peek.u16()} + 3u) & ~std::size_t{3};
+    if (!peek.has(padded)) {
+      framed = false;
+      break;
+    }
+    const auto whole = r.bytes(4 + padded);
+    if (opt != codes.capability) w.bytes(whole);
+  }
+  if (!framed) w.bytes(r.bytes(r.remaining()));  // the unframed rest, as it was
+  std::size_t total = start + w.size();
+  if (framed && capability) {
+    Writer add = w;  // only committed if the option fits (R-CAP-8 within RFC 6887 §7)
+    add.u8(codes.capability);
+    add.u8(0);
+    add.u16(static_cast<std::uint16_t>(kCapabilityBytes));
+    add.bytes(*capability);
+    if (add.ok()) total = start + add.size();
+  }
+  return w.ok() ? total : n;
+}
+
 std::size_t encode_request(const Request& request, std::span<std::uint8_t> out,
                            const OptionCodes& codes) {
   Writer w{out, kMaxMessageSize};

@@ -6,4 +6,5 @@ pcpd_add_test(test_client
     ${CMAKE_CURRENT_LIST_DIR}/client_epoch_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/client_session_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/client_pcpc_test.cpp
-  LIBS pcpc_lib pcp_client)
+    ${CMAKE_CURRENT_LIST_DIR}/client_capability_test.cpp
+  LIBS pcpc_lib pcp_client pcp_core)

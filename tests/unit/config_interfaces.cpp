@@ -121,3 +121,15 @@ TEST_CASE("interfaces: system_interfaces() sees the loopback interface") {
     if (a.addr == ip("127.0.0.1")) has_127 = a.prefix_len == 8;
   CHECK(has_127);
 }
+
+TEST_CASE("interfaces: capability \"auto\" gains nat44 once the external address is found") {
+  Config c = parse("[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan0\"\n[capability]\nnames = \"auto\"\n");
+  REQUIRE(c.policy.capabilities.has_value());
+  CHECK_FALSE(c.policy.capabilities->test(std::string_view("nat44")));
+  (void)resolve_interfaces(c, host());
+  CHECK(c.policy.capabilities->to_string() == "nat44,ipv6-firewall,tcp,udp");
+  // An external interface without IPv4: no NAT44 to claim (R-CAP-5).
+  Config d = parse("[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan1\"\n[capability]\nnames = \"auto\"\n");
+  (void)resolve_interfaces(d, host());
+  CHECK(d.policy.capabilities->to_string() == "ipv6-firewall,tcp,udp");
+}

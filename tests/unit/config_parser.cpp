@@ -387,8 +387,100 @@ TEST_CASE("config: the shipped packaging/pcpd.conf is valid and documents every 
         "grace", "state_dir", "port", "log", "log_level", "[interfaces]", "[mappings]", "[errors]",
         "[third_party]", "[natpmp]", "[announce]", "[nftables]", "[daemon]", "[checkpoint]",
         "option_code", "max_per_client", "rate_per_client", "burst_per_client", "elected_mark",
-        "sticky_mark", "control_socket"}) {
+        "sticky_mark", "control_socket", "[capability]", "names", "always"}) {
     CAPTURE(key);
     CHECK(text.find(key) != std::string::npos);
   }
+}
+
+// [capability] (draft-boucadair-hops-capability-discovery-00, docs/capability.md).
+TEST_CASE("config capability: absent table -> no set, never sent (R-CAP-5)") {
+  Config c = parse(kMinimal);
+  CHECK_FALSE(c.policy.capabilities.has_value());
+  CHECK_FALSE(c.policy.capability_always);
+  CHECK(c.policy.option_codes.capability == 224);
+  CHECK_FALSE(c.capability_auto);
+  // A table without names: still no set; the code may move.
+  Config d = parse(with("capability", "option_code = 250"));
+  CHECK_FALSE(d.policy.capabilities.has_value());
+  CHECK(d.policy.option_codes.capability == 250);
+}
+
+TEST_CASE("config capability: names, always and option_code") {
+  Config c = parse(kMinimal + "[capability]\nnames = [\"nat44\", \"ipv6-firewall\", \"tcp\", \"udp\", \"nptv6\"]\n"
+                              "always = true\noption_code = 230\n");
+  REQUIRE(c.policy.capabilities.has_value());
+  CHECK(c.policy.capabilities->names() ==
+        std::vector<std::string>{"nat44", "ipv6-firewall", "nptv6", "tcp", "udp"});
+  CHECK(c.policy.capability_always);
+  CHECK(c.policy.option_codes.capability == 230);
+  CHECK(c.capability_line == 5);
+  CHECK_FALSE(c.capability_auto);
+  // The transport bits follow mappings.protocols.
+  Config s = parse(kMinimal + "[mappings]\nprotocols = [\"tcp\", \"sctp\", \"dccp\", \"udplite\"]\n"
+                              "[capability]\nnames = [\"tcp\", \"sctp\", \"dccp\", \"udp-lite\"]\n");
+  CHECK(s.policy.capabilities->to_string() == "tcp,udp-lite,dccp,sctp");
+}
+
+TEST_CASE("config capability: \"auto\" derives the set from the configuration") {
+  SUBCASE("defaults with an external address: nat44, ipv6-firewall, tcp, udp") {
+    Config c = parse("[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan0\"\n"
+                     "external_address = [\"203.0.113.1\"]\n[capability]\nnames = \"auto\"\n");
+    CHECK(c.capability_auto);
+    REQUIRE(c.policy.capabilities.has_value());
+    CHECK(c.policy.capabilities->to_string() == "nat44,ipv6-firewall,tcp,udp");
+    CHECK_FALSE(c.policy.capabilities->test(std::string_view("ipv4-firewall")));
+  }
+  SUBCASE("no external IPv4 address known yet: no nat44 (R-CAP-5: not guessed)") {
+    Config c = parse(with("capability", "names = \"auto\""));
+    CHECK(c.policy.capabilities->to_string() == "ipv6-firewall,tcp,udp");
+  }
+  SUBCASE("nat44 and ipv6_firewall off, other protocols") {
+    Config c = parse(kMinimal + "[mappings]\nnat44 = false\nipv6_firewall = false\n"
+                                "protocols = [\"udp\", \"sctp\", 47]\n[capability]\nnames = \"auto\"\n");
+    CHECK(c.policy.capabilities->to_string() == "udp,sctp");
+  }
+  SUBCASE("derive_capabilities() again after the external address is known") {
+    Config c = parse(with("capability", "names = \"auto\""));
+    c.policy.external_v4 = {ip("203.0.113.9")};
+    derive_capabilities(c);
+    CHECK(c.policy.capabilities->to_string() == "nat44,ipv6-firewall,tcp,udp");
+    // Not auto: left alone.
+    Config d = parse(with("capability", "names = [\"tcp\", \"udp\"]"));
+    d.policy.external_v4 = {ip("203.0.113.9")};
+    derive_capabilities(d);
+    CHECK(d.policy.capabilities->to_string() == "tcp,udp");
+  }
+}
+
+TEST_CASE("config capability errors name file:line") {
+  expect_error(with("capability", "names = [\"tcp\", \"udp\", \"warp\"]"), 5,
+               "capability.names: unknown capability 'warp'");
+  expect_error(kMinimal + "[capability]\nnames = [\n  \"tcp\",\n  \"NAT44\",\n  \"udp\"]\n", 7,
+               "unknown capability 'NAT44'");
+  expect_error(with("capability", "names = \"all\""), 5, "neither \"auto\" nor a list");
+  expect_error(with("capability", "names = 3"), 5, "capability.names: expected \"auto\" or an array");
+  expect_error(with("capability", "names = [\"tcp\", 1]"), 5, "expected strings");
+  expect_error(with("capability", "names = [\"tcp\", \"udp\", \"tcp\"]"), 5, "'tcp' is listed twice");
+  expect_error(with("capability", "names = [\"authentication\", \"tcp\", \"udp\"]"), 5,
+               "does not implement PCP authentication");
+  expect_error(with("capability", "names = [\"port-set\", \"tcp\", \"udp\"]"), 5,
+               "does not implement the PORT_SET option");
+  expect_error(with("capability", "names = [\"tcp\", \"udp\", \"sctp\"]"), 5,
+               "'sctp' is not in mappings.protocols");
+  expect_error(with("capability", "names = [\"nat44\", \"tcp\"]"), 5,
+               "leaves out 'udp', which mappings.protocols maps");
+  expect_error(with("capability", "always = true"), 5, "capability.always: needs capability.names");
+  expect_error(with("capability", "option_code = 100"), 5, "out of range [128, 254]");
+  expect_error(with("capability", "option_code = 129"), 5, "DESCRIPTION, PREFIX64 or PORT_SET");
+  expect_error(with("capability", "option_code = 192"), 5,
+               "capability.option_code: collides with the CHECKPOINT_REQUIRED option code");
+  expect_error(with("capability", "unknown = 1"), 5, "unknown key 'unknown' in [capability]");
+  expect_error(with("capability", "always = 1"), 5, "expected a boolean");
+  // Moving both codes apart is fine; moving checkpoint onto capability's is not.
+  Config c = parse(kMinimal + "[checkpoint]\noption_code = 224\n[capability]\noption_code = 225\n");
+  CHECK(c.policy.option_codes.checkpoint_required == 224);
+  CHECK(c.policy.option_codes.capability == 225);
+  expect_error(kMinimal + "[capability]\noption_code = 200\n[checkpoint]\noption_code = 200\n", 7,
+               "checkpoint.option_code: collides with the CAPABILITY option code");
 }

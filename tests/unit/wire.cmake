@@ -8,4 +8,5 @@ pcpd_add_test(test_wire
     ${CMAKE_CURRENT_LIST_DIR}/wire_names.cpp
     ${CMAKE_CURRENT_LIST_DIR}/wire_reader.cpp
     ${CMAKE_CURRENT_LIST_DIR}/wire_random.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/wire_capability.cpp
   LIBS pcp_wire)
