@@ -80,7 +80,11 @@ struct NftDatapath::Impl {
   Result<std::vector<DumpedElement>> dump_set(const SetSpec& spec);
   // The conntrack adapter, opened on first use; nullptr (counted, logged) when it cannot be.
   ct::Conntrack* ct();
-  void forget_connections(const core::ChangeSet& changes);
+  // Connections of deleted mappings are dropped later, several mappings per conntrack dump: a
+  // dump walks the host's whole conntrack hash (~25 ms with 262,144 buckets), which per delete
+  // capped deletes at ~45/s (bench/RESULTS.md).
+  std::vector<core::Mapping> pending_forget;
+  void queue_forget(const core::ChangeSet& changes);
   void mark_connections(const core::ChangeSet& changes);
 };
 
@@ -179,23 +183,51 @@ Result<std::vector<DumpedElement>> NftDatapath::Impl::dump_set(const SetSpec& se
   return out;
 }
 
-void NftDatapath::Impl::forget_connections(const core::ChangeSet& changes) {
-  std::vector<core::Mapping> gone;
-  for (const auto& c : changes.changes)
-    if (c.op == core::Change::Op::Remove && c.flush_conntrack) gone.push_back(c.mapping);
+namespace {
+
+// Same translation: a re-created mapping's connections are its own again.
+bool same_flow(const core::Mapping& a, const core::Mapping& b) {
+  return a.kind == b.kind && a.protocol == b.protocol && a.internal_addr == b.internal_addr &&
+         a.internal_port == b.internal_port && a.external_addr == b.external_addr &&
+         a.external_port == b.external_port && a.remote_addr == b.remote_addr &&
+         a.remote_port == b.remote_port;
+}
+
+}  // namespace
+
+void NftDatapath::Impl::queue_forget(const core::ChangeSet& changes) {
+  for (const auto& c : changes.changes) {
+    if (c.op == core::Change::Op::Remove && c.flush_conntrack) {
+      pending_forget.push_back(c.mapping);
+    } else if (c.op == core::Change::Op::Add) {
+      std::erase_if(pending_forget, [&](const core::Mapping& m) { return same_flow(m, c.mapping); });
+    }
+  }
+}
+
+std::size_t NftDatapath::pending_conntrack() const { return impl_->pending_forget.size(); }
+
+void NftDatapath::flush_conntrack() {
+  auto& gone = impl_->pending_forget;
   if (gone.empty()) return;
-  auto* conn = ct();
-  if (conn == nullptr) return;
+  auto* conn = impl_->ct();
+  if (conn == nullptr) {
+    gone.clear();
+    return;
+  }
   auto r = conn->forget(gone);
+  auto& counters = impl_->counters;
   if (!r) {
     ++counters.conntrack_errors;
     log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
+    gone.clear();
     return;
   }
   counters.conntrack_deleted += r->deleted;
   counters.conntrack_errors += r->failed;
   if (r->failed != 0) log::warn("conntrack.delete_failed", {{"entries", r->failed}});
   log::debug("conntrack.forget", {{"mappings", gone.size()}, {"deleted", r->deleted}});
+  gone.clear();
 }
 
 void NftDatapath::Impl::mark_connections(const core::ChangeSet& changes) {
@@ -303,9 +335,9 @@ Result<void> NftDatapath::apply(const core::ChangeSet& changes) {
     return BatchBuilder::for_changes(changes, impl_->spec.table, impl_->spec.grace_seconds, seq, skip);
   });
   if (!r) return r;
-  // Only after the commit: a deleted mapping's connections go too, and elected / un-elected
-  // mappings' connections get their mark bits (errors only counted).
-  impl_->forget_connections(changes);
+  // Only after the commit: a deleted mapping's connections go too (queued for flush_conntrack()),
+  // and elected / un-elected mappings' connections get their mark bits (errors only counted).
+  impl_->queue_forget(changes);
   impl_->mark_connections(changes);
   return {};
 }

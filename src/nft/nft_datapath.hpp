@@ -73,6 +73,12 @@ class NftDatapath final : public core::Datapath {
   // PEER mappings applies).
   [[nodiscard]] Result<void> set_external_interfaces(const std::vector<std::string>& names);
 
+  // Connections of deleted mappings (Remove with flush_conntrack) are dropped by the next
+  // flush_conntrack(), many mappings per conntrack dump; the daemon calls it shortly after a
+  // burst of requests. pending_conntrack() says how many mappings wait.
+  void flush_conntrack();
+  [[nodiscard]] std::size_t pending_conntrack() const;
+
   // ct-touch (ha-recipe §2.4): for every conntrack entry with the elected or sticky bit, send a
   // no-op update carrying its own mark, so the kernel reports it and conntrackd re-sends it.
   // Returns how many entries were touched.

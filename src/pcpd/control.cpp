@@ -43,6 +43,7 @@ bool Daemon::open_control() {
         ctl_->on_readable([this](const std::string& cmd, const nlohmann::json& args) {
           return control(cmd, args);
         });
+        schedule_conntrack_flush();  // a reload may have removed mappings
       })) {
     log::error("daemon.setup_failed", {{"what", "epoll_ctl control socket"}});
     return false;

@@ -78,6 +78,7 @@ int Daemon::run() {
   if (!start()) return 1;
   auto result = loop_->run();
   sd_notify(0, "STOPPING=1");
+  datapath_->flush_conntrack();  // the connections of mappings deleted in the last moment
   if (!result) {
     log::error("daemon.loop_failed", {{"error", error_text(result.error())}});
     return 1;
@@ -139,7 +140,8 @@ bool Daemon::start() {
   auto signals = SignalFd::create();
   auto expiry = BootTimer::create();
   auto announce = BootTimer::create();
-  if (!loop || !signals || !expiry || !announce) {
+  auto conntrack = BootTimer::create();
+  if (!loop || !signals || !expiry || !announce || !conntrack) {
     log::error("daemon.setup_failed", {{"what", "epoll/signalfd/timerfd"}});
     return false;
   }
@@ -147,6 +149,7 @@ bool Daemon::start() {
   signals_.emplace(std::move(*signals));
   expiry_timer_.emplace(std::move(*expiry));
   announce_timer_.emplace(std::move(*announce));
+  conntrack_timer_.emplace(std::move(*conntrack));
   auto sockets = open_sockets(cfg.port);
   if (!sockets) {
     notify_status("cannot bind the PCP port " + std::to_string(cfg.port));
@@ -155,7 +158,8 @@ bool Daemon::start() {
   filter_ = make_filter(cfg);
   if (!loop_->add(signals_->fd(), [this] { on_signal(); }) ||
       !loop_->add(expiry_timer_->fd(), [this] { on_expiry_timer(); }) ||
-      !loop_->add(announce_timer_->fd(), [this] { on_announce_timer(); })) {
+      !loop_->add(announce_timer_->fd(), [this] { on_announce_timer(); }) ||
+      !loop_->add(conntrack_timer_->fd(), [this] { on_conntrack_timer(); })) {
     log::error("daemon.setup_failed", {{"what", "epoll_ctl"}});
     return false;
   }
@@ -257,6 +261,7 @@ void Daemon::on_signal() {
   while (int sig = signals_->read()) {
     if (sig == SIGHUP) {
       reload();
+      schedule_conntrack_flush();
     } else {
       log::info("daemon.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       loop_->stop();
@@ -277,6 +282,7 @@ void Daemon::on_socket(const UdpServerSocket& socket) {
     handle(socket, *d);
   }
   rearm_expiry();
+  schedule_conntrack_flush();
 }
 
 void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
@@ -353,6 +359,28 @@ void Daemon::on_expiry_timer() {
   note_datapath_errors("expiry");
   if (expired > 0) log::debug("mappings.expired", {{"count", expired}, {"mappings", server_->mapping_count()}});
   rearm_expiry();
+  schedule_conntrack_flush();
+}
+
+// Deleting a mapping drops its connections (RFC 6887 §15: the mapping is gone, so are its
+// flows), but a conntrack dump costs as much as the whole table: one dump per delete held
+// deletes to ~45/s. The datapath queues them; one pass 100 ms after the first queued delete
+// serves every delete of the burst.
+void Daemon::schedule_conntrack_flush() {
+  constexpr std::int64_t kFlushDelayMs = 100;
+  if (datapath_->pending_conntrack() == 0 || conntrack_timer_->armed_at() != -1) return;
+  if (auto r = conntrack_timer_->arm_at(clock_.now().count() + kFlushDelayMs); !r) {
+    log::error("timer.arm_failed", {{"error", error_text(r.error())}});
+    datapath_->flush_conntrack();
+  }
+}
+
+void Daemon::on_conntrack_timer() {
+  conntrack_timer_->drain();
+  conntrack_timer_->disarm();
+  const std::size_t pending = datapath_->pending_conntrack();
+  datapath_->flush_conntrack();
+  if (pending > 0) log::debug("conntrack.flushed", {{"mappings", pending}});
 }
 
 void Daemon::rearm_expiry() {

@@ -78,6 +78,8 @@ class Daemon {
   void send_announce_copy();
   void rearm_expiry();
   void rearm_announce();
+  void schedule_conntrack_flush();
+  void on_conntrack_timer();
   void note_datapath_errors(const char* during);
   void apply_logging(const config::Config& config) const;
 
@@ -97,6 +99,8 @@ class Daemon {
   std::optional<SignalFd> signals_;
   std::optional<BootTimer> expiry_timer_;
   std::optional<BootTimer> announce_timer_;
+  // Drops the connections of deleted mappings in one conntrack pass a moment after a burst.
+  std::optional<BootTimer> conntrack_timer_;
   std::optional<ctl::CtlServer> ctl_;
   Role role_ = Role::Standalone;
   Sockets sockets_;

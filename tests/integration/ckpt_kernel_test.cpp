@@ -367,9 +367,13 @@ TEST_CASE("ckpt kernel: late election marks established connections at once; un-
   REQUIRE(count.has_value());
   CHECK(*count == 1);  // 42013 (elected by the set), not 42011 (sticky only)
 
-  // removal of a mapping (flush_conntrack) deletes its entries, marks are not rewritten
+  // removal of a mapping (flush_conntrack) deletes its entries once the daemon flushes the
+  // queue (one conntrack pass per burst), marks are not rewritten
   cs.changes = {{core::Change::Op::Remove, m, {}, true}};
   REQUIRE(dp->apply(cs).has_value());
+  CHECK(dp->pending_conntrack() == 1);
+  dp->flush_conntrack();
+  CHECK(dp->pending_conntrack() == 0);
   CHECK_FALSE(mark_of(ct_list(), 42011).has_value());
   CHECK(dp->counters().conntrack_unelected == 1);
   CHECK(dp->counters().conntrack_errors == 0);

@@ -547,11 +547,28 @@ TEST_CASE("nft kernel: removing a deleted mapping drops its conntrack entries, a
   rm.changes.push_back({core::Change::Op::Remove, m2, {}, true});
   rm.changes.push_back({core::Change::Op::Remove, p, {}, true});
   REQUIRE(dp->apply(rm).has_value());
+  // Deferred: nothing is dropped until flush_conntrack() (the daemon calls it after a burst).
+  CHECK(dp->pending_conntrack() == 2);
+  CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8300'").out == "1\n");
+  dp->flush_conntrack();
+  CHECK(dp->pending_conntrack() == 0);
   CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8300'").out == "0\n");
   CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8301'").out == "1\n");
   CHECK(sh("conntrack -L -f ipv6 2>/dev/null | grep -c 'dport=5300'").out == "0\n");
   CHECK(dp->counters().conntrack_deleted == 2);
   CHECK(dp->counters().conntrack_errors == 0);
+
+  // Deleted and re-created before the flush: the same translation, so its connections stay.
+  core::ChangeSet add, del;
+  add.changes.push_back({core::Change::Op::Add, m2, {}, false});
+  del.changes.push_back({core::Change::Op::Remove, m2, {}, true});
+  REQUIRE(dp->apply(add).has_value());
+  REQUIRE(dp->apply(del).has_value());
+  CHECK(dp->pending_conntrack() == 1);
+  REQUIRE(dp->apply(add).has_value());
+  CHECK(dp->pending_conntrack() == 0);
+  REQUIRE(dp->apply(del).has_value());
+  dp->flush_conntrack();
 }
 
 int main(int argc, char** argv) {
