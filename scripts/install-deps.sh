@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package pcpd needs to build, test and run its labs.
+# Installs every Debian 12 package pcpd needs to build, test and run its labs: the compilers
+# (clang for the fuzzers), the libraries, the lab tools and the packaging tools (test pkg_deb).
 # Idempotent: packages already present are skipped; apt-get runs only when something is missing.
 set -euo pipefail
 pkgs=(
@@ -9,6 +10,8 @@ pkgs=(
   libsystemd-dev libsodium-dev
   nftables conntrack conntrackd keepalived iproute2 natpmpc tshark
   python3 procps psmisc iputils-ping
+  clang libclang-rt-dev
+  debhelper dpkg-dev fakeroot lintian debootstrap python3-prometheus-client
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# pkg_deb.sh: the Debian package, end to end.
+#   1. scripts/build-deb.sh builds pcpd_*.deb (dpkg-buildpackage -b) and runs lintian: no errors.
+#   2. A fresh Debian 12 root (debootstrap --variant=minbase bookworm) installs the .deb with apt:
+#      files in place (dpkg -L), /etc/pcpd/pcpd.conf a conffile, the system user pcpd, the unit
+#      not enabled, `systemd-analyze verify` clean, the shipped config valid (--check-config).
+#   3. Every man page renders without warnings (man --warnings, groff -ww).
+#   4. In the scripts/lab.sh namespace lab, pcpd from that root is started the way the unit
+#      starts it: the unit's ExecStartPre (nft -f, as root) then its ExecStart as user pcpd with
+#      only CAP_NET_ADMIN (setpriv, ambient + bounding set, no_new_privs, umask 077), with the
+#      shipped /etc/pcpd/pcpd.conf unchanged (the lab's interfaces are lan0 and wan0). It must
+#      serve a MAP from the packaged pcpc, admit traffic through it, answer the packaged
+#      pcpctl (Prometheus output parsed, MAP counted), reload on the unit's ExecReload and stop.
+#   5. apt-get purge removes the conffile.
+# Environment: PCPD_DEB=path skips the build and tests that .deb (lintian still runs on it);
+# PCPD_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
+LAB_NO_BINS=1
+LAB_WATCHDOG=${LAB_WATCHDOG:-540}
+lab_init pkg_deb
+
+ROOT=""
+# The chroot's /proc is mounted: unmount it before anything is deleted, and never follow a
+# mount point while deleting (rm --one-file-system).
+pkg_cleanup() {
+  local rc=$?
+  if [ -n "$ROOT" ]; then
+    for p in "${LAB_PIDS[@]}"; do lab_ours "$p" && kill -TERM "$p" 2>/dev/null; done
+    for p in "${LAB_PIDS[@]}"; do lab_kill "$p" KILL >/dev/null 2>&1; done
+    umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc" 2>/dev/null
+    if grep -q " $ROOT/" /proc/mounts; then
+      echo "pkg_deb: mounts left under $ROOT, not deleting it"
+    elif [ "${KEEP:-}" != 1 ]; then
+      rm -rf --one-file-system "$ROOT"
+    fi
+  fi
+  (exit "$rc")
+  lab_cleanup
+}
+trap pkg_cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+for t in debootstrap lintian dpkg-buildpackage; do
+  if ! command -v "$t" >/dev/null; then
+    lab_log "installing debootstrap, debhelper, lintian (missing $t)"
+    apt-get install -y -qq --no-install-recommends debootstrap debhelper lintian dpkg-dev >/dev/null ||
+      lab_die "cannot install the packaging tools"
+    break
+  fi
+done
+PY=/usr/bin/python3
+$PY -c 'import prometheus_client' 2>/dev/null ||
+  apt-get install -y -qq --no-install-recommends python3-prometheus-client >/dev/null ||
+  lab_die "cannot install python3-prometheus-client"
+
+# 1. Build and lintian.
+out=$LAB_DIR/deb
+mkdir -p "$out"
+if [ -n "${PCPD_DEB:-}" ]; then
+  cp "$PCPD_DEB" "$out/" || lab_die "PCPD_DEB=$PCPD_DEB"
+  deb=$out/$(basename "$PCPD_DEB")
+  lintian --allow-root --pedantic --fail-on error "$deb" >"$out/lintian.txt" 2>&1
+  check "pkg: lintian reports no errors on $deb" test $? = 0
+else
+  t0=$(date +%s)
+  "$LAB_SRC/scripts/build-deb.sh" "$out" >"$out/build.txt" 2>&1
+  rc=$?
+  grep '^build-deb:' "$out/build.txt" | lab_ev
+  check "pkg: scripts/build-deb.sh builds the package and lintian --fail-on error passes (exit $rc)" test "$rc" = 0
+  lab_log "build-deb.sh took $(($(date +%s) - t0)) s"
+  deb=$(ls "$out"/pcpd_*.deb 2>/dev/null | head -n 1)
+fi
+[ -f "${deb:-}" ] || lab_die "no .deb produced (see above)"
+echo "  lintian (tags not overridden):"
+grep -E '^[EWIPX]:' "$out/lintian.txt" | lab_ev
+grep -qE '^[EWIPX]:' "$out/lintian.txt" || echo "    | (none)"
+check_not "pkg: lintian.txt has no E: line" grep -q '^E:' "$out/lintian.txt"
+check_not "pkg: lintian.txt has no W: line (overrides carry their reasons)" grep -q '^W:' "$out/lintian.txt"
+
+# 2. A fresh Debian 12 root with the package installed by apt.
+ROOT=$(mktemp -d /tmp/pcpd-pkg-root.XXXXXX)
+chmod 0755 "$ROOT"  # mktemp makes it 0700: user pcpd must reach / in the chroot
+t0=$(date +%s)
+debootstrap --variant=minbase bookworm "$ROOT" "${PCPD_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+  >"$LAB_DIR/debootstrap.log" 2>&1 || { tail -n 20 "$LAB_DIR/debootstrap.log" | lab_ev; lab_die "debootstrap"; }
+lab_log "debootstrap --variant=minbase bookworm: $(($(date +%s) - t0)) s"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null
+mount -t proc proc "$ROOT/proc" || lab_die "mount proc in the root"
+cp "$deb" "$ROOT/tmp/pcpd.deb"
+inroot() { chroot "$ROOT" "$@"; }
+t0=$(date +%s)
+inroot sh -c 'apt-get update -qq && apt-get install -y -qq --no-install-recommends /tmp/pcpd.deb' \
+  >"$LAB_DIR/apt.log" 2>&1
+rc=$?
+grep -E "Creating|Setting up pcpd|^E:" "$LAB_DIR/apt.log" | lab_ev
+check "pkg: apt-get install ./pcpd.deb in a fresh bookworm root (exit $rc, $(($(date +%s) - t0)) s)" test "$rc" = 0
+[ "$rc" = 0 ] || lab_die "the package did not install"
+
+files=(/usr/sbin/pcpd /usr/bin/pcpc /usr/sbin/pcpctl /lib/systemd/system/pcpd.service
+  /etc/pcpd/pcpd.conf /usr/share/pcpd/pcpd.nft /usr/share/pcpd/example-router.nft
+  /usr/share/pcpd/ha/conntrackd.conf /usr/share/pcpd/ha/keepalived.conf
+  /usr/share/pcpd/ha/pcpd-ha-notify /usr/share/pcpd/ha/90-pcpd-conntrack.conf
+  /usr/lib/sysusers.d/pcpd.conf /usr/share/man/man8/pcpd.8.gz /usr/share/man/man5/pcpd.conf.5.gz
+  /usr/share/man/man1/pcpc.1.gz /usr/share/man/man8/pcpctl.8.gz /usr/share/doc/pcpd/README.md.gz
+  /usr/share/doc/pcpd/changelog.gz /usr/share/doc/pcpd/copyright)
+inroot dpkg -L pcpd >"$LAB_DIR/dpkg-L.txt"
+missing=""
+for f in "${files[@]}"; do
+  grep -qx "$f" "$LAB_DIR/dpkg-L.txt" && [ -e "$ROOT$f" ] || missing+=" $f"
+done
+check "pkg: dpkg -L pcpd lists and the root holds all ${#files[@]} files (missing:${missing:- none})" test -z "$missing"
+check "pkg: pcpd-ha-notify is executable" test -x "$ROOT/usr/share/pcpd/ha/pcpd-ha-notify"
+check "pkg: no sysctl file is activated (/usr/lib/sysctl.d, /etc/sysctl.d)" \
+  bash -c "! ls '$ROOT'/usr/lib/sysctl.d/*pcpd* '$ROOT'/etc/sysctl.d/*pcpd* 2>/dev/null | grep -q ."
+check "pkg: /etc/pcpd/pcpd.conf is a conffile" \
+  bash -c "chroot '$ROOT' dpkg-query -W -f='\${Conffiles}' pcpd | grep -q '^ /etc/pcpd/pcpd.conf '"
+check "pkg: the shipped config is the repository's packaging/pcpd.conf" \
+  cmp -s "$ROOT/etc/pcpd/pcpd.conf" "$LAB_SRC/packaging/pcpd.conf"
+pw=$(inroot getent passwd pcpd)
+echo "    getent passwd pcpd: $pw"
+uid=$(echo "$pw" | cut -d: -f3)
+check "pkg: system user pcpd (uid < 1000, no login shell)" \
+  bash -c "[[ '$uid' =~ ^[0-9]+$ ]] && [ '$uid' -lt 1000 ] && [ '$uid' -gt 0 ] && [ '$(echo "$pw" | cut -d: -f7)' = /usr/sbin/nologin ]"
+check "pkg: group pcpd exists" inroot getent group pcpd
+check_not "pkg: the unit is not enabled on installation" \
+  test -e "$ROOT/etc/systemd/system/multi-user.target.wants/pcpd.service"
+inroot systemd-analyze verify --man=no /lib/systemd/system/pcpd.service >"$LAB_DIR/verify.txt" 2>&1
+rc=$?
+lab_ev <"$LAB_DIR/verify.txt"
+check "pkg: systemd-analyze verify pcpd.service in the root: exit 0, no output (exit $rc)" \
+  bash -c "[ $rc = 0 ] && [ ! -s '$LAB_DIR/verify.txt' ]"
+score=$(inroot systemd-analyze security --offline=true /lib/systemd/system/pcpd.service 2>/dev/null |
+  sed -n 's/.*Overall exposure level for pcpd.service: \([0-9.]*\).*/\1/p')
+check "pkg: systemd-analyze security exposure $score <= 2.0" \
+  bash -c "[ -n '$score' ] && awk 'BEGIN{exit !($score <= 2.0)}'"
+check "pkg: pcpd --check-config /etc/pcpd/pcpd.conf (the shipped file) exits 0" \
+  inroot pcpd --check-config /etc/pcpd/pcpd.conf
+printf '[interfaces]\ninternal = ["lan0"]\nexternal = "wan0"\n[mappings]\nno_such_key = 1\n' >"$ROOT/tmp/bad.conf"
+check_not "pkg: pcpd --check-config rejects an unknown key" inroot pcpd --check-config /tmp/bad.conf
+check "pkg: pcpd --version from the package" bash -c "chroot '$ROOT' pcpd --version | grep -q '^pcpd '"
+
+# 3. Man pages: the packaged ones and the sources.
+for page in "$ROOT"/usr/share/man/man*/pcp*.gz; do
+  name=$(basename "$page" .gz)
+  warn=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
+  check "man: $name renders without warnings (man --warnings -l)" test -z "$warn"
+  [ -z "$warn" ] || echo "$warn" | lab_ev
+  warn=$(zcat "$page" | groff -ww -man -z 2>&1)
+  check "man: $name groff -ww -man -z is silent" test -z "$warn"
+  [ -z "$warn" ] || echo "$warn" | lab_ev
+  check "man: packaged $name is man/$name" bash -c "zcat '$page' | cmp -s - '$LAB_SRC/man/$name'"
+done
+
+# 4. The packaged pcpd in the lab, started like the unit starts it.
+unit=$ROOT/lib/systemd/system/pcpd.service
+key() { sed -n "s/^$1=//p" "$unit"; }
+pre=$(key ExecStartPre)
+start=$(key ExecStart)
+reload=$(key ExecReload)
+echo "    unit: ExecStartPre=$pre ExecStart=$start ExecReload=$reload User=$(key User)"
+check "unit: ExecStartPre runs nft -f /usr/share/pcpd/pcpd.nft as root (+)" \
+  test "$pre" = "+/usr/sbin/nft -f /usr/share/pcpd/pcpd.nft"
+check "unit: User/Group pcpd, CAP_NET_ADMIN ambient and bounding, Type=notify" bash -c \
+  "[ '$(key User)/$(key Group)' = pcpd/pcpd ] && [ '$(key AmbientCapabilities)' = CAP_NET_ADMIN ] &&
+   [ '$(key CapabilityBoundingSet)' = CAP_NET_ADMIN ] && [ '$(key Type)' = notify ]"
+
+LAB_NO_PCPD_NFT=1 lab_up
+# systemd's StateDirectory=pcpd / RuntimeDirectory=pcpd with their modes, owned by User=.
+gid=$(inroot getent group pcpd | cut -d: -f3)
+install -d -m "$(key StateDirectoryMode)" -o "$uid" -g "$gid" "$ROOT/var/lib/pcpd"
+install -d -m "$(key RuntimeDirectoryMode)" -o "$uid" -g "$gid" "$ROOT/run/pcpd"
+check "unit: ExecStartPre (${pre#+}) loads the packaged table in the router" \
+  lab_rtr chroot "$ROOT" ${pre#+}
+check "unit: ExecStartPre again (a restart) is accepted" lab_rtr chroot "$ROOT" ${pre#+}
+LAB_PCPD_LOG=$LAB_DIR/pcpd.log
+lab_spawn "$LAB_RTR" "$LAB_PCPD_LOG" chroot "$ROOT" /bin/sh -c "umask $(key UMask) && exec setpriv \
+  --reuid=pcpd --regid=pcpd --init-groups --no-new-privs \
+  --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
+  -- $start"
+LAB_PCPD_PID=$LAB_LASTPID
+up=0
+for _ in $(seq 1 100); do
+  kill -0 "$LAB_PCPD_PID" 2>/dev/null || break
+  if lab_rtr ss -Hlun 'sport = :5351' | grep -q .; then up=1; break; fi
+  sleep 0.1
+done
+check "unit: pcpd (ExecStart=$start) runs as pcpd and listens on UDP 5351" test "$up" = 1
+[ "$up" = 1 ] || { lab_pcpd_log; lab_die "pcpd did not start"; }
+st=/proc/$LAB_PCPD_PID/status
+grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' "$st" | lab_ev
+check "unit: pcpd's uid is pcpd's ($uid)" bash -c "grep -q '^Uid:[[:space:]]*$uid[[:space:]]' $st"
+check "unit: effective, permitted, bounding and ambient capabilities are CAP_NET_ADMIN only" \
+  bash -c "for c in CapEff CapPrm CapBnd CapAmb; do grep -q \"^\$c:[[:space:]]*0000000000001000\$\" $st || exit 1; done"
+check "unit: no_new_privs set" grep -q '^NoNewPrivs:[[:space:]]*1' "$st"
+
+lab_listen "$LAB_CLI" 8080 "$LAB_DIR/l8080.log"
+pcpc() { timeout 20 ip netns exec "$LAB_CLI" chroot "$ROOT" pcpc --timeout 6 "$@"; }
+pcpc --json -s 192.0.2.1 map -p tcp -i 8080 -l 600 >"$LAB_DIR/map.json" 2>&1
+rc=$?
+lab_ev <"$LAB_DIR/map.json"
+check "R-MAP-9 packaged pcpc map against the packaged pcpd exits 0" test "$rc" = 0
+check "R-MAP-9 result SUCCESS" lab_eq result "$(lab_json "$LAB_DIR/map.json" result)" SUCCESS
+ext=$(lab_json "$LAB_DIR/map.json" external_port)
+[[ "$ext" =~ ^[0-9]+$ ]] || ext=0
+check "R-MAP-9 the remote host reaches the client through 203.0.113.1:$ext" lab_connect "$LAB_WAN" 203.0.113.1 "$ext"
+
+pcpctl() { lab_rtr chroot "$ROOT" pcpctl "$@"; }
+pcpctl list >"$LAB_DIR/list.txt" 2>&1
+lab_ev <"$LAB_DIR/list.txt"
+check "pcpctl list (root, packaged) shows the mapping" grep -q "192.0.2.10:8080" "$LAB_DIR/list.txt"
+pcpctl stats --format prometheus >"$LAB_DIR/metrics.txt" 2>&1
+check "pcpctl stats --format prometheus exits 0" test $? = 0
+head -n 6 "$LAB_DIR/metrics.txt" | lab_ev
+maps=$($PY - "$LAB_DIR/metrics.txt" <<'EOF'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = list(text_string_to_metric_families(open(sys.argv[1]).read()))
+assert fams, "no metric families"
+for f in fams:
+    assert f.type in ("counter", "gauge"), (f.name, f.type)
+    assert f.documentation, f.name
+v = [s.value for f in fams for s in f.samples
+     if s.name == "pcpd_requests_total" and s.labels.get("opcode") == "MAP"]
+print(int(v[0]) if v else "missing")
+EOF
+)
+check "pcpctl stats: the Prometheus text parses (prometheus_client) and counts the MAP" lab_ge 'pcpd_requests_total{opcode="MAP"}' "$maps" 1
+if command -v promtool >/dev/null; then
+  check "promtool check metrics accepts the output" bash -c "promtool check metrics <'$LAB_DIR/metrics.txt'"
+fi
+check_not "the control socket refuses another user (nobody)" \
+  lab_rtr chroot "$ROOT" setpriv --reuid=nobody --regid=nogroup --clear-groups pcpctl stats
+
+# ExecReload: /bin/kill -HUP $MAINPID, from the root.
+check "unit: ExecReload ($reload) succeeds" lab_rtr chroot "$ROOT" ${reload//\$MAINPID/$LAB_PCPD_PID}
+sleep 0.5
+check "unit: pcpd survives the reload" kill -0 "$LAB_PCPD_PID"
+check "unit: the reload is logged (config.reloaded)" grep -q 'config.reloaded' "$LAB_PCPD_LOG"
+pcpc --json -s 192.0.2.1 map -p udp -i 9000 -l 600 >"$LAB_DIR/map2.json" 2>&1
+check "R-MAP-9 a MAP after the reload succeeds" lab_eq result "$(lab_json "$LAB_DIR/map2.json" result)" SUCCESS
+check "unit: the epoch file is in StateDirectory (/var/lib/pcpd/epoch), owned by pcpd" \
+  bash -c "[ \"\$(stat -c %u '$ROOT/var/lib/pcpd/epoch')\" = '$uid' ]"
+
+kill -TERM "$LAB_PCPD_PID"
+ok=0
+for _ in $(seq 1 50); do
+  lab_ours "$LAB_PCPD_PID" || { ok=1; break; }
+  sleep 0.1
+done
+wait "$LAB_PCPD_PID" 2>/dev/null
+rc=$?
+check "unit: SIGTERM (systemctl stop) ends pcpd with status 0 (status $rc)" bash -c "[ $ok = 1 ] && [ $rc = 0 ]"
+LAB_PCPD_PID=""
+
+# 5. Purge.
+inroot apt-get purge -y -qq pcpd >"$LAB_DIR/purge.log" 2>&1
+check "pkg: apt-get purge pcpd exits 0" test $? = 0
+check_not "pkg: purge removed /etc/pcpd/pcpd.conf" test -e "$ROOT/etc/pcpd/pcpd.conf"
+lab_finish
