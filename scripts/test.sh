@@ -3,8 +3,11 @@
 #   install the build and lab dependencies (scripts/install-deps.sh), configure with warnings as
 #   errors, build, and run every test: unit tests (label unit) and the network-namespace
 #   integration tests (label netns), with their output on failure.
+#   Then, when no ctest arguments were given, the fuzz targets (scripts/fuzz.sh: a clang
+#   ASan+UBSan build, the corpus replayed, FUZZ_SECONDS of libFuzzer per target).
 # Usage: sudo scripts/test.sh [extra ctest arguments, e.g. -L unit or -R it_map]
-# Environment: BUILD_DIR (default build), JOBS (default: number of CPUs).
+# Environment: BUILD_DIR (default build), JOBS (default: number of CPUs), FUZZ_SECONDS (default
+#   10; 0 skips fuzzing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -27,5 +30,12 @@ step "build: ninja -C $build -j $jobs"
 ninja -C "$build" -j "$jobs"
 
 step "test: ctest --output-on-failure (unit, then netns)"
-cd "$build"
-ctest --output-on-failure -j "$jobs" "$@"
+status=0
+(cd "$build" && ctest --output-on-failure -j "$jobs" "$@") || status=$?
+
+fuzz_seconds=${FUZZ_SECONDS:-10}
+if [ $# -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
+  step "fuzz: scripts/fuzz.sh $fuzz_seconds"
+  BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz} JOBS=$jobs scripts/fuzz.sh "$fuzz_seconds" || status=1
+fi
+exit "$status"
