@@ -58,6 +58,11 @@ class MappingTable {
   [[nodiscard]] Millis next_expiry() const;
   [[nodiscard]] std::vector<Mapping> due(Millis now) const;  // expires <= now, soonest first
   [[nodiscard]] std::vector<Mapping> snapshot() const;
+  // Calls f for every mapping, in no particular order, without copying the table.
+  template <class F>
+  void visit(F&& f) const {
+    for (const auto& [id, m] : entries_) f(m);
+  }
 
   // Would inserting `m` clash with the table (same key, or an external endpoint used by another
   // internal endpoint, or its internal endpoint already bound elsewhere)?

@@ -320,6 +320,14 @@ void Server::set_policy(Policy policy) { impl_->policy = std::move(policy); }
 const Policy& Server::policy() const { return impl_->policy; }
 std::vector<Mapping> Server::mappings() const { return impl_->table.snapshot(); }
 std::size_t Server::mapping_count() const { return impl_->table.size(); }
+Server::MappingCounts Server::mapping_counts() const {
+  MappingCounts c;
+  impl_->table.visit([&c](const Mapping& m) {
+    const bool map = m.kind == MappingKind::Map;
+    ++(m.is_v4() ? (map ? c.map4 : c.peer4) : (map ? c.map6 : c.peer6));
+  });
+  return c;
+}
 const Stats& Server::stats() const { return impl_->stats; }
 
 }  // namespace pcpd::core

@@ -90,6 +90,11 @@ class Server {
   [[nodiscard]] const Policy& policy() const;
 
   [[nodiscard]] std::vector<Mapping> mappings() const;  // snapshot for pcpctl / tests
+  // Mappings by kind and address family, for metrics (one pass, no copy).
+  struct MappingCounts {
+    std::size_t map4 = 0, map6 = 0, peer4 = 0, peer6 = 0;
+  };
+  [[nodiscard]] MappingCounts mapping_counts() const;
   [[nodiscard]] std::size_t mapping_count() const;
   [[nodiscard]] const Stats& stats() const;
 

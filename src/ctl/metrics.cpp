@@ -17,6 +17,25 @@ Metrics& Metrics::sample(double value, nlohmann::json labels) {
   return *this;
 }
 
+Metrics& Metrics::sample(double value, nlohmann::json labels, const std::string& suffix) {
+  families_.back()["samples"].push_back(
+      {{"labels", std::move(labels)}, {"value", value}, {"suffix", suffix}});
+  return *this;
+}
+
+void add_histogram(Metrics& m, const std::string& name, const std::string& help,
+                   const LatencyHistogram& h) {
+  m.family(name, "histogram", help);
+  for (std::size_t i = 0; i < LatencyHistogram::kBoundsUs.size(); ++i) {
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", LatencyHistogram::kBoundsUs[i] / 1e6);
+    m.sample(static_cast<double>(h.cumulative(i)), {{"le", le}}, "_bucket");
+  }
+  m.sample(static_cast<double>(h.count()), {{"le", "+Inf"}}, "_bucket");
+  m.sample(static_cast<double>(h.sum_us()) / 1e6, nlohmann::json::object(), "_sum");
+  m.sample(static_cast<double>(h.count()), nlohmann::json::object(), "_count");
+}
+
 void add_core_metrics(Metrics& m, const core::Stats& s) {
   static const char* const kOpcodes[] = {"ANNOUNCE", "MAP", "PEER", "other"};
   m.family("pcpd_requests_total", "counter", "PCP requests decoded, by opcode");
@@ -29,6 +48,11 @@ void add_core_metrics(Metrics& m, const core::Stats& s) {
                {{"result", wire::to_string(static_cast<wire::ResultCode>(i))}});
   m.family("pcpd_dropped_total", "counter", "PCP requests dropped silently (RFC 6887 section 8.2)")
       .sample(static_cast<double>(s.dropped));
+  // RFC 6887 §18.1: PCP and NAT-PMP requests refused by the rate limits ([limits]), dropped
+  // silently before decoding.
+  m.family("pcpd_refused_total", "counter", "requests refused before decoding (dropped silently), by reason")
+      .sample(static_cast<double>(s.rate_limited_client), {{"reason", "rate_limited_client"}})
+      .sample(static_cast<double>(s.rate_limited_global), {{"reason", "rate_limited_global"}});
   m.family("pcpd_natpmp_requests_total", "counter", "NAT-PMP requests").sample(static_cast<double>(s.natpmp_requests));
   m.family("pcpd_natpmp_errors_total", "counter", "NAT-PMP error responses").sample(static_cast<double>(s.natpmp_errors));
   m.family("pcpd_datapath_errors_total", "counter", "kernel batches refused (request answered with an error)")
@@ -86,7 +110,8 @@ std::string render_text(const nlohmann::json& families) {
   std::string out;
   for (const auto& f : families)
     for (const auto& s : f["samples"])
-      out += f["name"].get<std::string>() + labels_text(s["labels"]) + " " + value_text(s["value"].get<double>()) + "\n";
+      out += f["name"].get<std::string>() + s.value("suffix", std::string{}) + labels_text(s["labels"]) + " " +
+             value_text(s["value"].get<double>()) + "\n";
   return out;
 }
 
@@ -97,7 +122,8 @@ std::string render_prometheus(const nlohmann::json& families) {
     out += "# HELP " + name + " " + f["help"].get<std::string>() + "\n";
     out += "# TYPE " + name + " " + f["type"].get<std::string>() + "\n";
     for (const auto& s : f["samples"])
-      out += name + labels_text(s["labels"]) + " " + value_text(s["value"].get<double>()) + "\n";
+      out += name + s.value("suffix", std::string{}) + labels_text(s["labels"]) + " " +
+             value_text(s["value"].get<double>()) + "\n";
   }
   return out;
 }

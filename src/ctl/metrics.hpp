@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/stats.hpp"
+#include "ctl/latency_histogram.hpp"
 
 namespace pcpd::ctl {
 
@@ -18,6 +19,8 @@ class Metrics {
  public:
   Metrics& family(const std::string& name, const std::string& type, const std::string& help);
   Metrics& sample(double value, nlohmann::json labels = nlohmann::json::object());
+  // A sample of a histogram family: `suffix` is _bucket, _sum or _count.
+  Metrics& sample(double value, nlohmann::json labels, const std::string& suffix);
   [[nodiscard]] const nlohmann::json& json() const { return families_; }
 
  private:
@@ -26,6 +29,11 @@ class Metrics {
 
 // The core counters (requests by opcode, responses by result code, mapping lifecycle).
 void add_core_metrics(Metrics& m, const core::Stats& s);
+
+// A histogram family in seconds (Prometheus convention): name_bucket{le=...}, name_sum,
+// name_count.
+void add_histogram(Metrics& m, const std::string& name, const std::string& help,
+                   const LatencyHistogram& h);
 
 std::string render_text(const nlohmann::json& families);
 std::string render_prometheus(const nlohmann::json& families);

@@ -127,7 +127,14 @@ nlohmann::json Daemon::control_stats() {
   ctl::Metrics m;
   const core::Stats& s = server_->stats();
   ctl::add_core_metrics(m, s);
-  m.family("pcpd_mappings", "gauge", "mappings in the table").sample(static_cast<double>(server_->mapping_count()));
+  const auto counts = server_->mapping_counts();
+  m.family("pcpd_mappings", "gauge", "mappings in the table, by kind and address family")
+      .sample(static_cast<double>(counts.map4), {{"kind", "map"}, {"family", "ipv4"}})
+      .sample(static_cast<double>(counts.map6), {{"kind", "map"}, {"family", "ipv6"}})
+      .sample(static_cast<double>(counts.peer4), {{"kind", "peer"}, {"family", "ipv4"}})
+      .sample(static_cast<double>(counts.peer6), {{"kind", "peer"}, {"family", "ipv6"}});
+  ctl::add_histogram(m, "pcpd_request_duration_seconds",
+                     "time from a request taken off the socket to its response sent", latency_);
   m.family("pcpd_epoch_seconds", "gauge", "current PCP epoch (RFC 6887 section 8.5)").sample(server_->epoch());
   m.family("pcpd_ingress_dropped_total", "counter", "datagrams dropped before decoding (RFC 6887 section 8.2)")
       .sample(static_cast<double>(drops_.wrong_interface), {{"reason", "wrong_interface"}})

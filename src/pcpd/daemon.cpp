@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -307,6 +308,7 @@ void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
       if (debug) log::debug("request.dropped", {{"reason", "multicast"}, {"source", d.source}, {"destination", d.destination}});
       return;
   }
+  const auto started = std::chrono::steady_clock::now();
   const core::Context ctx{d.source, d.source_port, d.destination};
   const std::span<const std::uint8_t> in(rx_.data(), d.size);  // 1101 bytes when oversize
   const bool natpmp = rx_[0] == wire::kNatPmpVersion;
@@ -330,6 +332,9 @@ void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
       log::limited(socket_limiter_, log::Level::Warning, "socket.send_failed",
                    {{"to", d.source}, {"port", d.source_port}, {"error", error_text(r.error())}});
     }
+    latency_.record(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
+            .count()));
   }
   if (debug) {
     std::string result = "none";

@@ -14,6 +14,7 @@
 
 #include "config/config.hpp"
 #include "ctl/ctl_socket.hpp"
+#include "ctl/latency_histogram.hpp"
 #include "core/clock.hpp"
 #include "core/server.hpp"
 #include "nft/nft_datapath.hpp"
@@ -110,6 +111,8 @@ class Daemon {
   // set on reload, R-CAP-9 at start); capability.always adds it to every round anyway.
   bool announce_capability_ = false;
   DropCounters drops_;
+  // Time from a datagram taken off the socket to its response sent (pcpctl stats).
+  ctl::LatencyHistogram latency_;
   std::uint64_t datapath_errors_seen_ = 0;
   log::RateLimiter datapath_limiter_;
   log::RateLimiter socket_limiter_;

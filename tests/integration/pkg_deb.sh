@@ -218,14 +218,21 @@ from prometheus_client.parser import text_string_to_metric_families
 fams = list(text_string_to_metric_families(open(sys.argv[1]).read()))
 assert fams, "no metric families"
 for f in fams:
-    assert f.type in ("counter", "gauge"), (f.name, f.type)
+    assert f.type in ("counter", "gauge", "histogram"), (f.name, f.type)
     assert f.documentation, f.name
 v = [s.value for f in fams for s in f.samples
      if s.name == "pcpd_requests_total" and s.labels.get("opcode") == "MAP"]
+# the latency histogram: cumulative buckets, +Inf equal to _count, and the MAP counted
+h = {s.labels.get("le"): s.value for f in fams for s in f.samples
+     if s.name == "pcpd_request_duration_seconds_bucket"}
+n = [s.value for f in fams for s in f.samples if s.name == "pcpd_request_duration_seconds_count"]
+assert h and n and h["+Inf"] == n[0] >= 1, (h, n)
+vals = [h[k] for k in sorted(h, key=lambda k: float("inf") if k == "+Inf" else float(k))]
+assert vals == sorted(vals), vals
 print(int(v[0]) if v else "missing")
 EOF
 )
-check "pcpctl stats: the Prometheus text parses (prometheus_client) and counts the MAP" lab_ge 'pcpd_requests_total{opcode="MAP"}' "$maps" 1
+check "pcpctl stats: the Prometheus text parses (prometheus_client), counts the MAP, latency histogram well-formed" lab_ge 'pcpd_requests_total{opcode="MAP"}' "$maps" 1
 if command -v promtool >/dev/null; then
   check "promtool check metrics accepts the output" bash -c "promtool check metrics <'$LAB_DIR/metrics.txt'"
 fi

@@ -378,3 +378,17 @@ TEST_CASE("R-MAP-5 several external addresses: the next address is used when one
   auto s = g.map({.suggested_port = 30000, .suggested_addr = ip("203.0.113.2")});
   CHECK(map_body(s).external_addr == ip("203.0.113.2"));
 }
+
+TEST_CASE("mapping_counts: MAP and PEER by address family, without copying the table (metrics)") {
+  Fixture f;
+  REQUIRE(f.map({.internal_port = 8080}).kind == Reply::Kind::Success);
+  REQUIRE(f.map({.internal_port = 8081}).kind == Reply::Kind::Success);
+  REQUIRE(f.map({.client = ip("2001:db8::10"), .internal_port = 22}).kind == Reply::Kind::Success);
+  REQUIRE(f.peer({.internal_port = 5000}).kind == Reply::Kind::Success);
+  const auto c = f.server->mapping_counts();
+  CHECK(c.map4 == 2);
+  CHECK(c.map6 == 1);
+  CHECK(c.peer4 == 1);
+  CHECK(c.peer6 == 0);
+  CHECK(c.map4 + c.map6 + c.peer4 + c.peer6 == f.server->mapping_count());
+}
