@@ -7,46 +7,9 @@
 
 #include "client/request_builder.hpp"
 #include "wire/codec.hpp"
+#include "wire/utf8.hpp"
 
 namespace pcpd::client {
-
-namespace {
-
-// RFC 3629 UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
-bool valid_utf8(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto b = static_cast<std::uint8_t>(text[i]);
-    std::size_t len = 1;
-    std::uint8_t lo = 0x80, hi = 0xBF;  // bounds of the second byte
-    if (b < 0x80) {
-      ++i;
-      continue;
-    }
-    if (b >= 0xC2 && b <= 0xDF) {
-      len = 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      len = 3;
-      if (b == 0xE0) lo = 0xA0;
-      if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      len = 4;
-      if (b == 0xF0) lo = 0x90;
-      if (b == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (i + len > text.size()) return false;
-    const auto second = static_cast<std::uint8_t>(text[i + 1]);
-    if (second < lo || second > hi) return false;
-    for (std::size_t k = 2; k < len; ++k)
-      if ((static_cast<std::uint8_t>(text[i + k]) & 0xC0) != 0x80) return false;
-    i += len;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::optional<wire::CapabilitySet> capability_of(const wire::Response& response) {
   if (!response.options.capability) return std::nullopt;
@@ -122,7 +85,7 @@ std::optional<Outcome> Client::accept(const wire::Request& request, const wire::
   out.response = *response;
   // RFC 7220 §3 (pcp-spec §2.1): an invalid UTF-8 DESCRIPTION is ignored, as the server does;
   // it would also make pcpc --json throw (nlohmann::json::dump, found by fuzz_decode_response).
-  if (response->options.description && valid_utf8(*response->options.description))
+  if (response->options.description && wire::valid_utf8(*response->options.description))
     out.description = std::string(response->options.description->begin(),
                                   response->options.description->end());
   out.response.options.description.reset();  // do not keep a view into `datagram`

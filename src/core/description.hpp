@@ -1,10 +1,12 @@
 // pcpd::core DESCRIPTION option text (RFC 7220): UTF-8 validation and truncation at a character
-// boundary. Standard library only.
+// boundary.
 #pragma once
 
 #include <cstddef>
 #include <optional>
 #include <string_view>
+
+#include "wire/utf8.hpp"
 
 namespace pcpd::core {
 
@@ -14,6 +16,6 @@ namespace pcpd::core {
 [[nodiscard]] std::optional<std::string_view> description_text(std::string_view raw,
                                                                std::size_t max);
 
-[[nodiscard]] bool valid_utf8(std::string_view text);
+using wire::valid_utf8;  // RFC 3629, wire/utf8.hpp
 
 }  // namespace pcpd::core
