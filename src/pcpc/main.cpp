@@ -154,19 +154,27 @@ void print_request_error(const Error& e, const std::string& server, double timeo
     std::fprintf(stderr, "pcpc: %s: %s\n", e.context, std::strerror(e.code));
 }
 
-int run_keep(client::Client& cl, client::UdpTransport& transport, client::Random& random,
-             const client::MappingSpec& spec, const Options& o, unsigned ifindex,
-             const std::string& server_text) {
+// SIGINT and SIGTERM as a readable descriptor (blocked for normal delivery), so the wait loops
+// can stop cleanly; -1 after printing the error.
+int stop_signal_fd() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
-  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) return kExitNoAnswer;
-  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-  if (sfd < 0) {
-    std::perror("pcpc: signalfd");
-    return kExitNoAnswer;
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) {
+    std::perror("pcpc: sigprocmask");
+    return -1;
   }
+  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (sfd < 0) std::perror("pcpc: signalfd");
+  return sfd;
+}
+
+int run_keep(client::Client& cl, client::UdpTransport& transport, client::Random& random,
+             const client::MappingSpec& spec, const Options& o, unsigned ifindex,
+             const std::string& server_text) {
+  const int sfd = stop_signal_fd();
+  if (sfd < 0) return kExitNoAnswer;
   auto listener = client::AnnounceListener::open(transport.server_address(), ifindex);
   if (!listener)
     std::fprintf(stderr, "pcpc: warning: cannot listen for ANNOUNCE on port %u: %s: %s\n",
@@ -271,16 +279,8 @@ int run_listen(const Options& o, bool timeout_given) {
   const bool want_v6 = o.family != "4" && (!only || !only->is_v4());
   if (!want_v4 && !want_v6) throw UsageError{"--family does not match the --server address"};
 
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  if (sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) return kExitNoAnswer;
-  const int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-  if (sfd < 0) {
-    std::perror("pcpc: signalfd");
-    return kExitNoAnswer;
-  }
+  const int sfd = stop_signal_fd();
+  if (sfd < 0) return kExitNoAnswer;
   std::vector<std::unique_ptr<client::AnnounceListener>> listeners;
   for (bool v6 : {false, true}) {
     if (v6 ? !want_v6 : !want_v4) continue;
