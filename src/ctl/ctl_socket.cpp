@@ -3,10 +3,12 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,17 +23,18 @@ sockaddr_un make_addr(const std::string& path) {
   return sa;
 }
 
-// Reads until '\n' or EOF, at most kMaxRequest bytes, waiting at most timeout_ms in total.
-bool read_line(int fd, std::string& out, int timeout_ms) {
-  char buf[4096];
-  while (out.size() < kMaxRequest) {
+// Reads until '\n' or EOF, at most max bytes, waiting at most timeout_ms for each read.
+bool read_line(int fd, std::string& out, std::size_t max, int timeout_ms) {
+  char buf[65536];
+  while (out.size() < max) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, timeout_ms) <= 0) return false;
     ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return !out.empty();
-    out.append(buf, static_cast<std::size_t>(n));
-    if (out.find('\n') != std::string::npos) return true;
+    const std::string_view got(buf, static_cast<std::size_t>(n));
+    out.append(got);
+    if (got.find('\n') != std::string_view::npos) return true;  // only the new bytes: O(n) in all
   }
   return false;
 }
@@ -82,7 +85,7 @@ void CtlServer::on_readable(const Handler& handler) {
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
         (cred.uid != 0 && cred.uid != geteuid())) {
       response = {{"ok", false}, {"error", "permission denied"}};
-    } else if (!read_line(c, line, 1000)) {
+    } else if (!read_line(c, line, kMaxRequest, 1000)) {
       response = {{"ok", false}, {"error", "no request (expected one JSON line)"}};
     } else {
       try {
@@ -94,6 +97,10 @@ void CtlServer::on_readable(const Handler& handler) {
         response = {{"ok", false}, {"error", e.what()}};
       }
     }
+    // The daemon writes the whole answer before serving anything else; a pcpctl that stops
+    // reading (a suspended pager) costs it at most this long per send, then the answer is cut.
+    const timeval send_timeout{2, 0};
+    (void)setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
     (void)write_all(c, response.dump() + "\n");
     close(c);
   }
@@ -119,7 +126,7 @@ nlohmann::json call(const std::string& path, const std::string& cmd, const nlohm
   }
   nlohmann::json req{{"cmd", cmd}, {"args", args}};
   std::string line;
-  bool ok = write_all(fd, req.dump() + "\n") && read_line(fd, line, timeout_ms);
+  bool ok = write_all(fd, req.dump() + "\n") && read_line(fd, line, kMaxResponse, timeout_ms);
   close(fd);
   if (!ok) return fail("no response");
   try {

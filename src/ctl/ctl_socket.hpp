@@ -5,6 +5,7 @@
 // Owns the socket plumbing only; what each command does is the daemon's handler.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -15,7 +16,10 @@
 namespace pcpd::ctl {
 
 inline constexpr const char* kDefaultPath = "/run/pcpd/ctl.sock";
+// A request is one small JSON object; a response can list every mapping (about 300 bytes each,
+// so 1,000,000 mappings are about 300 MB).
 inline constexpr std::size_t kMaxRequest = 64 * 1024;
+inline constexpr std::size_t kMaxResponse = std::size_t{1} << 30;
 
 using Handler = std::function<nlohmann::json(const std::string& cmd, const nlohmann::json& args)>;
 

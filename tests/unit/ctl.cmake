@@ -1,4 +1,4 @@
-# pcp_ctl: metrics families and their text / Prometheus renderings.
+# pcp_ctl: metrics families and their text / Prometheus renderings; the control socket.
 pcpd_add_test(test_ctl
-  SOURCES unit/ctl_metrics.cpp
+  SOURCES unit/ctl_metrics.cpp unit/ctl_socket.cpp
   LIBS pcp_ctl)
