@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,6 +60,20 @@ struct Config {
   // configuration by derive_capabilities() (config_parser.hpp), again after interface look-up.
   bool capability_auto = false;
   int capability_line = 0;  // where capability.names is, for messages
+
+  // [ha] hot standby peer link (docs/interfaces.md "[ha]"): on when `peer` is set. The key file
+  // is read (and its size and mode checked) by the daemon at start, not here.
+  struct Ha {
+    bool enabled = false;
+    wire::IpAddr peer{};
+    std::uint16_t peer_port = 5352;
+    std::optional<wire::IpAddr> listen;  // local address of the link; default: any
+    std::uint16_t port = 5352;
+    std::string key_file = "/etc/pcpd/ha.key";
+    bool scope_all = false;              // scope = "all"; default "elected"
+    std::uint32_t ack_timeout_ms = 200;  // bound on the wait for the peer's ack (RFC 7767 §3)
+    int key_file_line = 0;               // for messages
+  } ha;
 
   // [daemon]
   std::string control_socket = "/run/pcpd/ctl.sock";

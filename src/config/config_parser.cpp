@@ -382,6 +382,18 @@ void parse_checkpoint(const Section& s, Config& c) {
     s.fail_key("sticky_mark", "must differ from elected_mark");
 }
 
+// [limits]: request rate limits (RFC 6887 §18.1, R-QUOTA-5, R-SEC-3), token buckets checked
+// before decoding (core/rate_limiter.hpp); a rate of 0 turns its bucket off.
+void parse_limits(const Section& s, Config& c) {
+  s.only({"client_rate", "client_burst", "global_rate", "global_burst"});
+  auto& k = c.policy.rate_limit;
+  s.number("client_rate", k.client_rate, 0.0, 1e9);
+  s.number("client_burst", k.client_burst, 1.0, 1e9);
+  s.number("global_rate", k.global_rate, 0.0, 1e9);
+  // A burst below 1 would refuse every request: the range starts at 1.
+  s.number("global_burst", k.global_burst, 1.0, 1e9);
+}
+
 // [capability]: the CAPABILITY option (draft-boucadair-hops-capability-discovery-00).
 void parse_capability(const Section& s, Config& c) {
   s.only({"names", "option_code", "always"});
@@ -445,6 +457,61 @@ void parse_capability(const Section& s, Config& c) {
   p.capabilities = set;
 }
 
+// [ha]: the hot-standby peer link (src/pcpd/ha_peer.hpp).
+void parse_ha(const Section& s, Config& c) {
+  s.only({"peer", "listen", "port", "key_file", "scope", "ack_timeout_ms"});
+  auto& h = c.ha;
+  bool peer_port_given = false;
+  if (auto p = s.string("peer")) {
+    // "198.51.100.2", "198.51.100.2:5352", "[2001:db8::2]:5352" or "2001:db8::2".
+    std::string_view text = *p;
+    std::optional<std::uint16_t> port;
+    if (!text.empty() && text.front() == '[') {
+      const auto close = text.find(']');
+      if (close == std::string_view::npos) s.fail_key("peer", "'" + *p + "': missing ']'");
+      if (close + 1 < text.size()) {
+        if (text[close + 1] != ':' || !(port = parse_port(text.substr(close + 2))))
+          s.fail_key("peer", "'" + *p + "': expected [address]:port");
+      }
+      text = text.substr(1, close - 1);
+    } else if (const auto colon = text.find(':');
+               colon != std::string_view::npos && text.find(':', colon + 1) == std::string_view::npos) {
+      if (!(port = parse_port(text.substr(colon + 1))) || *port == 0)
+        s.fail_key("peer", "'" + *p + "': expected address[:port]");
+      text = text.substr(0, colon);
+    }
+    auto a = wire::IpAddr::parse(text);
+    if (!a || a->is_unspecified()) s.fail_key("peer", "'" + *p + "' is not an IP address[:port]");
+    h.peer = *a;
+    if (port) h.peer_port = *port;
+    peer_port_given = port.has_value();
+    h.enabled = true;
+  }
+  if (auto l = s.string("listen")) {
+    auto a = wire::IpAddr::parse(*l);
+    if (!a) s.fail_key("listen", "'" + *l + "' is not an IP address");
+    h.listen = *a;
+  }
+  if (auto port = s.integer("port", 1, 65535)) h.port = static_cast<std::uint16_t>(*port);
+  if (!peer_port_given) h.peer_port = h.port;  // the peer listens on the same port by default
+  if (auto f = s.string("key_file")) {
+    if (f->empty() || f->front() != '/') s.fail_key("key_file", "'" + *f + "' is not an absolute path");
+    h.key_file = *f;
+  }
+  h.key_file_line = s.line("key_file");
+  if (auto sc = s.string("scope")) {
+    if (*sc != "elected" && *sc != "all") s.fail_key("scope", "'" + *sc + "' is not elected or all");
+    h.scope_all = *sc == "all";
+  }
+  // RFC 7767 §3: the response waits at most this long for the peer.
+  s.u32("ack_timeout_ms", h.ack_timeout_ms, 1, 10000);
+  if (!h.enabled && (s.get("listen") || s.get("key_file") || s.get("scope") || s.get("port") ||
+                     s.get("ack_timeout_ms")))
+    s.fail(s.line("listen"), "[ha] needs peer (the other router's address on the sync network)");
+  if (h.listen && h.listen->is_v4() != h.peer.is_v4())
+    s.fail_key("listen", "address family differs from ha.peer");
+}
+
 void parse_daemon(const Section& s, Config& c) {
   s.only({"state_dir", "port", "log", "log_level", "control_socket"});
   if (auto path = s.string("control_socket")) {
@@ -504,7 +571,9 @@ Config parse_config_text(std::string_view text, const std::string& file) {
       {"errors", parse_errors},         {"third_party", parse_third_party},
       {"natpmp", parse_natpmp},         {"announce", parse_announce},
       {"nftables", parse_nftables},     {"checkpoint", parse_checkpoint},
+      {"limits", parse_limits},
       {"capability", parse_capability}, {"daemon", parse_daemon},
+      {"ha", parse_ha},
   };
   for (auto&& [k, v] : root) {
     bool known = std::any_of(std::begin(kParts), std::end(kParts),

@@ -60,6 +60,7 @@ void CheckpointLimiter::record(const Policy::Checkpoint& policy, Election e,
     case Election::RefusedTotalCap: ++stats.checkpoint_refused_total_cap; break;
     case Election::RefusedClientCap: ++stats.checkpoint_refused_client_cap; break;
     case Election::RefusedRate: ++stats.checkpoint_refused_rate; break;
+    case Election::RefusedPeer: ++stats.checkpoint_refused_peer; break;
   }
   ++stats.checkpoint_requested;
 }

@@ -24,6 +24,7 @@ enum class Election : std::uint8_t {
   RefusedTotalCap,   // R-CKPT-4: no checkpoint resources left system-wide
   RefusedClientCap,  // R-CKPT-7: this client's number of elected mappings
   RefusedRate,       // R-CKPT-7: this client's rate of elections
+  RefusedPeer,       // RFC 7767 §3.2: no standby peer to checkpoint on (Server::set_checkpoint_available)
 };
 
 [[nodiscard]] constexpr bool elected(Election e) {

@@ -37,6 +37,8 @@ std::size_t Server::handle_natpmp(std::span<const std::uint8_t> datagram, const 
     ++s.stats.dropped;
     return 0;
   }
+  // RFC 6887 §18.1: NAT-PMP counts against the same per-client and global buckets as PCP.
+  if (s.rate_limited(ctx)) return 0;
   ++s.stats.natpmp_requests;
   s.expire_due();
   const std::uint32_t ep = epoch();

@@ -63,6 +63,17 @@ struct Policy {
     double burst_per_client = 20.0;       // bucket size
   } checkpoint;
 
+  // Request rate limits (RFC 6887 §18.1 "SHOULD rate-limit", R-QUOTA-5, R-SEC-3): token buckets
+  // checked before a PCP or NAT-PMP datagram is decoded (core/rate_limiter.hpp). A refused
+  // request is dropped silently (no reply: no amplification) and counted in Stats. Rate 0 = off.
+  struct RateLimit {
+    double client_rate = 100.0;    // requests per second per source address
+    double client_burst = 300.0;   // bucket size: above the default quota of 256 mappings, so a
+                                   // client may refresh all of them at once (R-ANN-6)
+    double global_rate = 10000.0;  // requests per second from all clients together
+    double global_burst = 20000.0;
+  } rate_limit;
+
   // CAPABILITY (draft-boucadair-hops-capability-discovery-00, DESIGN.md "CAPABILITY"): the
   // device's capability set. nullopt: not configured, never sent (R-CAP-3, R-CAP-5). Bit 0 (A,
   // RFC 7652 authentication) is always sent as 0: pcpd does not implement PCP authentication.

@@ -32,8 +32,25 @@ void count_result(Stats& stats, ResultCode code) {
 }  // namespace
 
 Server::Impl::Impl(Policy p, Datapath& d, const Clock& c)
-    : policy(std::move(p)), datapath(d), clock(c), rng(std::random_device{}()) {
+    : policy(std::move(p)),
+      datapath(d),
+      clock(c),
+      rng(std::random_device{}()),
+      rate_limiter(RateLimiter::kDefaultSets,
+                   (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}()) {
   epoch.reset(clock.now());
+}
+
+bool Server::Impl::rate_limited(const Context& ctx) {
+  // RFC 6887 §18.1 ("the PCP server SHOULD rate-limit"), R-QUOTA-5, R-SEC-3: before decoding, so
+  // a flood costs neither decoding nor kernel work. Dropped silently, never answered: a reply
+  // would make pcpd an amplifier for spoofed sources, and a client retries anyway (§8.1.1).
+  switch (rate_limiter.admit(policy.rate_limit, ctx.source, clock.now())) {
+    case RateLimiter::Verdict::Allow: return false;
+    case RateLimiter::Verdict::ClientLimited: ++stats.rate_limited_client; return true;
+    case RateLimiter::Verdict::GlobalLimited: ++stats.rate_limited_global; return true;
+  }
+  return false;
 }
 
 std::uint32_t Server::Impl::clamp_lifetime(std::uint32_t requested) const {
@@ -127,6 +144,9 @@ Election Server::Impl::elect(const wire::Request& req, const Target& t,
   // R-CKPT-7: the client is the mapping's internal address (THIRD_PARTY: the third party), as
   // for the mapping quota (check_quota).
   const ElectionCounts counts{table.elected_count(), table.elected_for_internal(t.internal)};
+  // RFC 7767 §3.2: the state cannot be checkpointed (no standby peer): not honoured. A renewal
+  // of an elected mapping loses its election too, as the peer cannot confirm it holds it.
+  if (requested && policy.checkpoint.enabled && !checkpoint_available) return Election::RefusedPeer;
   return checkpoint_limiter.decide(policy.checkpoint, requested, already, counts, t.internal,
                                    clock.now());
 }
@@ -243,6 +263,7 @@ Reply Server::handle(const wire::Request& request, const Context& ctx) {
 std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
                                     std::span<std::uint8_t> out) {
   Impl& s = *impl_;
+  if (s.rate_limited(ctx)) return 0;  // RFC 6887 §18.1: first, silently
   const wire::DecodedRequest decoded = wire::decode_request(datagram, s.policy.option_codes);
   if (const auto* reject = std::get_if<wire::Reject>(&decoded)) {
     if (reject->action == wire::Reject::Action::Drop) {
@@ -314,6 +335,62 @@ std::size_t Server::restore(std::vector<Mapping> mappings) {
   s.stats.restored += accepted;
   s.stats.elected = s.table.elected_count();
   return accepted;
+}
+
+void Server::set_checkpoint_available(bool available) { impl_->checkpoint_available = available; }
+
+bool Server::withdraw_checkpoint(const Mapping& m) {
+  Impl& s = *impl_;
+  const Mapping* cur =
+      m.kind == MappingKind::Map
+          ? s.table.find_map(EndpointKey{m.internal_addr, m.protocol, m.internal_port})
+          : s.table.find_peer(PeerKey{EndpointKey{m.internal_addr, m.protocol, m.internal_port},
+                                      m.remote_addr, m.remote_port});
+  if (cur == nullptr || !cur->checkpoint) return false;
+  // RFC 7767 §3.2: served without the option after all; the backend unmarks (Replace).
+  Change c;
+  c.op = Change::Op::Replace;
+  c.previous = *cur;
+  c.mapping = *cur;
+  c.mapping.checkpoint = false;
+  ChangeSet cs;
+  cs.changes.push_back(std::move(c));
+  if (!s.apply(cs)) return false;
+  ++s.stats.checkpoint_withdrawn;
+  return true;
+}
+
+std::size_t Server::mirror(const ChangeSet& changes) {
+  Impl& s = *impl_;
+  std::size_t taken = 0;
+  for (const Change& c : changes.changes) {
+    const Mapping& m = c.mapping;
+    const EndpointKey key{m.internal_addr, m.protocol, m.internal_port};
+    const Mapping* cur = m.kind == MappingKind::Map
+                             ? s.table.find_map(key)
+                             : s.table.find_peer(PeerKey{key, m.remote_addr, m.remote_port});
+    if (c.op == Change::Op::Remove) {
+      if (cur == nullptr) {
+        ++s.stats.mirror_skipped;
+        continue;
+      }
+      s.table.erase(*cur);
+    } else if (cur != nullptr && cur->external_addr == m.external_addr &&
+               cur->external_port == m.external_port) {
+      s.table.replace(m);  // same key fields: lifetime, election, filters, nonce
+    } else {
+      // New, or another external endpoint than the one held (replace() keeps key fields).
+      if (cur != nullptr) s.table.erase(*cur);
+      if (s.table.conflicts(m)) {
+        ++s.stats.mirror_skipped;
+        continue;
+      }
+      s.table.insert(m);
+    }
+    ++taken;
+  }
+  s.stats.elected = s.table.elected_count();
+  return taken;
 }
 
 void Server::set_policy(Policy policy) { impl_->policy = std::move(policy); }

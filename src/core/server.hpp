@@ -85,6 +85,21 @@ class Server {
   // conflict (same key or external port) are skipped and counted in stats.
   std::size_t restore(std::vector<Mapping> mappings);
 
+  // Hot standby (RFC 7767 §3, DESIGN.md "Mapping state on the standby").
+  // Whether an election can be checkpointed now (the standby peer is up). While false, a
+  // CHECKPOINT_REQUIRED request is served without the option (RFC 7767 §3.2: not honoured),
+  // counted in Stats::checkpoint_refused_peer. Default true (no peer configured).
+  void set_checkpoint_available(bool available);
+  // The peer did not acknowledge an honoured election in time: un-elect the table's mapping with
+  // the key of `m` (kind + internal endpoint, + remote for PEER) and apply that Replace. False
+  // when no such elected mapping exists or the datapath refused; counted in
+  // Stats::checkpoint_withdrawn when done.
+  bool withdraw_checkpoint(const Mapping& m);
+  // Standby: `changes` were applied to the datapath by the caller (replicated from the primary);
+  // make the table follow them. Add of a conflicting mapping and Remove of an unknown one are
+  // skipped and counted in Stats::mirror_skipped. Returns how many changes were taken.
+  std::size_t mirror(const ChangeSet& changes);
+
   // Reload: new policy; existing mappings stay (lifetimes are clamped on their next refresh).
   void set_policy(Policy policy);
   [[nodiscard]] const Policy& policy() const;

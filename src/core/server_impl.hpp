@@ -12,6 +12,7 @@
 #include "core/checkpoint_limiter.hpp"
 #include "core/epoch.hpp"
 #include "core/mapping_table.hpp"
+#include "core/rate_limiter.hpp"
 #include "core/server.hpp"
 
 namespace pcpd::core {
@@ -42,6 +43,12 @@ struct Server::Impl {
   Stats stats;
   std::minstd_rand rng;
   CheckpointLimiter checkpoint_limiter;  // RFC 7767 rate limit; counts live in the table
+  bool checkpoint_available = true;      // Server::set_checkpoint_available (hot standby peer)
+  RateLimiter rate_limiter;              // RFC 6887 §18.1 request rate limits (fixed memory)
+
+  // RFC 6887 §18.1, R-QUOTA-5, R-SEC-3: true when the request from ctx.source is over its
+  // client's or the global rate; it is then counted and must be dropped silently, undecoded.
+  [[nodiscard]] bool rate_limited(const Context& ctx);
 
   // server.cpp
   Reply handle(const wire::Request& req, const Context& ctx);

@@ -26,6 +26,15 @@ struct Stats {
   std::uint64_t checkpoint_refused_client_cap = 0;
   std::uint64_t checkpoint_refused_rate = 0;
   std::uint64_t elected = 0;  // gauge: mappings currently elected
+  // Hot standby (RFC 7767 §3.2): served without the option because no peer could hold it
+  // (refused up front), or because the peer did not acknowledge in time (un-elected after).
+  std::uint64_t checkpoint_refused_peer = 0;
+  std::uint64_t checkpoint_withdrawn = 0;
+  std::uint64_t mirror_skipped = 0;  // replicated changes the standby's table could not take
+  // Requests refused by the rate limits (RFC 6887 §18.1, Policy::RateLimit), dropped silently
+  // before decoding (PCP and NAT-PMP alike); not counted in `dropped` nor as requests.
+  std::uint64_t rate_limited_client = 0;
+  std::uint64_t rate_limited_global = 0;
 };
 
 }  // namespace pcpd::core

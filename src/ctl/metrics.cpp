@@ -48,6 +48,11 @@ void add_core_metrics(Metrics& m, const core::Stats& s) {
                {{"result", wire::to_string(static_cast<wire::ResultCode>(i))}});
   m.family("pcpd_dropped_total", "counter", "PCP requests dropped silently (RFC 6887 section 8.2)")
       .sample(static_cast<double>(s.dropped));
+  // RFC 6887 §18.1: PCP and NAT-PMP requests refused by the rate limits ([limits]), dropped
+  // silently before decoding.
+  m.family("pcpd_refused_total", "counter", "requests refused before decoding (dropped silently), by reason")
+      .sample(static_cast<double>(s.rate_limited_client), {{"reason", "rate_limited_client"}})
+      .sample(static_cast<double>(s.rate_limited_global), {{"reason", "rate_limited_global"}});
   m.family("pcpd_natpmp_requests_total", "counter", "NAT-PMP requests").sample(static_cast<double>(s.natpmp_requests));
   m.family("pcpd_natpmp_errors_total", "counter", "NAT-PMP error responses").sample(static_cast<double>(s.natpmp_errors));
   m.family("pcpd_datapath_errors_total", "counter", "kernel batches refused (request answered with an error)")
