@@ -3,6 +3,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -30,6 +31,10 @@ struct SetDeleter {
   void operator()(nftnl_set* s) const { nftnl_set_free(s); }
 };
 using SetPtr = std::unique_ptr<nftnl_set, SetDeleter>;
+struct TableDeleter {
+  void operator()(nftnl_table* t) const { nftnl_table_free(t); }
+};
+using TablePtr = std::unique_ptr<nftnl_table, TableDeleter>;
 
 struct SetInfo {
   std::uint32_t key_type = 0, key_len = 0, data_type = 0, data_len = 0, flags = 0;
@@ -86,7 +91,77 @@ struct NftDatapath::Impl {
   std::vector<core::Mapping> pending_forget;
   void queue_forget(const core::ChangeSet& changes);
   void mark_connections(const core::ChangeSet& changes);
+
+  // Datapath failure recovery (check_table(), reinstall()).
+  std::uint64_t table_handle = 0;             // handle of the table the mappings are in
+  bool table_lost = false;                    // seen Missing since the last reinstall()
+  std::vector<std::string> external_ifnames;  // the last set_external_interfaces()
+  // The handle of table inet <spec.table>; nullopt when there is no such table.
+  Result<std::optional<std::uint64_t>> read_table_handle();
+  // What does not match in the table's sets (empty: all match); fails with ENOENT without table.
+  Result<std::vector<std::string>> verify_sets();
 };
+
+Result<std::optional<std::uint64_t>> NftDatapath::Impl::read_table_handle() {
+  std::optional<std::uint64_t> handle;
+  auto build = [&](char* buf, std::uint32_t seq) {
+    // nft list tables inet
+    return nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+  };
+  auto on_message = [&](const nlmsghdr* nlh) {
+    TablePtr t(nftnl_table_alloc());
+    if (nftnl_table_nlmsg_parse(nlh, t.get()) < 0) return;
+    const char* name = nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME);
+    if (name == nullptr || spec.table != name || !nftnl_table_is_set(t.get(), NFTNL_TABLE_HANDLE)) return;
+    handle = nftnl_table_get_u64(t.get(), NFTNL_TABLE_HANDLE);
+  };
+  auto r = nl->dump(build, on_message, [&] { handle.reset(); });
+  if (!r) return tl::unexpected(r.error());
+  return handle;
+}
+
+Result<std::vector<std::string>> NftDatapath::Impl::verify_sets() {
+  // nft list sets table inet pcpd
+  std::map<std::string, SetInfo> found;
+  auto build = [&](char* buf, std::uint32_t seq) {
+    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+    SetPtr s(nftnl_set_alloc());
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec.table.c_str());
+    nftnl_set_nlmsg_build_payload(nlh, s.get());
+    return nlh;
+  };
+  auto on_message = [&](const nlmsghdr* nlh) {
+    SetPtr s(nftnl_set_alloc());
+    if (nftnl_set_nlmsg_parse(nlh, s.get()) < 0) return;
+    const char* table = nftnl_set_get_str(s.get(), NFTNL_SET_TABLE);
+    if (table == nullptr || spec.table != table) return;
+    auto u32 = [&](std::uint16_t attr) {
+      return nftnl_set_is_set(s.get(), attr) ? nftnl_set_get_u32(s.get(), attr) : 0u;
+    };
+    found[nftnl_set_get_str(s.get(), NFTNL_SET_NAME)] =
+        SetInfo{u32(NFTNL_SET_KEY_TYPE), u32(NFTNL_SET_KEY_LEN), u32(NFTNL_SET_DATA_TYPE),
+                u32(NFTNL_SET_DATA_LEN), u32(NFTNL_SET_FLAGS)};
+  };
+  auto r = nl->dump(build, on_message, [&] { found.clear(); });
+  if (!r) return tl::unexpected(r.error());
+  std::vector<std::string> problems;
+  for (const auto& s : all_sets()) {
+    auto it = found.find(std::string(s.name));
+    if (it == found.end()) {
+      problems.push_back(std::string(s.name) + " is missing");
+      continue;
+    }
+    const auto& f = it->second;
+    const bool ok = f.key_type == s.key_type && f.key_len == s.key_len && (f.flags & s.flags) == s.flags &&
+                    ((f.flags & kSetFlagMap) != 0) == ((s.flags & kSetFlagMap) != 0) &&
+                    (s.data_type == 0 || (f.data_type == s.data_type && f.data_len == s.data_len));
+    if (!ok)
+      problems.push_back(std::string(s.name) + " has key type " + hex(f.key_type) + "/" +
+                         std::to_string(f.key_len) + " bytes, data " + hex(f.data_type) + ", flags " +
+                         hex(f.flags) + "; expected " + std::string(s.nft_type));
+  }
+  return problems;
+}
 
 ct::Conntrack* NftDatapath::Impl::ct() {
   if (!conntrack) {
@@ -277,55 +352,21 @@ std::unique_ptr<NftDatapath> NftDatapath::open(const TableSpec& spec) {
   impl->nl = std::move(*nl);
 
   // Verify the table and every set: nft list sets table inet pcpd
-  std::map<std::string, SetInfo> found;
-  auto build = [&](char* buf, std::uint32_t seq) {
-    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
-    SetPtr s(nftnl_set_alloc());
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec.table.c_str());
-    nftnl_set_nlmsg_build_payload(nlh, s.get());
-    return nlh;
-  };
-  auto on_message = [&](const nlmsghdr* nlh) {
-    SetPtr s(nftnl_set_alloc());
-    if (nftnl_set_nlmsg_parse(nlh, s.get()) < 0) return;
-    const char* table = nftnl_set_get_str(s.get(), NFTNL_SET_TABLE);
-    if (table == nullptr || spec.table != table) return;
-    auto u32 = [&](std::uint16_t attr) {
-      return nftnl_set_is_set(s.get(), attr) ? nftnl_set_get_u32(s.get(), attr) : 0u;
-    };
-    found[nftnl_set_get_str(s.get(), NFTNL_SET_NAME)] =
-        SetInfo{u32(NFTNL_SET_KEY_TYPE), u32(NFTNL_SET_KEY_LEN), u32(NFTNL_SET_DATA_TYPE),
-                u32(NFTNL_SET_DATA_LEN), u32(NFTNL_SET_FLAGS)};
-  };
-  auto r = impl->nl->dump(build, on_message, [&] { found.clear(); });
-  if (!r) {
-    if (r.error().code == ENOENT)
+  auto verified = impl->verify_sets();
+  if (!verified) {
+    if (verified.error().code == ENOENT)
       throw SetupError("nftables table inet " + spec.table + " not found: " + kLoadHint);
     throw SetupError("cannot list the sets of table inet " + spec.table + ": " +
-                     std::strerror(r.error().code));
+                     std::strerror(verified.error().code));
   }
-  std::vector<std::string> problems;
-  for (const auto& s : all_sets()) {
-    auto it = found.find(std::string(s.name));
-    if (it == found.end()) {
-      problems.push_back(std::string(s.name) + " is missing");
-      continue;
-    }
-    const auto& f = it->second;
-    const bool ok = f.key_type == s.key_type && f.key_len == s.key_len && (f.flags & s.flags) == s.flags &&
-                    ((f.flags & kSetFlagMap) != 0) == ((s.flags & kSetFlagMap) != 0) &&
-                    (s.data_type == 0 || (f.data_type == s.data_type && f.data_len == s.data_len));
-    if (!ok)
-      problems.push_back(std::string(s.name) + " has key type " + hex(f.key_type) + "/" +
-                         std::to_string(f.key_len) + " bytes, data " + hex(f.data_type) + ", flags " +
-                         hex(f.flags) + "; expected " + std::string(s.nft_type));
-  }
+  const std::vector<std::string>& problems = *verified;
   if (!problems.empty()) {
     std::string msg = "nftables table inet " + spec.table + " does not match pcpd: ";
     for (std::size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
     msg += ". Delete the table (nft delete table inet " + spec.table + ") and " + kLoadHint;
     throw SetupError(msg);
   }
+  if (auto h = impl->read_table_handle(); h && *h) impl->table_handle = **h;
   return std::unique_ptr<NftDatapath>(new NftDatapath(std::move(impl)));
 }
 
@@ -396,6 +437,7 @@ Result<void> NftDatapath::set_external_interfaces(const std::vector<std::string>
   for (const auto& n : unique)
     if (n.empty() || n.size() > 15 || n.find('\0') != std::string::npos)
       return fail(ErrorDomain::Netlink, EINVAL, "nft: interface name");
+  impl_->external_ifnames = unique;  // reinstall() puts them back
   return impl_->transact([&](std::uint32_t seq, const std::vector<bool>&) -> Result<Batch> {
     // nft flush set inet pcpd wan_ifnames; nft add element inet pcpd wan_ifnames { "wan0" }
     BatchBuilder b(impl_->spec.table, seq);
@@ -412,6 +454,66 @@ Result<void> NftDatapath::flush() {
       if (s.id != SetId::WanIfnames) b.flush(s.id);
     return b.finish();
   });
+}
+
+Result<NftDatapath::TableState> NftDatapath::check_table() {
+  auto& counters = impl_->counters;
+  auto handle = impl_->read_table_handle();
+  if (!handle) return tl::unexpected(handle.error());
+  auto missing = [&](const std::string& why) {
+    if (!impl_->table_lost) log::warn("nft.table_lost", {{"table", impl_->spec.table}, {"reason", why}});
+    impl_->table_lost = true;
+    ++counters.table_lost;
+    return TableState::Missing;
+  };
+  if (!*handle) return missing("no such table");
+  auto problems = impl_->verify_sets();
+  if (!problems) {
+    if (problems.error().code == ENOENT) return missing("no such table");
+    return tl::unexpected(problems.error());
+  }
+  if (!problems->empty()) return missing(problems->front());
+  if (impl_->table_lost || **handle != impl_->table_handle) return TableState::Replaced;
+  return TableState::Same;
+}
+
+Result<std::size_t> NftDatapath::reinstall(const std::vector<core::Mapping>& mappings, core::Millis now) {
+  auto& impl = *impl_;
+  auto handle = impl.read_table_handle();
+  if (!handle) return tl::unexpected(handle.error());
+  if (!*handle) return fail(ErrorDomain::Netlink, ENOENT, "nft: reinstall: no table");
+  std::size_t installed = 0, left_out = 0;
+  auto r = impl.transact([&](std::uint32_t seq, const std::vector<bool>&) -> Result<Batch> {
+    installed = left_out = 0;
+    BatchBuilder b(impl.spec.table, seq);
+    // nft flush set inet pcpd <set> (each), then the whole state again, in one transaction.
+    for (const auto& s : all_sets()) b.flush(s.id);
+    for (const auto& n : impl.external_ifnames)
+      b.add({SetId::WanIfnames, KeyWriter{}.ifname(n).take(), {}, {}, {}}, 0, -1);
+    for (const auto& m : mappings) {
+      if (m.expires <= now) continue;  // expiry removes it from core
+      auto elems = mapping_elements(m);
+      if (!elems) {
+        ++left_out;
+        continue;
+      }
+      const auto left_ms = std::max<std::int64_t>((m.expires - now).count(), 1000);
+      const std::uint64_t timeout = static_cast<std::uint64_t>(left_ms) + std::uint64_t{impl.spec.grace_seconds} * 1000;
+      for (const auto& e : *elems) b.add(e, timeout, -1);
+      ++installed;
+    }
+    return b.finish();
+  });
+  if (!r) {
+    ++impl.counters.resync_failures;
+    return tl::unexpected(r.error());
+  }
+  impl.table_handle = **handle;
+  impl.table_lost = false;
+  ++impl.counters.resyncs;
+  impl.counters.resync_mappings += installed;
+  log::info("nft.reinstalled", {{"mappings", installed}, {"left_out", left_out}, {"table", impl.spec.table}});
+  return installed;
 }
 
 NftCounters NftDatapath::counters() const { return impl_->counters; }

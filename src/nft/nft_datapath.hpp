@@ -44,6 +44,11 @@ struct NftCounters {
   std::uint64_t conntrack_elected = 0;    // connections marked elected|sticky at an election
   std::uint64_t conntrack_unelected = 0;  // connections whose elected bit an un-election cleared
   std::uint64_t conntrack_touched = 0;    // no-op updates sent by ct_touch()
+  // Datapath failure recovery (check_table() / reinstall(), added by the robustness part):
+  std::uint64_t table_lost = 0;       // check_table() found the table gone or not matching
+  std::uint64_t resyncs = 0;          // reinstall() transactions committed
+  std::uint64_t resync_mappings = 0;  // mappings those re-installed
+  std::uint64_t resync_failures = 0;  // reinstall() transactions refused
 };
 
 class NftDatapath final : public core::Datapath {
@@ -88,6 +93,19 @@ class NftDatapath final : public core::Datapath {
 
   // Removes every element pcpd owns (used by tests and `pcpctl flush`).
   [[nodiscard]] Result<void> flush();
+
+  // Datapath failure recovery (added by the robustness part). The table pcpd opened can vanish
+  // under it (`nft delete table inet pcpd`, `nft flush ruleset`, `systemctl restart nftables`)
+  // and come back empty. check_table() reads the table's handle and verifies its sets like
+  // open(): Missing while it is gone or does not match; Replaced once it is back (a new handle,
+  // or back after Missing) and until reinstall() succeeds; Same otherwise. Two netlink dumps.
+  enum class TableState : std::uint8_t { Same, Missing, Replaced };
+  [[nodiscard]] Result<TableState> check_table();
+  // Installs `mappings` afresh in one transaction (all or nothing): flushes every set, puts the
+  // last set_external_interfaces() names back, adds each mapping's elements with timeout =
+  // remaining lifetime (expires - now, at least 1 s) + grace. Mappings already expired or that
+  // the table cannot express are left out. On success check_table() says Same again.
+  [[nodiscard]] Result<std::size_t> reinstall(const std::vector<core::Mapping>& mappings, core::Millis now);
 
   [[nodiscard]] NftCounters counters() const;
 
