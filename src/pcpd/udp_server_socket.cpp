@@ -13,6 +13,9 @@ namespace pcpd::daemon {
 
 namespace {
 
+// Bytes of receive queue asked for (the kernel doubles it for its bookkeeping).
+constexpr int kReceiveBuffer = 4 << 20;
+
 int set_int(int fd, int level, int name, int value) {
   return ::setsockopt(fd, level, name, &value, sizeof value);
 }
@@ -22,6 +25,14 @@ int set_int(int fd, int level, int name, int value) {
 Result<UdpServerSocket> UdpServerSocket::open(int family, std::uint16_t port) {
   UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP));
   if (!fd) return fail(ErrorDomain::Io, errno, "socket");
+  // A flooding client (RFC 6887 §18.1, issue 8) or every client at once after an ANNOUNCE
+  // (R-ANN-6) must not overflow the queue while pcpd is off the CPU for a few milliseconds: the
+  // default (net.core.rmem_default, 208 KiB) holds about 200 small datagrams, 2 ms of a
+  // 100,000/s flood, and a datagram dropped there is a well-behaved client's retransmission. The
+  // rate limiter behind it refuses the flood cheaply. SO_RCVBUFFORCE passes net.core.rmem_max
+  // (needs CAP_NET_ADMIN, which pcpd has for nftables); without it, SO_RCVBUF up to rmem_max.
+  if (set_int(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, kReceiveBuffer) != 0)
+    (void)set_int(fd.get(), SOL_SOCKET, SO_RCVBUF, kReceiveBuffer);
   if (family == AF_INET) {
     if (set_int(fd.get(), IPPROTO_IP, IP_PKTINFO, 1) != 0) return fail(ErrorDomain::Io, errno, "IP_PKTINFO");
     sockaddr_in sin{};
@@ -42,6 +53,98 @@ Result<UdpServerSocket> UdpServerSocket::open(int family, std::uint16_t port) {
       return fail(ErrorDomain::Io, errno, "bind [::]");
   }
   return UdpServerSocket(std::move(fd), family);
+}
+
+namespace {
+
+// The addresses of a received datagram from its msghdr (source) and IP_PKTINFO / IPV6_PKTINFO
+// (destination, interface). false: no pktinfo or an unknown source family.
+bool describe(msghdr& msg, const sockaddr_storage& from, Datagram& d) {
+  bool have_info = false;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      d.ifindex = static_cast<unsigned>(info.ipi_ifindex);
+      d.destination = wire::IpAddr::from_v4(ntohl(info.ipi_addr.s_addr));
+      have_info = true;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo info{};
+      std::memcpy(&info, CMSG_DATA(c), sizeof info);
+      d.ifindex = info.ipi6_ifindex;
+      d.destination = wire::IpAddr::from_v6(info.ipi6_addr.s6_addr);
+      have_info = true;
+    }
+  }
+  if (!have_info) return false;
+  if (from.ss_family == AF_INET) {
+    sockaddr_in sin{};
+    std::memcpy(&sin, &from, sizeof sin);
+    d.source = wire::IpAddr::from_v4(ntohl(sin.sin_addr.s_addr));
+    d.source_port = ntohs(sin.sin_port);
+  } else if (from.ss_family == AF_INET6) {
+    sockaddr_in6 sin6{};
+    std::memcpy(&sin6, &from, sizeof sin6);
+    d.source = wire::IpAddr::from_v6(sin6.sin6_addr.s6_addr);
+    d.source_port = ntohs(sin6.sin6_port);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPACE(sizeof(in_pktinfo));
+
+}  // namespace
+
+struct UdpServerSocket::Batch {
+  std::array<std::array<std::uint8_t, kBatchBufferSize>, kBatch> buffers{};
+  std::array<sockaddr_storage, kBatch> from{};
+  std::array<iovec, kBatch> iov{};
+  std::array<mmsghdr, kBatch> msgs{};
+  alignas(cmsghdr) std::array<std::array<unsigned char, kControlSize>, kBatch> control{};
+  std::array<Received, kBatch> out{};
+};
+
+UdpServerSocket::UdpServerSocket(UniqueFd fd, int family)
+    : fd_(std::move(fd)), family_(family), batch_(std::make_unique<Batch>()) {}
+UdpServerSocket::~UdpServerSocket() = default;
+UdpServerSocket::UdpServerSocket(UdpServerSocket&&) noexcept = default;
+UdpServerSocket& UdpServerSocket::operator=(UdpServerSocket&&) noexcept = default;
+
+Result<std::span<const Received>> UdpServerSocket::receive_batch() const {
+  Batch& b = *batch_;
+  for (std::size_t i = 0; i < kBatch; ++i) {
+    b.iov[i] = iovec{b.buffers[i].data(), b.buffers[i].size()};
+    msghdr& m = b.msgs[i].msg_hdr;
+    m = msghdr{};
+    m.msg_name = &b.from[i];
+    m.msg_namelen = sizeof b.from[i];
+    m.msg_iov = &b.iov[i];
+    m.msg_iovlen = 1;
+    m.msg_control = b.control[i].data();
+    m.msg_controllen = b.control[i].size();
+    b.msgs[i].msg_len = 0;
+  }
+  int n;
+  do {
+    n = ::recvmmsg(fd_.get(), b.msgs.data(), kBatch, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return fail(ErrorDomain::Io, errno, "recvmmsg");
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+    msghdr& m = b.msgs[i].msg_hdr;
+    Received& r = b.out[kept];
+    r.info = Datagram{};
+    // MSG_TRUNC: msg_len is the datagram's real length (RFC 6887 §7: oversize stays oversize).
+    const std::size_t len = b.msgs[i].msg_len;
+    r.info.truncated = (m.msg_flags & MSG_TRUNC) != 0 || len > kBatchBufferSize;
+    r.info.size = std::min(len, kBatchBufferSize);
+    if (!describe(m, b.from[i], r.info)) continue;
+    r.bytes = std::span<const std::uint8_t>(b.buffers[i].data(), r.info.size);
+    ++kept;
+  }
+  return std::span<const Received>(b.out.data(), kept);
 }
 
 Result<Datagram> UdpServerSocket::receive(std::span<std::uint8_t> buffer) const {
@@ -66,36 +169,7 @@ Result<Datagram> UdpServerSocket::receive(std::span<std::uint8_t> buffer) const 
   // buffer holds 1101 bytes so that an oversize request is still seen as oversize).
   d.truncated = (msg.msg_flags & MSG_TRUNC) != 0 || static_cast<std::size_t>(n) > buffer.size();
   d.size = std::min(static_cast<std::size_t>(n), buffer.size());
-  bool have_info = false;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-      in_pktinfo info{};
-      std::memcpy(&info, CMSG_DATA(c), sizeof info);
-      d.ifindex = static_cast<unsigned>(info.ipi_ifindex);
-      d.destination = wire::IpAddr::from_v4(ntohl(info.ipi_addr.s_addr));
-      have_info = true;
-    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-      in6_pktinfo info{};
-      std::memcpy(&info, CMSG_DATA(c), sizeof info);
-      d.ifindex = info.ipi6_ifindex;
-      d.destination = wire::IpAddr::from_v6(info.ipi6_addr.s6_addr);
-      have_info = true;
-    }
-  }
-  if (!have_info) return fail(ErrorDomain::Io, EPROTO, "recvmsg without pktinfo");
-  if (from.ss_family == AF_INET) {
-    sockaddr_in sin{};
-    std::memcpy(&sin, &from, sizeof sin);
-    d.source = wire::IpAddr::from_v4(ntohl(sin.sin_addr.s_addr));
-    d.source_port = ntohs(sin.sin_port);
-  } else if (from.ss_family == AF_INET6) {
-    sockaddr_in6 sin6{};
-    std::memcpy(&sin6, &from, sizeof sin6);
-    d.source = wire::IpAddr::from_v6(sin6.sin6_addr.s6_addr);
-    d.source_port = ntohs(sin6.sin6_port);
-  } else {
-    return fail(ErrorDomain::Io, EAFNOSUPPORT, "recvmsg source family");
-  }
+  if (!describe(msg, from, d)) return fail(ErrorDomain::Io, EPROTO, "recvmsg without pktinfo or source");
   return d;
 }
 

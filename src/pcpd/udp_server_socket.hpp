@@ -7,8 +7,10 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "util/result.hpp"
@@ -26,10 +28,25 @@ struct Datagram {
   unsigned ifindex = 0;        // the interface it arrived on
 };
 
+// One datagram of a batch: where it came from and its bytes (at most kBatchBufferSize; a longer
+// one is `truncated`, with size = kBatchBufferSize so that it is still seen as oversize).
+struct Received {
+  Datagram info;
+  std::span<const std::uint8_t> bytes;
+};
+
 class UdpServerSocket {
  public:
+  // recvmmsg batch: datagrams per call, and bytes kept of each (RFC 6887 §7: 1100 + 1, so that an
+  // oversize request is still seen as one).
+  static constexpr std::size_t kBatch = 64;
+  static constexpr std::size_t kBatchBufferSize = 1101;
+
   // family: AF_INET or AF_INET6 (IPV6_V6ONLY). Binds [::]:port / 0.0.0.0:port.
   [[nodiscard]] static Result<UdpServerSocket> open(int family, std::uint16_t port);
+  ~UdpServerSocket();
+  UdpServerSocket(UdpServerSocket&&) noexcept;
+  UdpServerSocket& operator=(UdpServerSocket&&) noexcept;
 
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] int family() const { return family_; }
@@ -37,15 +54,23 @@ class UdpServerSocket {
   // One datagram into `buffer`. Error code EAGAIN when there is none.
   [[nodiscard]] Result<Datagram> receive(std::span<std::uint8_t> buffer) const;
 
+  // Up to kBatch datagrams with one recvmmsg call (a flood costs one system call per batch,
+  // issue 8), into buffers this socket owns; valid until the next call. Error code EAGAIN when
+  // there is none. A datagram without its pktinfo (cannot happen with the options set) is left
+  // out.
+  [[nodiscard]] Result<std::span<const Received>> receive_batch() const;
+
   // Sends `data` to to:port, from `from` (our unicast address; unspecified = kernel's choice)
   // out of interface `ifindex` (0 = routing decides).
   [[nodiscard]] Result<void> send(std::span<const std::uint8_t> data, const wire::IpAddr& to,
                                   std::uint16_t port, const wire::IpAddr& from, unsigned ifindex) const;
 
  private:
-  UdpServerSocket(UniqueFd fd, int family) : fd_(std::move(fd)), family_(family) {}
+  struct Batch;
+  UdpServerSocket(UniqueFd fd, int family);
   UniqueFd fd_;
   int family_ = AF_INET;
+  std::unique_ptr<Batch> batch_;  // recvmmsg buffers, allocated once (owned, not shared)
 };
 
 }  // namespace pcpd::daemon
