@@ -22,7 +22,10 @@
 #   ha_ctd_start r1|r2, ha_ctd_stop r1|r2      conntrackd in foreground (PID tracked)
 #   ha_ka_start r1|r2                          keepalived
 #   ha_pcpd_start r1|r2 [section.key=value...] pcpd with its own control socket and state dir
-#                           (and $HA_CHECKPOINT_CONF lines as its [checkpoint] table)
+#                           (and $HA_CHECKPOINT_CONF lines as its [checkpoint] table; after
+#                           ha_peer_key, an [ha] table: peer = the other sync0 address, key
+#                           $HA_KEY_FILE or the shared one, plus $HA_PEER_CONF lines)
+#   ha_peer_key             a shared pre-shared key for the pcpd peer link ($LAB_DIR/ha.key)
 #   ha_ctd r1|r2 ARGS...    conntrackd client command (-i, -e, -s, ...)
 #   ha_ctl r1|r2 ARGS...    pcpctl on that router's socket
 #   ha_flow ID NS PROTO DST DPORT SPORT        long-lived echo flow (status in $HA_APP/ID.st)
@@ -224,6 +227,11 @@ EOF
     -p "$d/ka.pid" -r "$d/ka-vrrp.pid" -c "$d/ka-chk.pid"
 }
 
+ha_peer_key() {
+  HA_KEY=$LAB_DIR/ha.key
+  (umask 077 && head -c 32 /dev/urandom | base64 >"$HA_KEY") || lab_die "cannot write $HA_KEY"
+}
+
 ha_vip_on() { ha_x "$1" ip -4 addr show dev lan0 | grep -q "$HA_VIP_LAN/24"; }
 
 # pcpd on a router: NAT address = the WAN VIP, own control socket and state dir.
@@ -234,6 +242,12 @@ ha_pcpd_start() {
   lab_config "$d/pcpd.conf" 'interfaces.external_address=["203.0.113.1"]' \
     "daemon.state_dir=\"$d/state\"" "daemon.control_socket=\"$d/ctl.sock\"" "$@"
   [ -n "${HA_CHECKPOINT_CONF:-}" ] && printf '[checkpoint]\n%s\n' "$HA_CHECKPOINT_CONF" >>"$d/pcpd.conf"
+  if [ -n "${HA_KEY:-}" ]; then
+    local me=1 peer=2
+    [ "$r" = r2 ] && me=2 peer=1
+    printf '[ha]\npeer = "198.51.100.%s"\nlisten = "198.51.100.%s"\nkey_file = "%s"\n%s\n' \
+      "$peer" "$me" "${HA_KEY_FILE:-$HA_KEY}" "${HA_PEER_CONF:-}" >>"$d/pcpd.conf"
+  fi
   lab_spawn "$(ha_ns "$r")" "$d/pcpd.log" "$PCPD_BIN" -c "$d/pcpd.conf"
   eval "HA_PCPD_PID_$r=$LAB_LASTPID"
   for i in $(seq 1 100); do

@@ -109,6 +109,25 @@ nlohmann::json Daemon::set_role(const std::string& role) {
   const Role previous = role_;
   role_ = next;
   std::string text = std::string("role ") + to_string(previous) + " -> " + to_string(next);
+  if (ha_) {
+    // Hot standby (ha_peer.hpp): the link follows the role; a promotion takes over the table
+    // received from the old primary. R-EPOCH-3: the epoch stays continuous only when that table
+    // is a complete current copy (scope "all", synced); otherwise state was lost: reset.
+    const auto promo = ha_->set_role(next == Role::Primary  ? ha::Role::Primary
+                                     : next == Role::Backup ? ha::Role::Backup
+                                                            : ha::Role::Fault);
+    if (next == Role::Primary && previous != Role::Primary) {
+      if (promo.synced && promo.peer_epoch_origin) {
+        server_->set_epoch_origin(*promo.peer_epoch_origin);
+        log::info("epoch.continued", {{"reason", "ha_promotion_synced"}, {"epoch", server_->epoch()}});
+      } else {
+        reset_epoch("ha_promotion_state_incomplete");
+      }
+      ha_->set_epoch_origin(server_->epoch_origin());
+      text += ", took over " + std::to_string(server_->mapping_count()) + " mappings, epoch " +
+              std::to_string(server_->epoch());
+    }
+  }
   if (next == Role::Primary) {
     auto n = datapath_->ct_touch();
     if (n) {
@@ -152,7 +171,10 @@ nlohmann::json Daemon::control_stats() {
       .sample(static_cast<double>(s.checkpoint_refused_disabled), {{"reason", "disabled"}})
       .sample(static_cast<double>(s.checkpoint_refused_total_cap), {{"reason", "total_cap"}})
       .sample(static_cast<double>(s.checkpoint_refused_client_cap), {{"reason", "client_cap"}})
-      .sample(static_cast<double>(s.checkpoint_refused_rate), {{"reason", "rate_limit"}});
+      .sample(static_cast<double>(s.checkpoint_refused_rate), {{"reason", "rate_limit"}})
+      .sample(static_cast<double>(s.checkpoint_refused_peer), {{"reason", "peer_unavailable"}})
+      .sample(static_cast<double>(s.checkpoint_withdrawn), {{"reason", "peer_no_ack"}});
+  if (ha_) ha_->add_metrics(m);
   if (auto marked = datapath_->count_marked(); marked)
     m.family("pcpd_conntrack_marked", "gauge", "conntrack entries with the elected mark bit")
         .sample(static_cast<double>(*marked));
@@ -160,6 +182,11 @@ nlohmann::json Daemon::control_stats() {
   m.family("pcpd_netlink_batches_total", "counter", "nftables batches sent").sample(static_cast<double>(nc.batches));
   m.family("pcpd_netlink_errors_total", "counter", "nftables batches the kernel refused")
       .sample(static_cast<double>(nc.batch_failures));
+  m.family("pcpd_datapath_resyncs_total", "counter",
+           "re-installs of every mapping after table inet pcpd was deleted or re-created")
+      .sample(static_cast<double>(nc.resyncs));
+  m.family("pcpd_datapath_table_lost_total", "counter", "checks that found table inet pcpd gone or not matching")
+      .sample(static_cast<double>(nc.table_lost));
   m.family("pcpd_ha_role", "gauge", "VRRP role reported by keepalived (1 for the current one)")
       .sample(role_ == Role::Standalone ? 1 : 0, {{"role", "standalone"}})
       .sample(role_ == Role::Primary ? 1 : 0, {{"role", "primary"}})

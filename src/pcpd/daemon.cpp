@@ -20,8 +20,6 @@ namespace pcpd::daemon {
 
 namespace {
 
-constexpr int kMaxDatagramsPerWakeup = 64;
-
 // Parses and validates the file, then fills the host-dependent defaults. Throws ConfigError
 // (also for an interface look-up failure, reported at line 0).
 std::shared_ptr<const config::Config> load_config(const std::string& path) {
@@ -121,7 +119,8 @@ bool Daemon::start() {
   }
 
   // 3. Core, with the mappings the kernel still holds (restart recovery).
-  server_ = std::make_unique<core::Server>(cfg.policy, *datapath_, clock_);
+  tap_ = std::make_unique<ChangeTap>(*datapath_);
+  server_ = std::make_unique<core::Server>(cfg.policy, *tap_, clock_);
   bool fully_recovered = false;
   if (auto recovered = datapath_->recover(clock_.now()); recovered) {
     const std::size_t found = recovered->size();
@@ -166,6 +165,8 @@ bool Daemon::start() {
   }
   install_sockets(std::move(*sockets));
   rearm_expiry();
+  if (!start_ha()) return false;
+  if (!start_datapath_watch()) return false;
   if (!open_control()) return false;
   warn_conntrack_events();
 
@@ -179,6 +180,28 @@ bool Daemon::start() {
   // hops-00 R-CAP-9: a server joining the network MAY announce its capabilities.
   announce_capability_ = cfg.policy.capabilities.has_value();
   start_announce();
+  return true;
+}
+
+// [ha]: the peer link on the sync network (RFC 7767 §3 checkpoint before responding).
+bool Daemon::start_ha() {
+  const config::Config& cfg = *config_;
+  if (!cfg.ha.enabled) return true;
+  std::string error;
+  ha_ = HaPeer::open(cfg.ha, *server_, *datapath_, *tap_, clock_, [this] {
+    rearm_expiry();
+    schedule_conntrack_flush();  // replicated deletes drop their connections too
+  }, error);
+  if (!ha_) {
+    log::error("ha.setup_failed", {{"message", error}});
+    notify_status(error);
+    return false;
+  }
+  if (!loop_->add(ha_->socket_fd(), [this] { ha_->on_readable(); }) ||
+      !loop_->add(ha_->timer_fd(), [this] { ha_->on_timer(); })) {
+    log::error("daemon.setup_failed", {{"what", "epoll_ctl ha"}});
+    return false;
+  }
   return true;
 }
 
@@ -272,15 +295,19 @@ void Daemon::on_signal() {
 }
 
 void Daemon::on_socket(const UdpServerSocket& socket) {
-  for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
-    auto d = socket.receive(rx_);
-    if (!d) {
-      if (d.error().code != EAGAIN && d.error().code != EWOULDBLOCK)
-        log::limited(socket_limiter_, log::Level::Warning, "socket.receive_failed",
-                     {{"error", error_text(d.error())}});
-      break;
+  static_assert(UdpServerSocket::kBatchBufferSize <= std::tuple_size_v<decltype(rx_)>);
+  // One recvmmsg per wakeup, at most UdpServerSocket::kBatch datagrams (issue 8: a flood costs
+  // one system call per batch), then the other descriptors get their turn.
+  auto batch = socket.receive_batch();
+  if (!batch) {
+    if (batch.error().code != EAGAIN && batch.error().code != EWOULDBLOCK)
+      log::limited(socket_limiter_, log::Level::Warning, "socket.receive_failed",
+                   {{"error", error_text(batch.error())}});
+  } else {
+    for (const Received& r : *batch) {
+      std::memcpy(rx_.data(), r.bytes.data(), r.bytes.size());
+      handle(socket, r.info);
     }
-    handle(socket, *d);
   }
   rearm_expiry();
   schedule_conntrack_flush();
@@ -308,6 +335,13 @@ void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
       if (debug) log::debug("request.dropped", {{"reason", "multicast"}, {"source", d.source}, {"destination", d.destination}});
       return;
   }
+  // Hot standby: the backup answers nothing; its table is the primary's (ha_peer.hpp).
+  if (ha_ && !ha_->serving()) {
+    ha_->count_dropped();
+    if (debug) log::debug("request.dropped", {{"reason", "ha_backup"}, {"source", d.source}});
+    return;
+  }
+  if (ha_) ha_->before_request();
   const auto started = std::chrono::steady_clock::now();
   const core::Context ctx{d.source, d.source_port, d.destination};
   const std::span<const std::uint8_t> in(rx_.data(), d.size);  // 1101 bytes when oversize
@@ -324,18 +358,19 @@ void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
     n = server_->handle_datagram(in, ctx, tx_);
   }
   note_datapath_errors("request");
-  if (n > 0) {
-    // RFC 6887 §8.3 (R-HDR-1): to the source address and port, from the address it was sent to.
-    if (auto r = socket.send(std::span<const std::uint8_t>(tx_.data(), n), d.source, d.source_port,
-                             d.destination, d.ifindex);
-        !r) {
+  // RFC 6887 §8.3 (R-HDR-1): to the source address and port, from the address it was sent to.
+  auto respond = [this, &socket, d, started](std::span<const std::uint8_t> bytes) {
+    if (auto r = socket.send(bytes, d.source, d.source_port, d.destination, d.ifindex); !r) {
       log::limited(socket_limiter_, log::Level::Warning, "socket.send_failed",
                    {{"to", d.source}, {"port", d.source_port}, {"error", error_text(r.error())}});
     }
     latency_.record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
             .count()));
-  }
+  };
+  // RFC 7767 §3: an honoured election is answered once the standby holds it (ha_peer.hpp).
+  const bool held = ha_ && ha_->after_request(std::span<const std::uint8_t>(tx_.data(), n), respond);
+  if (n > 0 && !held) respond(std::span<const std::uint8_t>(tx_.data(), n));
   if (debug) {
     std::string result = "none";
     if (n >= 4) {
@@ -356,12 +391,70 @@ void Daemon::note_datapath_errors(const char* during) {
   datapath_errors_seen_ = now;
   log::limited(datapath_limiter_, log::Level::Warning, "datapath.apply_failed",
                {{"during", during}, {"failures", added}, {"total", now}});
+  // The table may be gone (nft delete table, flush ruleset): look at it now rather than later.
+  constexpr std::int64_t kCheckSoonMs = 100;
+  arm_datapath_check(kCheckSoonMs);
+}
+
+// Datapath failure recovery. The kernel state can vanish under pcpd: `nft delete table inet
+// pcpd`, `nft flush ruleset`, `systemctl restart nftables`. Requests then fail with NO_RESOURCES
+// (RFC 6887 §7.4, all or nothing: core's table is unchanged), and every mapping core still
+// holds is re-installed in one transaction once the table is back (a new table handle, or back
+// after being missing). The epoch stays continuous: no mapping was lost, they are back with
+// their ports and nonces.
+bool Daemon::start_datapath_watch() {
+  auto timer = BootTimer::create();
+  if (!timer) {
+    log::error("daemon.setup_failed", {{"what", "timerfd datapath"}});
+    return false;
+  }
+  datapath_timer_.emplace(std::move(*timer));
+  if (!loop_->add(datapath_timer_->fd(), [this] { on_datapath_timer(); })) {
+    log::error("daemon.setup_failed", {{"what", "epoll_ctl datapath timer"}});
+    return false;
+  }
+  constexpr std::int64_t kWatchMs = 5000;
+  arm_datapath_check(kWatchMs);
+  return true;
+}
+
+void Daemon::arm_datapath_check(std::int64_t delay_ms) {
+  if (!datapath_timer_) return;
+  const std::int64_t when = clock_.now().count() + delay_ms;
+  const std::int64_t armed = datapath_timer_->armed_at();
+  if (armed != -1 && armed <= when) return;
+  if (auto r = datapath_timer_->arm_at(when); !r) log::error("timer.arm_failed", {{"error", error_text(r.error())}});
+}
+
+void Daemon::on_datapath_timer() {
+  constexpr std::int64_t kWatchMs = 5000;  // table present: a check every 5 s (two netlink dumps)
+  constexpr std::int64_t kProbeMs = 1000;  // table gone: probe every second until it is back
+  datapath_timer_->drain();
+  datapath_timer_->disarm();
+  std::int64_t next = kWatchMs;
+  auto state = datapath_->check_table();
+  if (!state) {
+    log::limited(datapath_limiter_, log::Level::Warning, "nft.check_failed", {{"error", error_text(state.error())}});
+    next = kProbeMs;
+  } else if (*state == nft::NftDatapath::TableState::Missing) {
+    next = kProbeMs;
+  } else if (*state == nft::NftDatapath::TableState::Replaced) {
+    const std::size_t mappings = server_->mapping_count();
+    if (auto n = datapath_->reinstall(server_->mappings(), clock_.now()); n) {
+      log::info("datapath.resynced", {{"mappings", *n}, {"in_core", mappings}});
+    } else {
+      log::warn("datapath.resync_failed", {{"mappings", mappings}, {"error", error_text(n.error())}});
+      next = kProbeMs;
+    }
+  }
+  arm_datapath_check(next);
 }
 
 void Daemon::on_expiry_timer() {
   expiry_timer_->drain();
   const std::size_t expired = server_->expire();  // R-LIFE-7
   note_datapath_errors("expiry");
+  if (ha_) ha_->flush();  // the peer drops them too
   if (expired > 0) log::debug("mappings.expired", {{"count", expired}, {"mappings", server_->mapping_count()}});
   rearm_expiry();
   schedule_conntrack_flush();
@@ -419,6 +512,7 @@ void Daemon::on_announce_timer() {
 }
 
 void Daemon::send_announce_copy() {
+  if (ha_ && !ha_->serving()) return;  // a backup serves no client: its epoch means nothing to them
   config::InterfaceTable table;
   try {
     table = config::system_interfaces();
@@ -444,6 +538,14 @@ void Daemon::send_announce_copy() {
     if (t.source_v4 && sockets_.v4) {
       send(*sockets_.v4, {pcp.data(), pcp_len}, all_hosts_v4(), *t.source_v4, t, "pcp");
       send(*sockets_.v4, {pmp.data(), pmp_len}, all_hosts_v4(), *t.source_v4, t, "natpmp");  // R-PMP-4
+      // Hot standby: clients use the VRRP address as their server and check the source of an
+      // ANNOUNCE against it (R-SEC-5), so every internal IPv4 address of the interface sends.
+      const config::Interface* itf = ha_ ? table.find(t.interface) : nullptr;
+      for (const auto& a : itf != nullptr ? itf->addrs : decltype(itf->addrs){}) {
+        if (!a.addr.is_v4() || a.addr == *t.source_v4 || !config_->accepts_source(a.addr)) continue;
+        send(*sockets_.v4, {pcp.data(), pcp_len}, all_hosts_v4(), a.addr, t, "pcp");
+        send(*sockets_.v4, {pmp.data(), pmp_len}, all_hosts_v4(), a.addr, t, "natpmp");
+      }
     }
     if (t.source_v6 && sockets_.v6)
       send(*sockets_.v6, {pcp.data(), pcp_len}, all_nodes_v6(), *t.source_v6, t, "pcp");  // R-ANN-5
@@ -473,6 +575,13 @@ void Daemon::reload() {
     cfg.nft_table = old.nft_table;
     cfg.nft_grace = old.nft_grace;
     cfg.state_dir = old.state_dir;
+  }
+  if (cfg.ha.enabled != old.ha.enabled || cfg.ha.peer != old.ha.peer ||
+      cfg.ha.peer_port != old.ha.peer_port || cfg.ha.port != old.ha.port ||
+      cfg.ha.listen != old.ha.listen || cfg.ha.key_file != old.ha.key_file ||
+      cfg.ha.scope_all != old.ha.scope_all || cfg.ha.ack_timeout_ms != old.ha.ack_timeout_ms) {
+    log::warn("config.restart_needed", {{"keys", "[ha]"}});
+    cfg.ha = old.ha;
   }
   if (cfg.port != old.port) {
     auto sockets = open_sockets(cfg.port);

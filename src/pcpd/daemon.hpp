@@ -20,6 +20,7 @@
 #include "nft/nft_datapath.hpp"
 #include "pcpd/announce_schedule.hpp"
 #include "pcpd/event_loop.hpp"
+#include "pcpd/ha_peer.hpp"
 #include "pcpd/ingress_filter.hpp"
 #include "pcpd/udp_server_socket.hpp"
 #include "util/log.hpp"
@@ -67,6 +68,7 @@ class Daemon {
   [[nodiscard]] IngressFilter make_filter(const config::Config& config) const;
   void setup_epoch(bool fully_recovered);
   void reset_epoch(const char* reason);
+  bool start_ha();
 
   void on_signal();
   void on_socket(const UdpServerSocket& socket);
@@ -82,6 +84,10 @@ class Daemon {
   void schedule_conntrack_flush();
   void on_conntrack_timer();
   void note_datapath_errors(const char* during);
+  // Datapath watch: re-installs every mapping when the nft table was deleted or re-created.
+  bool start_datapath_watch();
+  void arm_datapath_check(std::int64_t delay_ms);
+  void on_datapath_timer();
   void apply_logging(const config::Config& config) const;
 
   // Control socket (control.cpp): pcpctl list / stats / ha / ct-touch / reload.
@@ -95,6 +101,9 @@ class Daemon {
   std::shared_ptr<const config::Config> config_;
   core::BootClock clock_;
   std::unique_ptr<nft::NftDatapath> datapath_;
+  // Hot standby ([ha], ha_peer.hpp): core applies through tap_, which feeds the peer link.
+  std::unique_ptr<ChangeTap> tap_;
+  std::unique_ptr<HaPeer> ha_;
   std::unique_ptr<core::Server> server_;
   std::unique_ptr<EventLoop> loop_;
   std::optional<SignalFd> signals_;
@@ -102,6 +111,9 @@ class Daemon {
   std::optional<BootTimer> announce_timer_;
   // Drops the connections of deleted mappings in one conntrack pass a moment after a burst.
   std::optional<BootTimer> conntrack_timer_;
+  // Checks table inet pcpd every few seconds, soon after an apply failure, every second while it
+  // is gone; re-installs the mappings when it is back (NftDatapath::check_table / reinstall).
+  std::optional<BootTimer> datapath_timer_;
   std::optional<ctl::CtlServer> ctl_;
   Role role_ = Role::Standalone;
   Sockets sockets_;
