@@ -1,0 +1,5 @@
+# Robustness integration tests (issue 8), label netns: kill -9 under load and restart
+# (it_crash.sh), the nftables table deleted / replaced under a running pcpd (it_datapath_fail.sh).
+# Both use tests/integration/robust_tool.py (load, ownership check, list/table consistency).
+pcpd_add_netns_test(it_crash integration/it_crash.sh)
+pcpd_add_netns_test(it_datapath_fail integration/it_datapath_fail.sh)
