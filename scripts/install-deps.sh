@@ -8,7 +8,7 @@ pkgs=(
   libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
   doctest-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libsystemd-dev libsodium-dev
-  nftables conntrack conntrackd keepalived iproute2 natpmpc tshark
+  nftables conntrack conntrackd keepalived iproute2 natpmpc tshark valgrind
   python3 procps psmisc iputils-ping
   clang libclang-rt-dev
   debhelper dpkg-dev fakeroot lintian debootstrap python3-prometheus-client
