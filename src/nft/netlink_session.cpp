@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <ctime>
-#include <unordered_set>
 
 namespace pcpd::nft {
 namespace {
@@ -74,7 +73,8 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
   if (auto r = ensure_buffers(batch.bytes.size(), batch.messages.size() + 2); !r) return tl::unexpected(r.error());
   const int fd = mnl_socket_get_fd(nl_);
   // Drain anything stale (a previous call that gave up) so it cannot be taken for our acks.
-  std::vector<char> buf(kRecvBufferSize);
+  if (recv_buf_.size() < kRecvBufferSize) recv_buf_.resize(kRecvBufferSize);
+  std::vector<char>& buf = recv_buf_;
   while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
   }
 
@@ -87,21 +87,25 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
   // kernel processes the batch inside sendmsg, so the acks are queued by now; a commit failure is
   // reported against BEGIN's sequence number before the per-message acks.
   std::vector<BatchError> errors;
-  std::unordered_set<std::uint32_t> acked;
-  acked.reserve(batch.messages.size());
   const std::uint32_t first = batch.begin_seq;
   const std::uint32_t last = batch.end_seq();
-  while (acked.size() < batch.messages.size()) {
-    pollfd p{fd, POLLIN, 0};
-    int pr = poll(&p, 1, kAckTimeoutMs);
-    if (pr < 0 && errno == EINTR) continue;
-    if (pr <= 0) {
-      if (!errors.empty()) return errors;  // a batch failing early is not acked message by message
-      return fail(ErrorDomain::Netlink, ETIMEDOUT, "nft: acks missing");
+  ack_seen_.assign(static_cast<std::size_t>(last - first) + 1, 0);
+  std::size_t acked = 0;
+  bool wait = false;  // the acks are normally queued already: poll only after an empty read
+  while (acked < batch.messages.size()) {
+    if (wait) {
+      pollfd p{fd, POLLIN, 0};
+      int pr = poll(&p, 1, kAckTimeoutMs);
+      if (pr < 0 && errno == EINTR) continue;
+      if (pr <= 0) {
+        if (!errors.empty()) return errors;  // a batch failing early is not acked message by message
+        return fail(ErrorDomain::Netlink, ETIMEDOUT, "nft: acks missing");
+      }
     }
-    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    wait = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       // ENOBUFS: acks were dropped; the outcome is unknown to us.
       return fail(ErrorDomain::Netlink, errno, "nft: reading acks");
     }
@@ -111,7 +115,10 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
       if (nlh->nlmsg_seq < first || nlh->nlmsg_seq > last || nlh->nlmsg_type != NLMSG_ERROR) continue;
       const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
       if (err->error != 0) errors.push_back({nlh->nlmsg_seq, -err->error});
-      if (batch.message(nlh->nlmsg_seq) != nullptr) acked.insert(nlh->nlmsg_seq);
+      if (batch.message(nlh->nlmsg_seq) != nullptr && ack_seen_[nlh->nlmsg_seq - first] == 0) {
+        ack_seen_[nlh->nlmsg_seq - first] = 1;
+        ++acked;
+      }
     }
   }
   // Anything queued behind the last ack (there should be nothing) is read now.
