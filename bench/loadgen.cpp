@@ -69,6 +69,7 @@ struct Config {
   std::uint64_t seed = 1;
   std::uint64_t existing = 0;  // mappings the caller says exist already (reported only)
   int debug = 0;               // unmatched responses to describe on stderr
+  std::string list_external;   // file: "addr port" of every mapping created (bench/scale.sh)
 };
 
 struct Job {
@@ -132,6 +133,7 @@ class LoadGen {
   }
 
   void start_clock() { run_start_ = Clock::now(); }
+  void list_external_to(std::FILE* f) { external_out_ = f; }
 
  private:
   struct Slot {
@@ -277,6 +279,9 @@ class LoadGen {
       return;
     }
     Stats& s = *it->second.stats;
+    if (external_out_ != nullptr && !it->second.del && resp->result == wire::ResultCode::Success)
+      std::fprintf(external_out_, "%s %u\n", body->external_addr.to_string().c_str(),
+                   unsigned{body->external_port});
     ++s.answered;
     ++s.results[wire::to_string(resp->result)];
     s.latency_ms.push_back(std::chrono::duration<double, std::milli>(now - it->second.sent).count());
@@ -320,6 +325,7 @@ class LoadGen {
   Clock::time_point run_start_ = Clock::now();
   std::unordered_map<std::uint16_t, Slot> inflight_;
   std::deque<Deadline> deadlines_;  // FIFO: every request has the same timeout
+  std::FILE* external_out_ = nullptr;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -406,6 +412,8 @@ int main(int argc, char** argv) {
   app.add_option("--existing", cfg.existing, "mappings present before this run (for the report)");
   app.add_option("--label", cfg.label, "server name for the report");
   app.add_option("--debug", cfg.debug, "describe this many unmatched responses on stderr");
+  app.add_option("--list-external", cfg.list_external,
+                 "write 'address port' of every mapping created to this file");
   CLI11_PARSE(app, argc, argv);
 
   if (cfg.span == 0) cfg.span = cfg.count;
@@ -421,6 +429,15 @@ int main(int argc, char** argv) {
   const int fd = open_socket(cfg, server, client);
   if (fd < 0) return 2;
   LoadGen gen(cfg, fd, client, server, *parse_protocol(cfg.protocol));
+  std::FILE* external_file = nullptr;
+  if (!cfg.list_external.empty()) {
+    external_file = std::fopen(cfg.list_external.c_str(), "w");
+    if (external_file == nullptr) {
+      std::cerr << "pcpd-loadgen: cannot write " << cfg.list_external << "\n";
+      return 2;
+    }
+    gen.list_external_to(external_file);
+  }
   gen.start_clock();
 
   std::uint32_t i = 0;
@@ -457,6 +474,7 @@ int main(int argc, char** argv) {
     }, stats);
     std::cout << report(cfg, cfg.mode, stats).dump() << std::endl;
   }
+  if (external_file != nullptr) std::fclose(external_file);
   close(fd);
   return 0;
 }

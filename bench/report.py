@@ -90,8 +90,7 @@ def render(args, runs):
     L.append(f"- load average (1/5/15 min) before: {args.load_before}; after: {args.load_after}")
     L.append(f"- pcpd: git `{args.pcpd_rev}`; reference: {miniupnpd_version()} "
              "(Debian miniupnpd-nftables, patched copy per bench/miniupnpd/patch-miniupnpd.sh)")
-    L.append("- build: `cmake -S . -B build -G Ninja && ninja -C build pcpd pcpd-loadgen` "
-             "(RelWithDebInfo, the default)")
+    L.append(f"- build: {args.build_note}")
     L.append(f"- command: `{args.command.strip()}` (as root)")
     L.append("")
     L.append("## Method")
@@ -164,10 +163,28 @@ def render(args, runs):
         L.append("The last row compares pcpd at its largest table with miniupnpd at its largest "
                  "measured one (filling miniupnpd to 10,000 mappings takes about 20 minutes).")
         L.append("")
+    if "pcpd" in servers and "pcpd-before" in servers:
+        L.append("")
+        L.append("## Ratio pcpd / pcpd-before (req/s, same run)")
+        L.append("")
+        L.append("| existing | create | refresh | delete |")
+        L.append("|---|---:|---:|---:|")
+        for lvl in sorted({k[1] for k in by if k[0] == "pcpd"}):
+            cells = []
+            for op in ("create", "refresh", "delete"):
+                p, b = by.get(("pcpd", lvl, op)), by.get(("pcpd-before", lvl, op))
+                cells.append(f"{p['req_per_s'] / b['req_per_s']:,.1f}x"
+                             if p and b and b["req_per_s"] > 0 else "n/a")
+            L.append(f"| {lvl:,} | " + " | ".join(cells) + " |")
+        L.append("")
     if args.notes:
         L.append("## Notes")
         L.append("")
         with open(args.notes) as f:
+            L.append(f.read().rstrip())
+        L.append("")
+    for extra in args.append or []:
+        with open(extra) as f:
             L.append(f.read().rstrip())
         L.append("")
     return "\n".join(L)
@@ -185,6 +202,10 @@ def main():
     ap.add_argument("--jsonl-name", default="results/run.jsonl")
     ap.add_argument("--date", help="when the run started (default: now)")
     ap.add_argument("--notes", help="markdown file appended as a Notes section")
+    ap.add_argument("--append", action="append",
+                    help="markdown file appended verbatim after the notes (repeatable)")
+    ap.add_argument("--build-note", default="`cmake -S . -B build -G Ninja && ninja -C build pcpd "
+                    "pcpd-loadgen` (RelWithDebInfo, the default)")
     args = ap.parse_args()
     runs = load(args.jsonl)
     if args.check:

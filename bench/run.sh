@@ -8,6 +8,9 @@
 #   --build DIR    build directory holding src/pcpd/pcpd and bench/pcpd-loadgen (default: build)
 #   --out DIR      where results go (default: bench/, i.e. bench/RESULTS.md, bench/results/*.jsonl)
 #   --no-pcpd / --no-miniupnpd   measure only the other server
+#   --requests N   requests per measurement (default 2000; 40 with --smoke)
+#   --pcpd-before BIN  also measure this pcpd binary (label "pcpd-before"), e.g. a build from
+#                  before an optimisation, so that before/after ratios come from one run
 # Needs root (network namespaces, nftables). Exits 77 when not root, unless CI=true.
 #
 # Lab (documentation addresses only, RFC 5737): namespace pcpb-cli-$rnd with eth0 192.0.2.10/24,
@@ -26,6 +29,8 @@ out=
 smoke=0
 do_pcpd=1
 do_mini=1
+pcpd_before=
+requests_arg=
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1 ;;
@@ -33,7 +38,9 @@ while [ $# -gt 0 ]; do
     --out) out=${2:?--out DIR}; shift ;;
     --no-pcpd) do_pcpd=0 ;;
     --no-miniupnpd) do_mini=0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --requests) requests_arg=${2:?--requests N}; shift ;;
+    --pcpd-before) pcpd_before=$(realpath "${2:?--pcpd-before BIN}"); shift ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -62,6 +69,7 @@ if [ $smoke = 1 ]; then
 else
   pcpd_levels="100 10000"; mini_levels="100 1000"; requests=2000; window=64; timeout_ms=10000
 fi
+[ -n "$requests_arg" ] && requests=$requests_arg
 fill_base=10000    # existing mappings: internal ports 10000.. (up to 19999 for 10,000)
 cycle_base=40000   # create/delete rounds: internal ports 40000..
 seed=$(( $(od -An -N4 -tu4 /dev/urandom) ))
@@ -152,9 +160,10 @@ measure() {   # measure LABEL LEVELS...: fill up to each level, then refresh and
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# --- pcpd --------------------------------------------------------------------------------------
-if [ $do_pcpd = 1 ]; then
-  mkdir -p "$tmp/pcpd-state"
+# --- pcpd ---------------------------------------------------------------------------------------
+run_pcpd() {   # run_pcpd LABEL BINARY: one pcpd daemon measured at every level
+  local label=$1 bin=$2 pid
+  rm -rf "$tmp/pcpd-state"; mkdir -p "$tmp/pcpd-state"
   cat > "$tmp/pcpd.conf" <<EOF
 [interfaces]
 internal = ["lan0"]
@@ -172,18 +181,25 @@ state_dir = "$tmp/pcpd-state"
 log = "stderr"
 log_level = "warning"
 EOF
+  # Request rate limits (RFC 6887 §18.1) would measure the limiter, not the server: off, for
+  # binaries that know them.
+  if grep -q -a 'client_rate' "$bin"; then
+    printf '\n[limits]\nclient_rate = 0\nglobal_rate = 0\n' >> "$tmp/pcpd.conf"
+  fi
   ip netns exec "$rtr" nft -f "$repo/nft-rules/pcpd.nft"
-  ip netns exec "$rtr" "$pcpd" -c "$tmp/pcpd.conf" 2>"$tmp/pcpd.log" &
-  pcpd_pid=$!
-  started+=("$pcpd_pid")
-  wait_udp_5351 || { log "pcpd did not start:"; cat "$tmp/pcpd.log" >&2; exit 1; }
-  measure pcpd $pcpd_levels
-  kill -0 "$pcpd_pid" 2>/dev/null || { log "pcpd died:"; cat "$tmp/pcpd.log" >&2; exit 1; }
-  kill "$pcpd_pid"
-  wait "$pcpd_pid" || true
-  [ -s "$tmp/pcpd.log" ] && { log "pcpd log (tail):"; tail -5 "$tmp/pcpd.log" >&2; }
+  ip netns exec "$rtr" "$bin" -c "$tmp/pcpd.conf" 2>"$tmp/pcpd.log" &
+  pid=$!
+  started+=("$pid")
+  wait_udp_5351 || { log "$label did not start:"; cat "$tmp/pcpd.log" >&2; exit 1; }
+  measure "$label" $pcpd_levels
+  kill -0 "$pid" 2>/dev/null || { log "$label died:"; cat "$tmp/pcpd.log" >&2; exit 1; }
+  kill "$pid"
+  wait "$pid" || true
+  [ -s "$tmp/pcpd.log" ] && { log "$label log (tail):"; tail -5 "$tmp/pcpd.log" >&2; }
   ip netns exec "$rtr" nft flush ruleset
-fi
+}
+[ $do_pcpd = 1 ] && run_pcpd pcpd "$pcpd"
+[ -n "$pcpd_before" ] && run_pcpd pcpd-before "$pcpd_before"
 
 # --- miniupnpd ---------------------------------------------------------------------------------
 if [ $do_mini = 1 ]; then
@@ -210,13 +226,16 @@ if [ $smoke = 1 ]; then
   python3 "$repo/bench/report.py" --check "$jsonl"
   log "smoke OK ($(wc -l < "$jsonl") runs)"
 else
-  notes=()   # hand-written observations, appended to RESULTS.md
+  notes=()   # hand-written observations and the other benchmarks, appended to RESULTS.md
   [ -f "$repo/bench/notes.md" ] && notes=(--notes "$repo/bench/notes.md")
+  [ -f "$repo/bench/perf.md" ] && notes+=(--append "$repo/bench/perf.md")
+  btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
   python3 "$repo/bench/report.py" --out "$out/RESULTS.md" \
     --command "bench/run.sh ${args[*]}" \
     --load-before "$load_before" --load-after "$load_after" --date "$started_at" \
     --pcpd-rev "$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)" \
     --jsonl-name "results/$(basename "$jsonl")" \
+    --build-note "\`$build\` (CMAKE_BUILD_TYPE=${btype:-RelWithDebInfo})" \
     "${notes[@]}" "$jsonl"
   log "wrote $out/RESULTS.md and $jsonl"
 fi
