@@ -5,32 +5,19 @@
 #include <string>
 
 #include "config/config_parser.hpp"
+#include "unit/config_fixture.hpp"
 
 using namespace pcpd;
 using namespace pcpd::config;
 
 namespace {
 
-const std::string kMinimal = "[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan0\"\n";
-
-Config parse(const std::string& text) { return parse_config_text(text, "test.conf"); }
+using test::expect_error;
+using test::kMinimal;
+using test::parse;
 
 // kMinimal + [ha] (line 4) + `lines` from line 5 on.
 std::string ha(const std::string& lines) { return kMinimal + "[ha]\n" + lines + "\n"; }
-
-void expect_error(const std::string& text, int line, const std::string& needle) {
-  CAPTURE(text);
-  try {
-    (void)parse(text);
-    FAIL("no ConfigError");
-  } catch (const ConfigError& e) {
-    const std::string what = e.what();
-    CAPTURE(what);
-    CHECK(e.line == line);
-    CHECK(what.rfind("test.conf:" + std::to_string(line) + ": ", 0) == 0);
-    CHECK(what.find(needle) != std::string::npos);
-  }
-}
 
 }  // namespace
 

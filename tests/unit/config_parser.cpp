@@ -9,31 +9,16 @@
 #include <unistd.h>
 
 #include "config/config_parser.hpp"
+#include "unit/config_fixture.hpp"
 
 using namespace pcpd;
 using namespace pcpd::config;
 
 namespace {
 
-const std::string kMinimal = "[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan0\"\n";
-
-Config parse(const std::string& text) { return parse_config_text(text, "test.conf"); }
-
-// Parses `text`, expects a ConfigError at `line` whose message contains `needle`.
-void expect_error(const std::string& text, int line, const std::string& needle) {
-  CAPTURE(text);
-  try {
-    (void)parse(text);
-    FAIL("no ConfigError");
-  } catch (const ConfigError& e) {
-    const std::string what = e.what();
-    CAPTURE(what);
-    CHECK(e.file == "test.conf");
-    CHECK(e.line == line);
-    CHECK(std::string(e.what()).rfind("test.conf:" + std::to_string(line) + ": ", 0) == 0);
-    CHECK(std::string(e.what()).find(needle) != std::string::npos);
-  }
-}
+using test::expect_error;
+using test::kMinimal;
+using test::parse;
 
 // kMinimal plus one table with one key: the key is on line 5.
 std::string with(const std::string& table, const std::string& line) {
