@@ -590,6 +590,7 @@ void Daemon::reload() {
       sd_notify(0, "READY=1\nSTATUS=reload failed, previous configuration kept");
       return;
     }
+    if (ha_) ha_->release_all("sockets_replaced");  // held responders send through the old ones
     install_sockets(std::move(*sockets));
   }
   if (cfg.external_interface != old.external_interface) {

@@ -184,14 +184,7 @@ HaPeer::Promotion HaPeer::set_role(ha::Role role) {
     p.peer_epoch_origin = link_.peer_epoch_origin();
   }
   // Leaving Primary abandons held responses: they go out now, without the option.
-  if (previous == ha::Role::Primary && role != ha::Role::Primary) {
-    while (!held_.empty()) {
-      Held h = std::move(held_.front());
-      held_.pop_front();
-      ++counters_.peer_lost;
-      release(h, "role_change");
-    }
-  }
+  if (previous == ha::Role::Primary && role != ha::Role::Primary) release_all("role_change");
   link_.set_role(role, clock_.now());
   if (previous == ha::Role::Primary && role != ha::Role::Primary) {
     // Our own table is what is installed: the new primary's snapshot is diffed against it.
@@ -345,13 +338,7 @@ void HaPeer::on_event(const ha::LinkEvent& event) {
                              {"restarted", up->restarted}});
   } else if (const auto* down = std::get_if<PeerDown>(&event)) {
     log::warn("ha.peer_down", {{"peer_id", down->peer_id}, {"held_responses", held_.size()}});
-    // Every pending token is abandoned: answer now, without the option.
-    while (!held_.empty()) {
-      Held h = std::move(held_.front());
-      held_.pop_front();
-      ++counters_.peer_lost;
-      release(h, "peer_down");
-    }
+    release_all("peer_down");  // every pending token is abandoned
   } else if (std::holds_alternative<SnapshotWanted>(event)) {
     const bool sent = link_.send_snapshot(server_.mappings(), clock_.now());
     log::info("ha.snapshot_sent", {{"sent", sent}, {"mappings", server_.mapping_count()}});
@@ -369,6 +356,15 @@ void HaPeer::on_event(const ha::LinkEvent& event) {
                                         {"changes", snap->changes.changes.size()}});
   } else {
     install(ha::datapath_changes(event), "change");
+  }
+}
+
+void HaPeer::release_all(const char* outcome) {
+  while (!held_.empty()) {
+    Held h = std::move(held_.front());
+    held_.pop_front();
+    ++counters_.peer_lost;
+    release(h, outcome);
   }
 }
 

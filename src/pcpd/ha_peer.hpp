@@ -96,6 +96,10 @@ class HaPeer {
   bool after_request(std::span<const std::uint8_t> response, Responder send);
   // Replicates changes made outside a request (expiry, reload).
   void flush();
+  // Answers every held response now, without the option (RFC 7767 §3.2: not honoured), counted
+  // as peer_lost. For the peer going down, and before the daemon replaces the sockets the held
+  // responders send through.
+  void release_all(const char* outcome);
 
   void add_metrics(ctl::Metrics& m) const;
 
