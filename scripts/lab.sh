@@ -85,6 +85,7 @@ lab_init() {
     echo "WATCHDOG: $LAB_NAME exceeded $limit s"
     kill -TERM "$main" 2>/dev/null
   ) &
+  LAB_WATCHDOG_PID=$!
   LAB_PIDS+=($!)
   lab_log "$LAB_NAME: lab $LAB_RND, logs in $LAB_DIR"
 }
@@ -128,7 +129,18 @@ lab_kill() {
 lab_cleanup() {
   local rc=$? p n
   trap - EXIT INT TERM HUP
+  # The watchdog (a shell in `sleep 1`) would take a second to act on SIGTERM.
+  [ -n "${LAB_WATCHDOG_PID:-}" ] && lab_ours "$LAB_WATCHDOG_PID" && kill -KILL "$LAB_WATCHDOG_PID" 2>/dev/null
   for p in "${LAB_PIDS[@]}"; do lab_ours "$p" && kill -TERM "$p" 2>/dev/null; done
+  # A grace of up to 3 s to exit on their own: a sanitized pcpd or pcpc runs its leak check at
+  # exit, and a SIGKILL in the middle of it leaves an empty report that fails scripts/sanitize.sh.
+  local alive i
+  for i in $(seq 1 30); do
+    alive=0
+    for p in "${LAB_PIDS[@]}"; do lab_ours "$p" && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
   for p in "${LAB_PIDS[@]}"; do lab_kill "$p" KILL >/dev/null 2>&1; done
   for n in "${LAB_NS[@]}"; do ip netns del "$n" 2>/dev/null; done
   if [ -n "${LAB_DIR:-}" ]; then
