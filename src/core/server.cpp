@@ -322,7 +322,14 @@ std::size_t Server::restore(std::vector<Mapping> mappings) {
   const Millis now = s.clock.now();
   std::size_t accepted = 0;
   for (Mapping& m : mappings) {
-    if (m.expires <= now) continue;  // already gone from the kernel by its own timeout
+    if (m.expires <= now) {
+      // Expired while pcpd was down, but its elements may still be in the kernel: their timeout
+      // is lifetime + grace (DESIGN.md "Lifetimes"). Taken into the table so that the next
+      // expire() removes them like any other expiry (R-LIFE-7); left out, its external port
+      // could be given to a new mapping while the old element still holds it. Not counted.
+      if (!s.table.conflicts(m)) s.table.insert(std::move(m));
+      continue;
+    }
     if (s.table.conflicts(m)) {
       ++s.stats.restore_conflicts;
       continue;

@@ -276,7 +276,7 @@ TEST_CASE("an expired mapping is removed before a request sees it") {
   CHECK(f.server->stats().expired == 1);
 }
 
-TEST_CASE("restore takes mappings without applying and skips conflicts and expired ones") {
+TEST_CASE("restore takes mappings without applying, skips conflicts, leaves expired ones to expiry") {
   Fixture f;
   REQUIRE(f.map({.internal_port = 1}).kind == Reply::Kind::Success);
   REQUIRE(f.peer({.internal_port = 2}).kind == Reply::Kind::Success);
@@ -297,6 +297,15 @@ TEST_CASE("restore takes mappings without applying and skips conflicts and expir
   CHECK(g.server->stats().restored == 2);
   CHECK(g.server->stats().restore_conflicts == 2);
   CHECK(g.dp.calls() == 0);
+  // R-LIFE-7: the expired one is not served, but its elements (kernel timeout = lifetime + grace)
+  // are removed by the next expiry run, as any expiry.
+  CHECK(g.server->mapping_count() == 3);
+  CHECK(g.server->expire() == 1);
+  REQUIRE(g.dp.calls() == 1);
+  REQUIRE(g.dp.last().changes.size() == 1);
+  CHECK(g.dp.last().changes[0].op == Change::Op::Remove);
+  CHECK(g.dp.last().changes[0].mapping.internal_port == 3);
+  CHECK(g.server->mapping_count() == 2);
   // The restored external ports are taken: a suggestion for one goes elsewhere.
   const auto taken = f.server->mappings().front().external_port;
   auto r = g.map({.client = ip("192.0.2.99"), .internal_port = 7777, .suggested_port = taken});
