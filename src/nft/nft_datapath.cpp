@@ -2,6 +2,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/gen.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
@@ -31,6 +32,10 @@ struct SetDeleter {
   void operator()(nftnl_set* s) const { nftnl_set_free(s); }
 };
 using SetPtr = std::unique_ptr<nftnl_set, SetDeleter>;
+struct GenDeleter {
+  void operator()(nftnl_gen* g) const { nftnl_gen_free(g); }
+};
+using GenPtr = std::unique_ptr<nftnl_gen, GenDeleter>;
 struct TableDeleter {
   void operator()(nftnl_table* t) const { nftnl_table_free(t); }
 };
@@ -517,5 +522,34 @@ Result<std::size_t> NftDatapath::reinstall(const std::vector<core::Mapping>& map
 }
 
 NftCounters NftDatapath::counters() const { return impl_->counters; }
+
+Result<NftDatapath::RulesetStamp> NftDatapath::ruleset_stamp() {
+  auto read_generation = [&]() -> Result<std::uint32_t> {
+    std::optional<std::uint32_t> id;
+    auto build = [](char* buf, std::uint32_t seq) {
+      // What nft does before a transaction (mnl_genid_get); one NEWGEN reply, then the ack.
+      return nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, seq);
+    };
+    auto on_message = [&](const nlmsghdr* nlh) {
+      GenPtr g(nftnl_gen_alloc());
+      if (nftnl_gen_nlmsg_parse(nlh, g.get()) < 0 || !nftnl_gen_is_set(g.get(), NFTNL_GEN_ID)) return;
+      id = nftnl_gen_get_u32(g.get(), NFTNL_GEN_ID);
+    };
+    auto r = impl_->nl->dump(build, on_message, [&] { id.reset(); });
+    if (!r) return tl::unexpected(r.error());
+    if (!id) return fail(ErrorDomain::Netlink, EPROTO, "nft: no generation id");
+    return *id;
+  };
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto before = read_generation();
+    if (!before) return tl::unexpected(before.error());
+    auto handle = impl_->read_table_handle();
+    if (!handle) return tl::unexpected(handle.error());
+    auto after = read_generation();
+    if (!after) return tl::unexpected(after.error());
+    if (*before == *after) return RulesetStamp{*after, handle->value_or(0)};
+  }
+  return fail(ErrorDomain::Netlink, EAGAIN, "nft: ruleset kept changing");
+}
 
 }  // namespace pcpd::nft

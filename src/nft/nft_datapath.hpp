@@ -107,6 +107,17 @@ class NftDatapath final : public core::Datapath {
   // the table cannot express are left out. On success check_table() says Same again.
   [[nodiscard]] Result<std::size_t> reinstall(const std::vector<core::Mapping>& mappings, core::Millis now);
 
+  // Restart snapshot validation (added by the restart-snapshot part, issue 7): the nftables
+  // ruleset generation id (NFT_MSG_GETGEN; every committed transaction on the host bumps it)
+  // and the current handle of table inet <table> (0 when there is no such table). The
+  // generation is read before and after the handle and must not move in between (retried at
+  // most 3 times, then EAGAIN). Two or three small netlink requests, no set dump.
+  struct RulesetStamp {
+    std::uint32_t generation = 0;
+    std::uint64_t table_handle = 0;
+  };
+  [[nodiscard]] Result<RulesetStamp> ruleset_stamp();
+
   [[nodiscard]] NftCounters counters() const;
 
  private:
