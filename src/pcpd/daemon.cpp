@@ -1,6 +1,7 @@
 #include "pcpd/daemon.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <cerrno>
@@ -14,6 +15,7 @@
 #include "config/interface_table.hpp"
 #include "pcpd/announce_targets.hpp"
 #include "pcpd/epoch_store.hpp"
+#include "pcpd/mapping_snapshot.hpp"
 #include "wire/codec.hpp"
 
 namespace pcpd::daemon {
@@ -82,6 +84,7 @@ int Daemon::run() {
     log::error("daemon.loop_failed", {{"error", error_text(result.error())}});
     return 1;
   }
+  write_snapshot();  // after the last kernel change: the next start skips the O(n^2) set dump
   log::info("daemon.stop", {{"mappings", server_->mapping_count()}});
   return 0;
 }
@@ -112,6 +115,9 @@ bool Daemon::start() {
     notify_status(std::string("nftables: ") + e.what());
     return false;
   }
+  // Before pcpd's own first transaction (set_external_interfaces bumps the generation id): is the
+  // kernel as the last clean stop left it? (restore_snapshot below)
+  const auto kernel_stamp = datapath_->ruleset_stamp();
   if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r) {
     log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
     notify_status("nftables: cannot set the external interface");
@@ -122,11 +128,13 @@ bool Daemon::start() {
   tap_ = std::make_unique<ChangeTap>(*datapath_);
   server_ = std::make_unique<core::Server>(cfg.policy, *tap_, clock_);
   bool fully_recovered = false;
-  if (auto recovered = datapath_->recover(clock_.now()); recovered) {
+  if (restore_snapshot(kernel_stamp)) {
+    fully_recovered = server_->stats().restore_conflicts == 0;
+  } else if (auto recovered = datapath_->recover(clock_.now()); recovered) {
     const std::size_t found = recovered->size();
     const std::size_t accepted = server_->restore(std::move(*recovered));
     fully_recovered = server_->stats().restore_conflicts == 0;
-    log::info("mappings.recovered", {{"found", found}, {"restored", accepted},
+    log::info("mappings.recovered", {{"source", "nft_dump"}, {"found", found}, {"restored", accepted},
                                      {"conflicts", server_->stats().restore_conflicts}});
   } else {
     log::warn("mappings.recover_failed", {{"error", error_text(recovered.error())}});
@@ -203,6 +211,61 @@ bool Daemon::start_ha() {
     return false;
   }
   return true;
+}
+
+bool Daemon::restore_snapshot(const Result<nft::NftDatapath::RulesetStamp>& kernel) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string path = config_->state_dir + "/" + kSnapshotFileName;
+  auto unused = [&](const char* reason, const std::string& detail) {
+    log::info("mappings.snapshot_unused", {{"reason", reason}, {"detail", detail}, {"path", path},
+                                           {"recovery", "nft_dump"}});
+    return false;
+  };
+  auto file = take_snapshot_file(path);  // deleted here: never used twice
+  if (!file) return unused(to_string(SnapshotReject::Unreadable), error_text(file.error()));
+  if (!*file) return unused(to_string(SnapshotReject::NoFile), "no clean stop before (kill -9, crash, first start)");
+  auto snapshot = decode_snapshot(**file);
+  if (!snapshot) return unused(to_string(SnapshotReject::Corrupt), to_string(snapshot.error()));
+  if (!kernel) return unused(to_string(SnapshotReject::NoStamp), error_text(kernel.error()));
+  const SnapshotStamp current{read_boot_id().value_or(""), kernel->generation, kernel->table_handle};
+  if (auto why = check_stamp(snapshot->stamp, current)) {
+    const SnapshotStamp& saved = snapshot->stamp;
+    return unused(to_string(*why), "saved generation " + std::to_string(saved.generation) + " handle " +
+                                       std::to_string(saved.table_handle) + ", now generation " +
+                                       std::to_string(current.generation) + " handle " +
+                                       std::to_string(current.table_handle));
+  }
+  const std::size_t found = snapshot->mappings.size();
+  const std::size_t accepted = server_->restore(std::move(snapshot->mappings));  // drops expired
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  log::info("mappings.recovered", {{"source", "snapshot"}, {"found", found}, {"restored", accepted},
+                                   {"conflicts", server_->stats().restore_conflicts},
+                                   {"generation", current.generation}, {"ms", ms.count()}});
+  return true;
+}
+
+void Daemon::write_snapshot() {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string path = config_->state_dir + "/" + kSnapshotFileName;
+  auto skipped = [&](const std::string& reason) {
+    log::warn("mappings.snapshot_skipped", {{"reason", reason}, {"path", path}});
+  };
+  // Only a table that holds what core holds: not while the datapath watch waits to re-install.
+  auto state = datapath_->check_table();
+  if (!state) return skipped("table check failed: " + error_text(state.error()));
+  if (*state != nft::NftDatapath::TableState::Same) return skipped("table inet pcpd missing or replaced");
+  const auto boot_id = read_boot_id();
+  if (!boot_id) return skipped("boot id unreadable");
+  auto kernel = datapath_->ruleset_stamp();  // just before writing: nothing pcpd does follows
+  if (!kernel) return skipped("generation id unreadable: " + error_text(kernel.error()));
+  const auto mappings = server_->mappings();
+  const auto bytes = encode_snapshot(SnapshotStamp{*boot_id, kernel->generation, kernel->table_handle}, mappings);
+  if (::mkdir(config_->state_dir.c_str(), 0750) != 0 && errno != EEXIST)
+    return skipped("mkdir state_dir: " + std::string(std::strerror(errno)));
+  if (auto r = write_snapshot_file(path, bytes); !r) return skipped(error_text(r.error()));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  log::info("mappings.snapshot_written", {{"path", path}, {"mappings", mappings.size()}, {"bytes", bytes.size()},
+                                          {"generation", kernel->generation}, {"ms", ms.count()}});
 }
 
 void Daemon::setup_epoch(bool fully_recovered) {

@@ -1,9 +1,10 @@
 // pcpd::daemon::Daemon: wires configuration, the nftables datapath, core::Server, the UDP
 // sockets, the timers and the signals together, and runs the epoll loop.
-// Start-up: config -> NftDatapath::open -> set_external_interfaces -> recover -> Server::restore
-// -> epoch (continuous or reset, EpochStore) -> sockets -> READY=1 -> unsolicited ANNOUNCE.
+// Start-up: config -> NftDatapath::open -> ruleset stamp -> set_external_interfaces -> snapshot
+// or recover (nft dump) -> Server::restore -> epoch (continuous or reset, EpochStore) -> sockets
+// -> READY=1 -> unsolicited ANNOUNCE.
 // SIGHUP reloads (a bad file keeps the old configuration), SIGTERM/SIGINT stop; mappings stay
-// in the kernel with their timeouts.
+// in the kernel with their timeouts and the table goes to state_dir/mappings.snapshot.
 #pragma once
 
 #include <array>
@@ -66,6 +67,11 @@ class Daemon {
   [[nodiscard]] std::optional<Sockets> open_sockets(std::uint16_t port) const;
   void install_sockets(Sockets sockets);
   [[nodiscard]] IngressFilter make_filter(const config::Config& config) const;
+  // Restart snapshot (mapping_snapshot.hpp): restores the table from state_dir/mappings.snapshot
+  // when the kernel is as pcpd left it (true), else logs why and returns false (dump instead).
+  bool restore_snapshot(const Result<nft::NftDatapath::RulesetStamp>& kernel);
+  // On a clean stop, after the last kernel change: the whole table to the snapshot file.
+  void write_snapshot();
   void setup_epoch(bool fully_recovered);
   void reset_epoch(const char* reason);
   bool start_ha();

@@ -1,0 +1,79 @@
+// pcpd::daemon mapping snapshot: the whole mapping table written to state_dir/mappings.snapshot
+// on a clean stop and read back at the next start instead of dumping the nft sets (issue 7: the
+// kernel's set dump is O(n^2), minutes at 1,000,000 mappings). It is only trusted when nothing in
+// the kernel changed in between: same boot, same nftables ruleset generation id (bumped by every
+// committed nftables transaction on the host), same handle of table inet pcpd. It is deleted
+// once read, before it is decoded, so it is never used twice.
+//
+// Format, version 1 (all integers little-endian):
+//   header   magic "PCPDSNAP" (8) | version u16 | boot id length u8 + bytes (<= 64) |
+//            generation u32 | table handle u64 | mapping count u64
+//   records  count x: kind u8 | origin u8 | protocol u8 | flags u8 (bit0 third_party,
+//            bit1 checkpoint) | internal addr | internal port u16 | external addr |
+//            external port u16 | remote addr | remote port u16 | client addr | nonce (12) |
+//            expires ms i64 (CLOCK_BOOTTIME) | lifetime u32 | filter count u8 (<= 44) +
+//            filters (prefix length u8 | remote port u16 | addr) | description length u16 + bytes
+//            where addr = u8 0 (::, all zero) | u8 4 + 4 bytes (IPv4-mapped) | u8 16 + 16 bytes
+//   trailer  FNV-1a 64 of every byte before it (u64)
+// Encode and decode are pure (bytes in, bytes out); the file functions do the I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/mapping.hpp"
+#include "util/result.hpp"
+
+namespace pcpd::daemon {
+
+inline constexpr std::uint16_t kSnapshotVersion = 1;
+inline constexpr const char* kSnapshotFileName = "mappings.snapshot";
+
+// What the kernel looked like when the snapshot was written.
+struct SnapshotStamp {
+  std::string boot_id;            // /proc/sys/kernel/random/boot_id
+  std::uint32_t generation = 0;   // nftables ruleset generation id (NFT_MSG_GETGEN)
+  std::uint64_t table_handle = 0; // handle of table inet pcpd
+  friend bool operator==(const SnapshotStamp&, const SnapshotStamp&) = default;
+};
+
+struct Snapshot {
+  SnapshotStamp stamp;
+  std::vector<core::Mapping> mappings;
+};
+
+enum class SnapshotError : std::uint8_t {
+  BadMagic,       // not a snapshot file
+  BadVersion,     // another format version
+  Truncated,      // shorter than header + trailer
+  BadChecksum,    // trailer does not match the bytes (corrupt or cut short)
+  BadHeader,      // header field out of range
+  BadRecord,      // a record field out of range or cut in the middle
+  CountMismatch,  // fewer or more records than the header's count
+};
+[[nodiscard]] const char* to_string(SnapshotError e);
+
+[[nodiscard]] std::vector<std::uint8_t> encode_snapshot(const SnapshotStamp& stamp,
+                                                        std::span<const core::Mapping> mappings);
+// All or nothing: either every record decodes or an error (never part of a table).
+[[nodiscard]] tl::expected<Snapshot, SnapshotError> decode_snapshot(std::span<const std::uint8_t> bytes);
+// FNV-1a 64 as the trailer uses it (exposed for tests that re-seal modified bytes).
+[[nodiscard]] std::uint64_t snapshot_checksum(std::span<const std::uint8_t> bytes);
+
+// Why a snapshot was not used, for the log (reason=...).
+enum class SnapshotReject : std::uint8_t { NoFile, Unreadable, Corrupt, OtherBoot, GenerationChanged, TableChanged, NoStamp };
+[[nodiscard]] const char* to_string(SnapshotReject r);
+
+// The decision at start: use `snapshot` only when its stamp equals `current` (every field).
+[[nodiscard]] std::optional<SnapshotReject> check_stamp(const SnapshotStamp& saved, const SnapshotStamp& current);
+
+// Writes `bytes` to `path` atomically: path.tmp, fsync, rename, fsync of the directory.
+[[nodiscard]] Result<void> write_snapshot_file(const std::string& path, std::span<const std::uint8_t> bytes);
+// Reads `path` and deletes it before returning, so it is never read twice (also when it turns
+// out corrupt or stale). nullopt when there is no file; an error when it exists but cannot be read.
+[[nodiscard]] Result<std::optional<std::vector<std::uint8_t>>> take_snapshot_file(const std::string& path);
+
+}  // namespace pcpd::daemon

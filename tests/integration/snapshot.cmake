@@ -1,0 +1,3 @@
+# Restart snapshot (issue 7): SIGTERM -> snapshot -> restore without the nft dump; fallbacks to
+# the dump on a ruleset change, a corrupt snapshot and kill -9 (root, private namespaces).
+pcpd_add_netns_test(it_snapshot integration/it_snapshot.sh)

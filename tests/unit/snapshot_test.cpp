@@ -1,0 +1,361 @@
+// pcpd restart snapshot (src/pcpd/mapping_snapshot.hpp, issue 7): round trip of every
+// core::Mapping field, every reject path of the decoder (never a partial table), the stamp
+// decision and the file functions (atomic write, read-once).
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "pcpd/mapping_snapshot.hpp"
+
+using namespace pcpd;
+using namespace pcpd::daemon;
+using core::Millis;
+
+namespace {
+
+wire::IpAddr ip(const char* s) { return *wire::IpAddr::parse(s); }
+
+bool same(const core::Mapping& a, const core::Mapping& b) {
+  return a.kind == b.kind && a.origin == b.origin && a.protocol == b.protocol && a.internal_addr == b.internal_addr &&
+         a.internal_port == b.internal_port && a.external_addr == b.external_addr &&
+         a.external_port == b.external_port && a.remote_addr == b.remote_addr && a.remote_port == b.remote_port &&
+         a.client_addr == b.client_addr && a.nonce == b.nonce && a.expires == b.expires &&
+         a.lifetime == b.lifetime && a.third_party == b.third_party && a.checkpoint == b.checkpoint &&
+         a.filters == b.filters && a.description == b.description;
+}
+
+wire::Nonce nonce(std::uint8_t seed) {
+  wire::Nonce n{};
+  for (std::size_t i = 0; i < n.size(); ++i) n[i] = static_cast<std::uint8_t>(seed * 17 + i);
+  return n;
+}
+
+// A MAP v4 with FILTER and DESCRIPTION, a PEER v6 with filters, description, third party and
+// checkpoint, a NAT-PMP UDP MAP, an IPv6 pinhole for all protocols.
+std::vector<core::Mapping> sample() {
+  std::vector<core::Mapping> v;
+  core::Mapping a;
+  a.kind = core::MappingKind::Map;
+  a.protocol = 6;
+  a.internal_addr = ip("192.0.2.10");
+  a.internal_port = 8080;
+  a.external_addr = ip("203.0.113.1");
+  a.external_port = 41234;
+  a.client_addr = ip("192.0.2.10");
+  a.nonce = nonce(1);
+  a.expires = Millis(123'456'789);
+  a.lifetime = 900;
+  a.filters = {wire::Filter{128, 0, ip("203.0.113.100")}, wire::Filter{120, 443, ip("198.51.100.0")}};
+  a.description = "lab web server";
+  v.push_back(a);
+
+  core::Mapping p;
+  p.kind = core::MappingKind::Peer;
+  p.origin = core::Origin::Pcp;
+  p.protocol = 17;
+  p.internal_addr = ip("2001:db8:1::10");
+  p.internal_port = 40001;
+  p.external_addr = ip("2001:db8:1::10");
+  p.external_port = 40001;
+  p.remote_addr = ip("2001:db8:ffff::9");
+  p.remote_port = 9000;
+  p.client_addr = ip("2001:db8:1::20");
+  p.nonce = nonce(2);
+  p.expires = Millis(987'654'321'012);
+  p.lifetime = 0xfffffff0u;
+  p.third_party = true;
+  p.checkpoint = true;
+  p.filters = {wire::Filter{64, 65535, ip("2001:db8:ffff::")}};
+  p.description = std::string("caf\xc3\xa9 \x00 peer", 11) + std::string(1000, 'x');
+  v.push_back(p);
+
+  core::Mapping n;
+  n.origin = core::Origin::NatPmp;
+  n.protocol = 17;
+  n.internal_addr = ip("192.0.2.11");
+  n.internal_port = 5000;
+  n.external_addr = ip("203.0.113.2");
+  n.external_port = 5000;
+  n.client_addr = ip("192.0.2.11");
+  n.expires = Millis(-5);  // on the boot clock it cannot be negative, but the format carries it
+  n.lifetime = 7200;
+  v.push_back(n);
+
+  core::Mapping h;
+  h.protocol = 0;
+  h.internal_addr = ip("2001:db8:1::11");
+  h.external_addr = ip("2001:db8:1::11");
+  h.remote_addr = ip("::");
+  h.client_addr = ip("2001:db8:1::11");
+  h.nonce = nonce(3);
+  h.expires = Millis(1);
+  v.push_back(h);
+  return v;
+}
+
+const SnapshotStamp kStamp{"0f6e1c2a-1111-2222-3333-444455556666", 4711, 42};
+
+void reseal(std::vector<std::uint8_t>& b) {
+  const std::uint64_t sum = snapshot_checksum(std::span<const std::uint8_t>(b).first(b.size() - 8));
+  for (int i = 0; i < 8; ++i) b[b.size() - 8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(sum >> (8 * i));
+}
+
+// Offset of the header's mapping count (little-endian u64) in an encoding of kStamp.
+std::size_t count_offset() { return 8 + 2 + 1 + kStamp.boot_id.size() + 4 + 8; }
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/pcpd-snapshot-test.XXXXXX";
+  const char* d = ::mkdtemp(tmpl);
+  REQUIRE(d != nullptr);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("snapshot: round trip of every Mapping field (MAP v4 + FILTER + DESCRIPTION, PEER v6, NAT-PMP, pinhole)") {
+  const auto in = sample();
+  const auto bytes = encode_snapshot(kStamp, in);
+  auto out = decode_snapshot(bytes);
+  REQUIRE(out.has_value());
+  CHECK(out->stamp == kStamp);
+  REQUIRE(out->mappings.size() == in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    CAPTURE(i);
+    CHECK(same(out->mappings[i], in[i]));
+  }
+  // IPv4 stays IPv4-mapped (not ::a.b.c.d), IPv6 stays IPv6.
+  CHECK(out->mappings[0].internal_addr.is_v4());
+  CHECK_FALSE(out->mappings[1].internal_addr.is_v4());
+  CHECK(out->mappings[1].filters[0].remote_addr == ip("2001:db8:ffff::"));
+  CHECK(out->mappings[1].description.size() == 1011);
+}
+
+TEST_CASE("snapshot: empty table round trip and the header layout") {
+  const auto bytes = encode_snapshot(kStamp, {});
+  CHECK(bytes.size() == 8 + 2 + 1 + 36 + 4 + 8 + 8 + 8);
+  CHECK(std::string(bytes.begin(), bytes.begin() + 8) == "PCPDSNAP");
+  CHECK(bytes[8] == kSnapshotVersion);
+  CHECK(bytes[9] == 0);
+  auto out = decode_snapshot(bytes);
+  REQUIRE(out.has_value());
+  CHECK(out->mappings.empty());
+  CHECK(out->stamp == kStamp);
+}
+
+TEST_CASE("snapshot: an IPv4 MAP record takes 53 bytes (compact addresses)") {
+  const auto one = encode_snapshot(kStamp, std::vector<core::Mapping>(1, sample()[2]));
+  const auto two = encode_snapshot(kStamp, std::vector<core::Mapping>(2, sample()[2]));
+  CHECK(two.size() - one.size() == 53);
+}
+
+TEST_CASE("snapshot: bad magic is rejected") {
+  auto bytes = encode_snapshot(kStamp, sample());
+  bytes[0] = 'X';
+  CHECK(decode_snapshot(bytes).error() == SnapshotError::BadMagic);
+  CHECK(decode_snapshot({}).error() == SnapshotError::BadMagic);
+  const std::string text = "boot_id=x\norigin_ms=5\n";
+  CHECK(decode_snapshot(std::vector<std::uint8_t>(text.begin(), text.end())).error() == SnapshotError::BadMagic);
+}
+
+TEST_CASE("snapshot: another format version is rejected") {
+  auto bytes = encode_snapshot(kStamp, sample());
+  bytes[8] = kSnapshotVersion + 1;
+  reseal(bytes);
+  CHECK(decode_snapshot(bytes).error() == SnapshotError::BadVersion);
+  bytes[8] = kSnapshotVersion;
+  bytes[9] = 1;
+  reseal(bytes);
+  CHECK(decode_snapshot(bytes).error() == SnapshotError::BadVersion);
+}
+
+TEST_CASE("snapshot: truncation at every byte offset is rejected, never a partial table") {
+  const auto bytes = encode_snapshot(kStamp, sample());
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    CAPTURE(n);
+    auto out = decode_snapshot(std::span<const std::uint8_t>(bytes).first(n));
+    CHECK_FALSE(out.has_value());
+  }
+  // Cut short and re-sealed (a writer that lost its tail but computed the checksum on what it
+  // had): the record count no longer matches.
+  for (std::size_t n = count_offset() + 8 + 8; n < bytes.size(); ++n) {
+    CAPTURE(n);
+    std::vector<std::uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    reseal(cut);
+    auto out = decode_snapshot(cut);
+    REQUIRE_FALSE(out.has_value());
+    CHECK((out.error() == SnapshotError::BadRecord || out.error() == SnapshotError::CountMismatch));
+  }
+}
+
+TEST_CASE("snapshot: any flipped byte fails the checksum") {
+  const auto bytes = encode_snapshot(kStamp, sample());
+  for (std::size_t i = 10; i < bytes.size() - 8; ++i) {
+    CAPTURE(i);
+    auto bad = bytes;
+    bad[i] ^= 0x40;
+    CHECK(decode_snapshot(bad).error() == SnapshotError::BadChecksum);
+  }
+  auto bad = bytes;
+  bad.back() ^= 1;
+  CHECK(decode_snapshot(bad).error() == SnapshotError::BadChecksum);
+}
+
+TEST_CASE("snapshot: header count that does not match the records is rejected") {
+  const auto good = encode_snapshot(kStamp, sample());
+  for (std::uint64_t count : {std::uint64_t{0}, std::uint64_t{3}, std::uint64_t{5}, std::uint64_t{1} << 40,
+                              ~std::uint64_t{0}}) {
+    CAPTURE(count);
+    auto bytes = good;
+    for (int i = 0; i < 8; ++i) bytes[count_offset() + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(count >> (8 * i));
+    reseal(bytes);
+    auto out = decode_snapshot(bytes);
+    REQUIRE_FALSE(out.has_value());
+    // 3 records read as 3: the 4th record's bytes are left over; 5: the 4 run out. Either way
+    // a count mismatch, unless the shortened count ends inside a record (it does not here).
+    CHECK(out.error() == SnapshotError::CountMismatch);
+  }
+}
+
+TEST_CASE("snapshot: out-of-range record fields are rejected (kind, address tag, filters, prefix)") {
+  const auto one = std::vector<core::Mapping>(1, sample()[0]);
+  const auto good = encode_snapshot(kStamp, one);
+  const std::size_t rec = count_offset() + 8;
+  auto expect_bad = [&](std::size_t offset, std::uint8_t value) {
+    auto bytes = good;
+    bytes[offset] = value;
+    reseal(bytes);
+    auto out = decode_snapshot(bytes);
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error() == SnapshotError::BadRecord);
+  };
+  expect_bad(rec + 0, 2);     // kind
+  expect_bad(rec + 1, 2);     // origin
+  expect_bad(rec + 3, 0x80);  // unknown flag
+  expect_bad(rec + 4, 5);     // internal address tag
+  // filter count at: 4 flags + internal, external (IPv4 5 + port 2) + remote (:: 1 + port 2) +
+  // client 5 + nonce 12 + expires 8 + lifetime 4
+  const std::size_t nf = rec + 4 + 7 + 7 + 3 + 5 + 12 + 8 + 4;
+  REQUIRE(good[nf] == 2);
+  expect_bad(nf, static_cast<std::uint8_t>(wire::kMaxFilters + 1));
+  expect_bad(nf + 1, 129);  // first filter's prefix length
+  // boot id longer than the 64 the header allows
+  auto bytes = good;
+  bytes[10] = 65;
+  reseal(bytes);
+  CHECK(decode_snapshot(bytes).error() == SnapshotError::BadHeader);
+}
+
+TEST_CASE("snapshot: the stamp must match in boot id, generation and table handle") {
+  CHECK_FALSE(check_stamp(kStamp, kStamp).has_value());
+  SnapshotStamp s = kStamp;
+  s.boot_id = "other";
+  CHECK(check_stamp(kStamp, s) == SnapshotReject::OtherBoot);
+  s = kStamp;
+  s.generation++;
+  CHECK(check_stamp(kStamp, s) == SnapshotReject::GenerationChanged);
+  s = kStamp;
+  s.table_handle++;
+  CHECK(check_stamp(kStamp, s) == SnapshotReject::TableChanged);
+  SnapshotStamp empty{"", 1, 1};
+  CHECK(check_stamp(empty, empty) == SnapshotReject::OtherBoot);
+  SnapshotStamp no_table{"b", 1, 0};
+  CHECK(check_stamp(no_table, no_table) == SnapshotReject::TableChanged);
+  CHECK(std::string(to_string(SnapshotReject::GenerationChanged)) == "nft_generation_changed");
+  CHECK(std::string(to_string(SnapshotError::BadChecksum)) == "bad_checksum");
+}
+
+TEST_CASE("snapshot file: atomic write, read once, then gone") {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/" + kSnapshotFileName;
+  auto none = take_snapshot_file(path);
+  REQUIRE(none.has_value());
+  CHECK_FALSE(none->has_value());
+
+  const auto bytes = encode_snapshot(kStamp, sample());
+  REQUIRE(write_snapshot_file(path, bytes).has_value());
+  CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
+  auto got = take_snapshot_file(path);
+  REQUIRE(got.has_value());
+  REQUIRE(got->has_value());
+  CHECK(**got == bytes);
+  CHECK(::access(path.c_str(), F_OK) != 0);  // deleted once read
+  auto again = take_snapshot_file(path);
+  REQUIRE(again.has_value());
+  CHECK_FALSE(again->has_value());
+
+  // Overwrites an older snapshot.
+  REQUIRE(write_snapshot_file(path, encode_snapshot(kStamp, {})).has_value());
+  REQUIRE(write_snapshot_file(path, bytes).has_value());
+  got = take_snapshot_file(path);
+  REQUIRE((got && *got));
+  CHECK(**got == bytes);
+
+  // A directory that does not exist: an error, not a crash.
+  CHECK_FALSE(write_snapshot_file(dir + "/missing/x", bytes).has_value());
+  ::rmdir(dir.c_str());
+}
+
+TEST_CASE("snapshot: 1,000,000 IPv4 MAP mappings encode and decode (size and time, informative)") {
+  std::vector<core::Mapping> v(1'000'000, sample()[0]);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    v[i].filters.clear();
+    v[i].description.clear();
+    v[i].internal_port = static_cast<std::uint16_t>(i);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto bytes = encode_snapshot(kStamp, v);
+  const auto t1 = std::chrono::steady_clock::now();
+  auto out = decode_snapshot(bytes);
+  const auto t2 = std::chrono::steady_clock::now();
+  REQUIRE(out.has_value());
+  CHECK(out->mappings.size() == v.size());
+  CHECK(out->mappings[999'999].internal_port == static_cast<std::uint16_t>(999'999));
+  CHECK(bytes.size() == 75 + 53 * v.size());
+  MESSAGE("1,000,000 mappings: " << bytes.size() << " bytes, encode "
+                                 << std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count()
+                                 << " ms, decode "
+                                 << std::chrono::duration_cast<std::chrono::milliseconds>(t2 - t1).count() << " ms");
+}
+
+TEST_CASE("snapshot: random corruption re-sealed with a valid checksum never crashes nor yields part of a table") {
+  const auto good = encode_snapshot(kStamp, sample());
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;  // xorshift64: deterministic
+  auto next = [&] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  int accepted = 0, rejected = 0;
+  for (int round = 0; round < 20000; ++round) {
+    auto bytes = good;
+    const int flips = 1 + static_cast<int>(next() % 4);
+    for (int f = 0; f < flips; ++f) {
+      // Past magic and version (those have their own tests).
+      const std::size_t at = 10 + next() % (bytes.size() - 18);
+      bytes[at] = static_cast<std::uint8_t>(next());
+    }
+    if (next() % 4 == 0) bytes.resize(bytes.size() - 8 - next() % 64);  // and cut some records
+    if (bytes.size() < 18) continue;
+    reseal(bytes);
+    auto out = decode_snapshot(bytes);
+    if (!out) {
+      ++rejected;
+      continue;
+    }
+    ++accepted;  // a flip inside a value field (port, nonce, ...) is undetectable once re-sealed
+    std::uint64_t count = 0;
+    for (int i = 0; i < 8; ++i) count |= std::uint64_t{bytes[count_offset() + static_cast<std::size_t>(i)]} << (8 * i);
+    CHECK(out->mappings.size() == count);
+  }
+  CHECK(rejected > 0);
+  MESSAGE("random corruption: " << accepted << " decoded (values changed), " << rejected << " rejected");
+}
