@@ -120,7 +120,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
 
   // RFC 6887 §11.3 (R-MAP-5): SCTP implies PREFER_FAILURE semantics.
   const bool strict = o.prefer_failure || body.protocol == kSctp;
-  if (const MappingTable::Binding* b = table.binding(key)) {
+  if (const std::optional<MappingTable::Binding> b = table.binding(key)) {
     // RFC 6887 §11.3 / R-MAP-12: PEER mappings of this endpoint exist; the MAP reuses their
     // external endpoint (endpoint-independent mapping).
     if (strict && !suggestion_matches(body.external_addr, body.external_port, b->external_addr,
@@ -175,7 +175,7 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
   const Mapping* cur = table.find_map(key);
   if (cur == nullptr) {
     // RFC 6887 §15 / R-LIFE-5: MAP cannot delete an outbound (PEER-created) mapping.
-    if (table.binding(key) != nullptr) return error(req, ResultCode::NotAuthorized);
+    if (table.binding(key).has_value()) return error(req, ResultCode::NotAuthorized);
     // R-LIFE-4: deleting nothing is SUCCESS, lifetime 0, so a retransmission gets the same.
     Reply r = success(req, body, 0);
     r.response.options.third_party = o.third_party;

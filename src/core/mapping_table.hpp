@@ -2,24 +2,31 @@
 //   MAP key (internal addr, proto, port) and PEER key (5-tuple)      -> mapping   (O(1))
 //   internal endpoint -> its external endpoint (binding), shared by all its MAP and PEER mappings
 //                        (endpoint-independent mapping, RFC 6887 §11.3 / R-MAP-12)
-//   external endpoint -> internal endpoint; per (external addr, proto) a PortAllocator bitmap
+//   external endpoints held: per (external addr, proto) a PortAllocator bitmap for NAT44 bindings,
+//                        an index for the others (IPv6 pinholes, mixed families)
 //   internal address and requesting client -> their mappings (quotas, bulk deletes, R-LIFE-6)
-//   expiry order (std::set, O(log n))
+//   expiry order (binary min-heap, O(log n))
 //   elected (RFC 7767 checkpoint) mappings: total and per internal address (checkpoint quotas)
 // The table never calls the datapath: Server applies a ChangeSet first, then commit()s it here.
+//
+// Memory (issue 7, bench/mem_mappings.cpp): mappings live in a slab of fixed chunks (stable
+// addresses, 32-bit ids, free list); the indexes are IdIndex open-addressing tables of ids that
+// store no keys; a binding is not stored at all but read from one of its mappings; the
+// internal-address lists are intrusive; only THIRD_PARTY mappings (client != internal) have a
+// per-client set of their own.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "core/datapath.hpp"
+#include "core/id_index.hpp"
 #include "core/mapping.hpp"
 #include "core/mapping_key.hpp"
 #include "core/port_allocator.hpp"
@@ -37,9 +44,8 @@ class MappingTable {
 
   [[nodiscard]] const Mapping* find_map(const EndpointKey& internal) const;
   [[nodiscard]] const Mapping* find_peer(const PeerKey& key) const;
-  [[nodiscard]] const Binding* binding(const EndpointKey& internal) const;
-  // Is this external endpoint held by an internal endpoint? (returns that endpoint)
-  [[nodiscard]] const EndpointKey* external_owner(const EndpointKey& external) const;
+  // Read from the endpoint's mappings: O(1), plus O(PEER mappings of that endpoint) for `users`.
+  [[nodiscard]] std::optional<Binding> binding(const EndpointKey& internal) const;
   // Free for a new binding: not held and, for IPv4, not marked in the pool.
   [[nodiscard]] bool external_free(const EndpointKey& external) const;
   [[nodiscard]] std::optional<std::uint16_t> find_free_port(const IpAddr& external_addr,
@@ -47,7 +53,7 @@ class MappingTable {
                                                             std::uint16_t hi,
                                                             std::uint16_t start) const;
 
-  [[nodiscard]] std::size_t size() const { return entries_.size(); }
+  [[nodiscard]] std::size_t size() const { return size_; }
   [[nodiscard]] std::size_t count_for_internal(const IpAddr& internal) const;
   [[nodiscard]] std::vector<const Mapping*> of_internal(const IpAddr& internal) const;
   [[nodiscard]] std::vector<const Mapping*> of_client(const IpAddr& client) const;
@@ -61,7 +67,8 @@ class MappingTable {
   // Calls f for every mapping, in no particular order, without copying the table.
   template <class F>
   void visit(F&& f) const {
-    for (const auto& [id, m] : entries_) f(m);
+    for (std::uint32_t id = 0; id < high_; ++id)
+      if (const Slot& s = slot(id); s.heap_pos != kNone) f(s.m);
   }
 
   // Would inserting `m` clash with the table (same key, or an external endpoint used by another
@@ -70,39 +77,82 @@ class MappingTable {
 
   // Mutations. Preconditions: insert() only when !conflicts(m); erase()/replace() name a mapping
   // present by key (kind + internal endpoint, + remote for PEER); replace() keeps every key field.
+  // Pointers returned above stay valid until that mapping is erased.
   void insert(Mapping m);
   void erase(const Mapping& m);
   void replace(const Mapping& m);
   void commit(const ChangeSet& changes);  // after a successful Datapath::apply
 
  private:
-  using Id = std::uint64_t;
+  using Id = std::uint32_t;
+  static constexpr Id kNone = IdIndex::kNone;
+  static constexpr unsigned kChunkBits = 10;  // 1024 slots (~180 KiB) a chunk
+  static constexpr Id kChunkMask = (Id{1} << kChunkBits) - 1;
+
+  struct Slot {
+    Mapping m;
+    Id heap_pos = kNone;   // index in heap_; kNone = free slot
+    Id addr_prev = kNone;  // list of the internal address's mappings
+    Id addr_next = kNone;  // (free slot: next free slot)
+    Id peer_next = kNone;  // PEER: ring of the PEER mappings of one internal endpoint
+  };
+  struct AddrList {
+    Id head = kNone;
+    std::uint32_t count = 0;
+  };
   struct PoolKeyHash {
     std::size_t operator()(const std::pair<IpAddr, std::uint8_t>& k) const noexcept {
       return wire::IpAddrHash{}(k.first) * 31u + k.second;
     }
   };
-  using IdSet = std::unordered_set<Id>;
 
-  [[nodiscard]] std::optional<Id> id_of(const Mapping& m) const;
-  [[nodiscard]] std::vector<const Mapping*> resolve(const IdSet* ids) const;
-  static void unlink(std::unordered_map<IpAddr, IdSet, wire::IpAddrHash>& index, const IpAddr& a,
-                     Id id);
-  void bind(const Mapping& m);
-  void unbind(const Mapping& m);
+  [[nodiscard]] Slot& slot(Id id) { return chunks_[id >> kChunkBits][id & kChunkMask]; }
+  [[nodiscard]] const Slot& slot(Id id) const { return chunks_[id >> kChunkBits][id & kChunkMask]; }
+  [[nodiscard]] Id alloc_slot();
+  void free_slot(Id id);
+
+  [[nodiscard]] Id find_map_id(const EndpointKey& k) const;
+  [[nodiscard]] Id find_peer_id(const PeerKey& k) const;
+  [[nodiscard]] Id find_peer_bind(const EndpointKey& k) const;  // any PEER of that endpoint
+  [[nodiscard]] Id find_external(const EndpointKey& k) const;   // any mapping of that binding
+  // NAT44 bindings are held in pools_ alone; the others in external_.
+  [[nodiscard]] static bool pooled(const EndpointKey& in, const EndpointKey& ex) {
+    return in.addr.is_v4() && ex.addr.is_v4();
+  }
+  [[nodiscard]] Id id_of(const Mapping& m) const;
+  [[nodiscard]] Id binding_member(const EndpointKey& internal) const;
+
+  void link(Id id);
+  void unlink(Id id);
+  void link_peer(Id id);
+  void unlink_peer(Id id);
+  void add_third_party(Id id);
+  void remove_third_party(Id id);
   void count_elected(const Mapping& m, bool add);
 
-  Id next_id_ = 1;
-  std::unordered_map<Id, Mapping> entries_;
-  std::unordered_map<EndpointKey, Id, EndpointKeyHash> map_index_;
-  std::unordered_map<PeerKey, Id, PeerKeyHash> peer_index_;
-  std::unordered_map<EndpointKey, Binding, EndpointKeyHash> bindings_;
-  std::unordered_map<EndpointKey, EndpointKey, EndpointKeyHash> external_index_;
+  [[nodiscard]] bool heap_less(Id a, Id b) const;
+  void heap_set(std::size_t pos, Id id);
+  void heap_up(std::size_t pos);
+  void heap_down(std::size_t pos);
+  void heap_push(Id id);
+  void heap_remove(Id id);
+
+  std::vector<std::unique_ptr<Slot[]>> chunks_;
+  Id high_ = 0;  // slots ever handed out
+  Id free_ = kNone;
+  std::size_t size_ = 0;
+
+  IdIndex map_index_;   // MAP mappings by internal endpoint
+  IdIndex peer_index_;  // PEER mappings by 5-tuple
+  IdIndex peer_bind_;   // one PEER mapping per internal endpoint that has any (its ring)
+  IdIndex external_;    // one mapping per binding that is not pooled(), by external endpoint
+  std::vector<Id> heap_;  // expiry order: (expires, id)
+  std::unordered_map<IpAddr, AddrList, wire::IpAddrHash> by_internal_;
+  // THIRD_PARTY mappings by requesting client (client_addr != internal_addr); of_client() finds
+  // the others through by_internal_.
+  std::unordered_map<IpAddr, std::unordered_set<Id>, wire::IpAddrHash> third_party_;
   std::unordered_map<std::pair<IpAddr, std::uint8_t>, std::unique_ptr<PortAllocator>, PoolKeyHash>
       pools_;
-  std::unordered_map<IpAddr, IdSet, wire::IpAddrHash> by_internal_;
-  std::unordered_map<IpAddr, IdSet, wire::IpAddrHash> by_client_;
-  std::set<std::pair<Millis, Id>> expiry_;
   std::size_t elected_total_ = 0;
   std::unordered_map<IpAddr, std::size_t, wire::IpAddrHash> elected_by_internal_;
 };

@@ -105,7 +105,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   m.third_party = t.third_party;
   const auto description = apply_description(m, o, policy.description_max);
 
-  if (const MappingTable::Binding* b = table.binding(key)) {
+  if (const std::optional<MappingTable::Binding> b = table.binding(key)) {
     // Endpoint-independent mapping (R-MAP-12 the other way round): share the endpoint's
     // external address and port; a suggestion naming another one cannot be honoured (R-PEER-4).
     if (!suggestion_matches(body.external_addr, body.external_port, b->external_addr,

@@ -1,0 +1,5 @@
+# pcp_core MappingTable against a naive model (issue 7 compact table): random operations, every
+# query compared.
+pcpd_add_test(test_core_mapping_table
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/core_mapping_table_model.cpp
+  LIBS pcp_core)
