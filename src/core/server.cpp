@@ -191,12 +191,13 @@ Reply Server::Impl::dispatch(const wire::Request& req, const Context& ctx) {
 
   Target t{ctx.source, ctx.source, false, Origin::Pcp};
   if (o.third_party) {
-    // RFC 6887 §13.1 / R-TP-3: disabled -> UNSUPP_OPTION (does not reveal the option is known).
-    if (!policy.third_party) return error(req, ResultCode::UnsuppOption);
-    // DESIGN.md decision: enabled, but this client is not on the allow-list -> NOT_AUTHORIZED.
-    const bool allowed = std::any_of(policy.third_party_allow.begin(), policy.third_party_allow.end(),
+    // RFC 6887 §7.3, §13.1 / R-TP-3 (correction C1): disabled, or enabled but this client is not
+    // on the allow-list -> UNSUPP_OPTION, never NOT_AUTHORIZED (does not reveal that the option
+    // is known, nor who may use it).
+    const bool allowed = policy.third_party &&
+                         std::any_of(policy.third_party_allow.begin(), policy.third_party_allow.end(),
                                      [&](const wire::Prefix& p) { return p.contains(ctx.source); });
-    if (!allowed) return error(req, ResultCode::NotAuthorized);
+    if (!allowed) return error(req, ResultCode::UnsuppOption);
     // RFC 6887 §13.1 / R-TP-2: THIRD_PARTY naming the sender itself.
     if (*o.third_party == ctx.source) return error(req, ResultCode::MalformedRequest);
     t.internal = *o.third_party;  // R-TP-4: the mapping is for the option's address

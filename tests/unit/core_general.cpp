@@ -71,7 +71,7 @@ TEST_CASE("R-OPT-2 R-TP-5 the decoder's option error is answered after ADDRESS_M
   CHECK(f.server->mapping_count() == 0);
 }
 
-TEST_CASE("R-TP-3 THIRD_PARTY disabled is UNSUPP_OPTION, enabled but not allowed is NOT_AUTHORIZED (DESIGN.md)") {
+TEST_CASE("R-TP-3 THIRD_PARTY disabled, or enabled but the client not allowed, is UNSUPP_OPTION (C1)") {
   Fixture off;
   auto req = map_req({});
   req.options.third_party = ip("192.0.2.50");
@@ -79,7 +79,7 @@ TEST_CASE("R-TP-3 THIRD_PARTY disabled is UNSUPP_OPTION, enabled but not allowed
   Fixture on(third_party_policy());
   auto outsider = map_req({.client = ip("192.0.2.100")});
   outsider.options.third_party = ip("192.0.2.50");
-  CHECK(on.send(outsider).response.result == ResultCode::NotAuthorized);
+  CHECK(on.send(outsider).response.result == ResultCode::UnsuppOption);
   CHECK(on.server->mapping_count() == 0);
 }
 
