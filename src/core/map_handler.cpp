@@ -44,12 +44,11 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     return error(req, ResultCode::MalformedOption);
   if (auto e = check_filters(o.filter_list(), t.internal)) return error(req, *e);  // R-FLT-4/5
 
-  // RFC 6887 §11.3 / R-MAP-3: all-ports (port 0) or all-protocols (protocol 0). DESIGN.md
-  // decision: off by policy -> NOT_AUTHORIZED; when allowed it still cannot be granted (our maps
-  // hold single ports: NAT44 DNAT and IPv6 pinhole elements are keyed by one port), and a request
-  // that cannot be granted in full MUST get UNSUPP_PROTOCOL.
-  if (body.protocol == 0 || body.internal_port == 0)
-    return error(req, policy.allow_all_ports ? ResultCode::UnsuppProtocol : ResultCode::NotAuthorized);
+  // RFC 6887 §11.3 / R-MAP-3 (correction C3): all-ports (port 0) or all-protocols (protocol 0).
+  // A request that cannot be granted in full MUST get UNSUPP_PROTOCOL, and R-MAP-3 answers a
+  // policy refusal (allow_all_ports off) the same way. When allowed it still cannot be granted:
+  // our maps hold single ports (NAT44 DNAT and IPv6 pinhole elements are keyed by one port).
+  if (body.protocol == 0 || body.internal_port == 0) return error(req, ResultCode::UnsuppProtocol);
   if (auto e = check_endpoint(t, body.protocol, body.internal_port)) return error(req, *e);
 
   const EndpointKey key{t.internal, body.protocol, body.internal_port};

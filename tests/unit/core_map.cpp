@@ -23,14 +23,14 @@ TEST_CASE("R-MAP-2 protocol 0 with a non-zero internal port is MALFORMED_REQUEST
   CHECK(f.dp.calls() == 0);
 }
 
-TEST_CASE("R-MAP-3 all-ports and all-protocols MAP: NOT_AUTHORIZED when off by policy, UNSUPP_PROTOCOL when allowed (DESIGN.md decision)") {
-  // Reading implemented: the policy refusal is NOT_AUTHORIZED (DESIGN.md); once allowed, our
-  // single-port maps cannot grant it in full, which RFC 6887 §11.3 answers with UNSUPP_PROTOCOL.
+TEST_CASE("R-MAP-3 all-ports and all-protocols MAP: UNSUPP_PROTOCOL, off by policy or not grantable (C3)") {
+  // Off by policy: R-MAP-3 answers a policy refusal like a request that cannot be granted in
+  // full. Allowed: our single-port maps cannot grant it in full: UNSUPP_PROTOCOL (MUST, §11.3).
   for (bool allow : {false, true}) {
     auto p = default_policy();
     p.allow_all_ports = allow;
     Fixture f(p);
-    const auto want = allow ? ResultCode::UnsuppProtocol : ResultCode::NotAuthorized;
+    const auto want = ResultCode::UnsuppProtocol;
     CHECK(f.map({.internal_port = 0}).response.result == want);
     CHECK(f.map({.protocol = 0, .internal_port = 0}).response.result == want);
     // The same on an IPv6 pinhole: we do not implement all-ports pinholes.
