@@ -241,4 +241,19 @@ check "R-OWN-2 A refreshes 192.0.2.10:8080 with its own nonce: SUCCESS" \
 check "... same external port $EA4" lab_eq external_port "$(lab_json "$r.ref" external_port)" "$EA4"
 check "a good MAP from 192.0.2.11 is answered SUCCESS" lab_pc "$r.b" -s $S4 --source $B4 map -p tcp -i 8090 -l 120
 check "a good MAP over IPv6 from 2001:db8:1::11 is answered SUCCESS" lab_pc "$r.b6" -s $S6 --source $B6 map -p tcp -i 8090 -l 120
+
+lab_log "THIRD_PARTY enabled with an allow-list of 192.0.2.11/32 only (pcpd restarted)"
+lab_pcpd_stop
+lab_config "$conf" "daemon.control_socket=\"$ctl\"" 'daemon.log_level="info"' \
+  'third_party.enabled=true' 'third_party.allow=["192.0.2.11/32"]'
+lab_pcpd_start "$conf"
+hx "R-TP-3 (C1) enabled, but 192.0.2.10 is not on the allow-list: UNSUPP_OPTION, not NOT_AUTHORIZED" \
+  r:UNSUPP_OPTION map_tp UNSUPP_OPTION --server $S4 --source $A4 --third-party $B4 --iport 7102
+hx "R-TP-1 R-TP-4 192.0.2.11 (allowed) maps 7103 for 192.0.2.10: SUCCESS" r:SUCCESS \
+  map_tp SUCCESS --server $S4 --source $B4 --third-party $A4 --iport 7103
+pcpctl list --json >"$LAB_DIR/list.tp.json"
+check "... pcpctl list: internal 192.0.2.10:7103, third party, client 192.0.2.11" python3 -c "
+import json, sys
+ms = [m for m in json.load(open('$LAB_DIR/list.tp.json')) if m.get('internal') == '192.0.2.10:7103']
+sys.exit(0 if len(ms) == 1 and ms[0].get('third_party') and ms[0].get('client') == '192.0.2.11' else 1)"
 lab_finish
