@@ -39,29 +39,12 @@ fi
 loadgen=$build/bench/pcpd-loadgen
 [ -x "$loadgen" ] || { echo "ab.sh: $loadgen not built" >&2; exit 2; }
 
-rnd=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+. "$(dirname "$0")/bench_lab.sh"
+bench_lab_init ab
 cli=pcpab-cli-$rnd
 rtr=pcpab-rtr-$rnd
-tmp=$(mktemp -d /tmp/pcpd-ab.XXXXXX)
-started=()
-cleanup() {
-  local pid
-  for pid in "${started[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-  done
-  ip netns del "$cli" 2>/dev/null || true
-  ip netns del "$rtr" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-ip netns add "$cli"
-ip netns add "$rtr"
+bench_ns "$cli" "$rtr"
 ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
 ip -n "$rtr" link add wan0 type veth peer name wan0peer
 ip -n "$rtr" addr add 192.0.2.1/24 dev lan0

@@ -157,38 +157,24 @@ for b in ip nft conntrack conntrackd python3; do
   command -v "$b" >/dev/null || { echo "ha_conn_rate.sh: missing $b" >&2; exit 2; }
 done
 
-rnd=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+. "$(dirname "$0")/bench_lab.sh"
+bench_lab_init hacr   # rnd, tmp, started (every PID this script started), stop_pid, clean-up
 cli=hcr-cli-$rnd
 r1=hcr-r1-$rnd
 r2=hcr-r2-$rnd
 srv=hcr-srv-$rnd
-tmp=$(mktemp -d /tmp/pcpd-hacr.XXXXXX)
 declare -A ctd_pid=()
-started=()   # every PID this script started
-stop_pid() {   # stop_pid PID: SIGTERM, bounded wait, SIGKILL
-  local pid=$1
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
+bench_extra_cleanup() {
   local pid
-  trap - EXIT
-  for pid in "${started[@]}"; do stop_pid "$pid"; done
   # safety net: a conntrackd whose command line names our private temp dir is ours
   for pid in $(pgrep -f "conntrackd -C $tmp/" 2>/dev/null || true); do stop_pid "$pid"; done
-  for n in "$cli" "$r1" "$r2" "$srv"; do ip netns del "$n" 2>/dev/null || true; done
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 log() { echo "ha_conn_rate.sh: $*" >&2; }
 X() { ip netns exec "$@"; }
 
 # --- topology: cli eth0 -- lan0 r1 wan0 -- eth0 srv; r1 sync0 -- sync0 r2 ------------------------
-for n in "$cli" "$r1" "$r2" "$srv"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+bench_ns "$cli" "$r1" "$r2" "$srv"
+for n in "$cli" "$r1" "$r2" "$srv"; do ip -n "$n" link set lo up; done
 ip link add lan0 netns "$r1" type veth peer name eth0 netns "$cli"
 ip link add wan0 netns "$r1" type veth peer name eth0 netns "$srv"
 ip link add sync0 netns "$r1" type veth peer name sync0 netns "$r2"

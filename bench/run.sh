@@ -77,33 +77,15 @@ batch_for() {   # mappings per create/delete round at a level: max(64, level/10)
   if [ $smoke = 1 ]; then echo 8; elif [ $(( $1 / 10 )) -gt 64 ]; then echo $(( $1 / 10 )); else echo 64; fi
 }
 
-rnd=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+. "$(dirname "$0")/bench_lab.sh"
+bench_lab_init bench   # rnd, tmp, started (PIDs this script started), clean-up at exit
 cli=pcpb-cli-$rnd
 rtr=pcpb-rtr-$rnd
-tmp=$(mktemp -d /tmp/pcpd-bench.XXXXXX)
-started=()   # PIDs this script started
-
-cleanup() {
-  local pid
-  for pid in "${started[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-  done
-  ip netns del "$cli" 2>/dev/null || true
-  ip netns del "$rtr" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 log() { echo "run.sh: $*" >&2; }
 
 # --- lab ---------------------------------------------------------------------------------------
-ip netns add "$cli"
-ip netns add "$rtr"
+bench_ns "$cli" "$rtr"
 ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
 ip -n "$rtr" link add wan0 type veth peer name wan0peer
 ip -n "$rtr" addr add 192.0.2.1/24 dev lan0

@@ -64,35 +64,17 @@ nclients=$(( (max + per_client - 1) / per_client ))
 naddr=$(( max / 60000 + 2 ))
 [ $nclients -le 200 ] && [ $naddr -le 250 ] || { echo "scale.sh: level too large" >&2; exit 2; }
 
-rnd=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+. "$(dirname "$0")/bench_lab.sh"
+bench_lab_init scale
+BENCH_STOP_TENTHS=100   # pcpd writes its restart snapshot at SIGTERM (about 0.5 s at 1,000,000)
 cli=pcps-cli-$rnd
 rtr=pcps-rtr-$rnd
 wan=pcps-wan-$rnd
 echo_bin=$build/bench/pcpd-echo
 [ -x "$echo_bin" ] || { echo "scale.sh: $echo_bin not built" >&2; exit 2; }
-tmp=$(mktemp -d /tmp/pcpd-scale.XXXXXX)
-started=()
-cleanup() {
-  local pid
-  for pid in "${started[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-  done
-  ip netns del "$cli" 2>/dev/null || true
-  ip netns del "$rtr" 2>/dev/null || true
-  ip netns del "$wan" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 log() { echo "scale.sh: $*" >&2; }
 
-ip netns add "$cli"
-ip netns add "$rtr"
-ip netns add "$wan"
+bench_ns "$cli" "$rtr" "$wan"
 ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
 ip link add wan0 netns "$rtr" type veth peer name eth0 netns "$wan"
 ip -n "$rtr" addr add 192.0.2.1/24 dev lan0
