@@ -8,6 +8,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "core/mapping_record.hpp"
 #include "wire/reader.hpp"
 #include "wire/writer.hpp"
 
@@ -15,23 +16,20 @@ namespace pcpd::ha {
 
 namespace {
 
+using core::get_mapping;
+using core::get_u64;
+using core::put_mapping;
+using core::put_u64;
 using wire::Reader;
 using wire::Writer;
 
-constexpr std::uint8_t kFlagThirdParty = 0x01;
-constexpr std::uint8_t kFlagElected = 0x02;
+// The mapping record is core's (core/mapping_record.hpp); the sizes peer_message.hpp publishes
+// must stay the ones it writes.
+static_assert(kMappingFixedSize == core::kMappingRecordFixedSize && kFilterSize == core::kMappingRecordFilterSize &&
+              kMaxFilters == core::kMappingRecordMaxFilters && kMaxDescription == core::kMappingRecordMaxDescription);
+
 constexpr std::uint8_t kHelloHasEpoch = 0x01;
 constexpr std::size_t kLengthOffset = 8;
-
-void put_u64(Writer& w, std::uint64_t v) {
-  w.u32(static_cast<std::uint32_t>(v >> 32));
-  w.u32(static_cast<std::uint32_t>(v));
-}
-std::uint64_t get_u64(Reader& r) {
-  const std::uint64_t hi = r.u32();
-  const std::uint64_t lo = r.u32();
-  return (hi << 32) | lo;
-}
 
 void hmac(std::span<const std::uint8_t> data, const LinkKey& key,
           std::array<std::uint8_t, kHmacSize>& out) {
@@ -40,38 +38,6 @@ void hmac(std::span<const std::uint8_t> data, const LinkKey& key,
   crypto_auth_hmacsha256_update(&state, data.data(), data.size());
   crypto_auth_hmacsha256_final(&state, out.data());
   sodium_memzero(&state, sizeof state);
-}
-
-std::uint64_t remaining_ms(const core::Mapping& m, core::Millis now) {
-  return m.expires > now ? static_cast<std::uint64_t>((m.expires - now).count()) : 0;
-}
-
-void put_mapping(Writer& w, const core::Mapping& m, core::Millis now) {
-  std::uint8_t flags = 0;
-  if (m.third_party) flags |= kFlagThirdParty;
-  if (m.checkpoint) flags |= kFlagElected;
-  w.u8(static_cast<std::uint8_t>(m.kind));
-  w.u8(static_cast<std::uint8_t>(m.origin));
-  w.u8(m.protocol);
-  w.u8(flags);
-  w.addr(m.internal_addr);
-  w.u16(m.internal_port);
-  w.addr(m.external_addr);
-  w.u16(m.external_port);
-  w.addr(m.remote_addr);
-  w.u16(m.remote_port);
-  w.addr(m.client_addr);
-  w.bytes(m.nonce);
-  put_u64(w, remaining_ms(m, now));
-  w.u32(m.lifetime);
-  w.u8(static_cast<std::uint8_t>(m.filters.size()));
-  w.u16(static_cast<std::uint16_t>(m.description.size()));
-  for (const wire::Filter& f : m.filters) {
-    w.u8(f.prefix_length);
-    w.u16(f.remote_port);
-    w.addr(f.remote_addr);
-  }
-  w.text(m.description);
 }
 
 void put_id(Writer& w, const MappingId& id) {
@@ -87,47 +53,6 @@ bool get_kind(std::uint8_t v, core::MappingKind& out) {
   if (v > static_cast<std::uint8_t>(core::MappingKind::Peer)) return false;
   out = static_cast<core::MappingKind>(v);
   return true;
-}
-
-bool get_mapping(Reader& r, core::Millis now, core::Mapping& m) {
-  const std::uint8_t kind = r.u8();
-  const std::uint8_t origin = r.u8();
-  m.protocol = r.u8();
-  const std::uint8_t flags = r.u8();
-  m.internal_addr = r.addr();
-  m.internal_port = r.u16();
-  m.external_addr = r.addr();
-  m.external_port = r.u16();
-  m.remote_addr = r.addr();
-  m.remote_port = r.u16();
-  m.client_addr = r.addr();
-  r.copy_to(m.nonce);
-  const std::uint64_t remaining = get_u64(r);
-  m.lifetime = r.u32();
-  const std::size_t filters = r.u8();
-  const std::size_t description = r.u16();
-  if (!r.ok() || !get_kind(kind, m.kind)) return false;
-  if (origin > static_cast<std::uint8_t>(core::Origin::NatPmp)) return false;
-  if ((flags & ~(kFlagThirdParty | kFlagElected)) != 0) return false;
-  if (filters > kMaxFilters || description > kMaxDescription) return false;
-  m.origin = static_cast<core::Origin>(origin);
-  m.third_party = (flags & kFlagThirdParty) != 0;
-  m.checkpoint = (flags & kFlagElected) != 0;
-  // A year caps the relative lifetime so now + remaining cannot overflow.
-  constexpr std::uint64_t kMaxRemaining = 366ull * 24 * 3600 * 1000;
-  m.expires = now + core::Millis(static_cast<std::int64_t>(remaining < kMaxRemaining ? remaining : kMaxRemaining));
-  m.filters.clear();
-  m.filters.reserve(filters);
-  for (std::size_t i = 0; i < filters; ++i) {
-    wire::Filter f;
-    f.prefix_length = r.u8();
-    f.remote_port = r.u16();
-    f.remote_addr = r.addr();
-    if (!r.ok() || f.prefix_length > 128) return false;  // RFC 6887 §13.3: at most 128 bits
-    m.filters.push_back(f);
-  }
-  m.description = std::string(r.text(description));
-  return r.ok();
 }
 
 bool get_id(Reader& r, MappingId& id) {

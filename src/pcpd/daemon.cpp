@@ -259,7 +259,8 @@ void Daemon::write_snapshot() {
   auto kernel = datapath_->ruleset_stamp();  // just before writing: nothing pcpd does follows
   if (!kernel) return skipped("generation id unreadable: " + error_text(kernel.error()));
   const auto mappings = server_->mappings();
-  const auto bytes = encode_snapshot(SnapshotStamp{*boot_id, kernel->generation, kernel->table_handle}, mappings);
+  const auto bytes =
+      encode_snapshot(SnapshotStamp{*boot_id, kernel->generation, kernel->table_handle}, mappings, clock_.now());
   if (::mkdir(config_->state_dir.c_str(), 0750) != 0 && errno != EEXIST)
     return skipped("mkdir state_dir: " + std::string(std::strerror(errno)));
   if (auto r = write_snapshot_file(path, bytes); !r) return skipped(error_text(r.error()));

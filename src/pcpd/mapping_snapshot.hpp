@@ -5,16 +5,18 @@
 // committed nftables transaction on the host), same handle of table inet pcpd. It is deleted
 // once read, before it is decoded, so it is never used twice.
 //
-// Format, version 1 (all integers little-endian):
+// Format, version 2 (all integers big-endian, written with wire::Writer, read with wire::Reader):
 //   header   magic "PCPDSNAP" (8) | version u16 | boot id length u8 + bytes (<= 64) |
-//            generation u32 | table handle u64 | mapping count u64
-//   records  count x: kind u8 | origin u8 | protocol u8 | flags u8 (bit0 third_party,
-//            bit1 checkpoint) | internal addr | internal port u16 | external addr |
-//            external port u16 | remote addr | remote port u16 | client addr | nonce (12) |
-//            expires ms i64 (CLOCK_BOOTTIME) | lifetime u32 | filter count u8 (<= 44) +
-//            filters (prefix length u8 | remote port u16 | addr) | description length u16 + bytes
-//            where addr = u8 0 (::, all zero) | u8 4 + 4 bytes (IPv4-mapped) | u8 16 + 16 bytes
+//            generation u32 | table handle u64 | written_at u64 (CLOCK_BOOTTIME ms when written) |
+//            mapping count u64
+//   records  count x the mapping record of core/mapping_record.hpp (the HA peer link's record:
+//            16-byte addresses, expiry as remaining ms relative to written_at; decode rebuilds
+//            expires = written_at + remaining, so an absolute expiry on the same boot clock
+//            round-trips; one expired at write time comes back as written_at). Besides the
+//            record's own checks, a record may hold at most wire::kMaxFilters filters.
 //   trailer  FNV-1a 64 of every byte before it (u64)
+// Version 1 (little-endian, compact 0/4/16 address tags, absolute expiry) is refused (BadVersion):
+// the daemon falls back to the nft set dump once.
 // Encode and decode are pure (bytes in, bytes out); the file functions do the I/O.
 #pragma once
 
@@ -29,7 +31,7 @@
 
 namespace pcpd::daemon {
 
-inline constexpr std::uint16_t kSnapshotVersion = 1;
+inline constexpr std::uint16_t kSnapshotVersion = 2;
 inline constexpr const char* kSnapshotFileName = "mappings.snapshot";
 
 // What the kernel looked like when the snapshot was written.
@@ -42,7 +44,8 @@ struct SnapshotStamp {
 
 struct Snapshot {
   SnapshotStamp stamp;
-  std::vector<core::Mapping> mappings;
+  core::Millis written_at{0};           // the `now` encode_snapshot() was given
+  std::vector<core::Mapping> mappings;  // expires on the same clock as written_at
 };
 
 enum class SnapshotError : std::uint8_t {
@@ -56,8 +59,13 @@ enum class SnapshotError : std::uint8_t {
 };
 [[nodiscard]] const char* to_string(SnapshotError e);
 
+// `now`: the boot clock (CLOCK_BOOTTIME ms) at write time; records store expiry relative to it
+// (a negative `now`, never on the boot clock, is stored as 0).
+// A mapping with more filters or a longer description than core keeps (wire::kMaxFilters,
+// wire::kMaxDescription) is stored cut to those limits.
 [[nodiscard]] std::vector<std::uint8_t> encode_snapshot(const SnapshotStamp& stamp,
-                                                        std::span<const core::Mapping> mappings);
+                                                        std::span<const core::Mapping> mappings,
+                                                        core::Millis now);
 // All or nothing: either every record decodes or an error (never part of a table).
 [[nodiscard]] tl::expected<Snapshot, SnapshotError> decode_snapshot(std::span<const std::uint8_t> bytes);
 // FNV-1a 64 as the trailer uses it (exposed for tests that re-seal modified bytes).

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mapping_record.hpp"
 #include "pcpd/mapping_snapshot.hpp"
 
 using namespace pcpd;
@@ -69,7 +70,7 @@ std::vector<core::Mapping> sample() {
   p.remote_port = 9000;
   p.client_addr = ip("2001:db8:1::20");
   p.nonce = nonce(2);
-  p.expires = Millis(987'654'321'012);
+  p.expires = Millis(987'654'321);
   p.lifetime = 0xfffffff0u;
   p.third_party = true;
   p.checkpoint = true;
@@ -85,7 +86,7 @@ std::vector<core::Mapping> sample() {
   n.external_addr = ip("203.0.113.2");
   n.external_port = 5000;
   n.client_addr = ip("192.0.2.11");
-  n.expires = Millis(-5);  // on the boot clock it cannot be negative, but the format carries it
+  n.expires = Millis(-5);  // expired before kNow: stored as 0 remaining, read back as kNow
   n.lifetime = 7200;
   v.push_back(n);
 
@@ -96,20 +97,30 @@ std::vector<core::Mapping> sample() {
   h.remote_addr = ip("::");
   h.client_addr = ip("2001:db8:1::11");
   h.nonce = nonce(3);
-  h.expires = Millis(1);
+  h.expires = Millis(1);  // expired too
   v.push_back(h);
   return v;
 }
 
 const SnapshotStamp kStamp{"0f6e1c2a-1111-2222-3333-444455556666", 4711, 42};
+// The boot clock when the snapshot is written: records hold expiry relative to it.
+constexpr Millis kNow{1'000};
+
+// What a mapping reads back as: expiry is relative to written_at, so one already expired when
+// written comes back expiring at written_at.
+core::Mapping as_read(core::Mapping m, Millis written_at) {
+  if (m.expires < written_at) m.expires = written_at;
+  return m;
+}
 
 void reseal(std::vector<std::uint8_t>& b) {
   const std::uint64_t sum = snapshot_checksum(std::span<const std::uint8_t>(b).first(b.size() - 8));
-  for (int i = 0; i < 8; ++i) b[b.size() - 8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(sum >> (8 * i));
+  for (int i = 0; i < 8; ++i) b[b.size() - 8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(sum >> (56 - 8 * i));
 }
 
-// Offset of the header's mapping count (little-endian u64) in an encoding of kStamp.
-std::size_t count_offset() { return 8 + 2 + 1 + kStamp.boot_id.size() + 4 + 8; }
+// Offset of the header's mapping count (big-endian u64) in an encoding of kStamp: after magic,
+// version, boot id, generation, table handle and written_at.
+std::size_t count_offset() { return 8 + 2 + 1 + kStamp.boot_id.size() + 4 + 8 + 8; }
 
 std::string temp_dir() {
   char tmpl[] = "/tmp/pcpd-snapshot-test.XXXXXX";
@@ -122,15 +133,18 @@ std::string temp_dir() {
 
 TEST_CASE("snapshot: round trip of every Mapping field (MAP v4 + FILTER + DESCRIPTION, PEER v6, NAT-PMP, pinhole)") {
   const auto in = sample();
-  const auto bytes = encode_snapshot(kStamp, in);
+  const auto bytes = encode_snapshot(kStamp, in, kNow);
   auto out = decode_snapshot(bytes);
   REQUIRE(out.has_value());
   CHECK(out->stamp == kStamp);
+  CHECK(out->written_at == kNow);
   REQUIRE(out->mappings.size() == in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     CAPTURE(i);
-    CHECK(same(out->mappings[i], in[i]));
+    CHECK(same(out->mappings[i], as_read(in[i], kNow)));
   }
+  CHECK(out->mappings[0].expires == Millis(123'456'789));  // absolute expiry round-trips
+  CHECK(out->mappings[2].expires == kNow);                 // expired when written
   // IPv4 stays IPv4-mapped (not ::a.b.c.d), IPv6 stays IPv6.
   CHECK(out->mappings[0].internal_addr.is_v4());
   CHECK_FALSE(out->mappings[1].internal_addr.is_v4());
@@ -139,25 +153,48 @@ TEST_CASE("snapshot: round trip of every Mapping field (MAP v4 + FILTER + DESCRI
 }
 
 TEST_CASE("snapshot: empty table round trip and the header layout") {
-  const auto bytes = encode_snapshot(kStamp, {});
-  CHECK(bytes.size() == 8 + 2 + 1 + 36 + 4 + 8 + 8 + 8);
+  const auto bytes = encode_snapshot(kStamp, {}, kNow);
+  CHECK(bytes.size() == 8 + 2 + 1 + 36 + 4 + 8 + 8 + 8 + 8);
   CHECK(std::string(bytes.begin(), bytes.begin() + 8) == "PCPDSNAP");
-  CHECK(bytes[8] == kSnapshotVersion);
-  CHECK(bytes[9] == 0);
+  CHECK(bytes[8] == 0);
+  CHECK(bytes[9] == kSnapshotVersion);
+  CHECK(bytes[count_offset() - 2] == (kNow.count() >> 8));  // written_at, big-endian
+  CHECK(bytes[count_offset() - 1] == (kNow.count() & 0xff));
   auto out = decode_snapshot(bytes);
   REQUIRE(out.has_value());
   CHECK(out->mappings.empty());
   CHECK(out->stamp == kStamp);
+  CHECK(out->written_at == kNow);
 }
 
-TEST_CASE("snapshot: an IPv4 MAP record takes 53 bytes (compact addresses)") {
-  const auto one = encode_snapshot(kStamp, std::vector<core::Mapping>(1, sample()[2]));
-  const auto two = encode_snapshot(kStamp, std::vector<core::Mapping>(2, sample()[2]));
-  CHECK(two.size() - one.size() == 53);
+TEST_CASE("snapshot: expiry is stored relative to written_at and rebuilt on the same clock") {
+  const Millis now{5'000'000'000};
+  auto v = sample();
+  v[0].expires = now + Millis(3'600'123);
+  v[1].expires = now + Millis(1);
+  v[2].expires = now;  // expires exactly now: 0 remaining
+  v[3].expires = now + Millis(400LL * 24 * 3600 * 1000);  // beyond a year: capped, as on the HA link
+  auto out = decode_snapshot(encode_snapshot(kStamp, v, now));
+  REQUIRE(out.has_value());
+  CHECK(out->written_at == now);
+  CHECK(out->mappings[0].expires == now + Millis(3'600'123));
+  CHECK(out->mappings[1].expires == now + Millis(1));
+  CHECK(out->mappings[2].expires == now);
+  CHECK(out->mappings[3].expires == now + core::kMappingRecordMaxRemaining);
+  // A negative `now` (never on the boot clock) is stored as 0.
+  auto neg = decode_snapshot(encode_snapshot(kStamp, {}, Millis(-7)));
+  REQUIRE(neg.has_value());
+  CHECK(neg->written_at == Millis(0));
+}
+
+TEST_CASE("snapshot: an IPv4 MAP record takes 101 bytes (the HA link's record, 16-byte addresses)") {
+  const auto one = encode_snapshot(kStamp, std::vector<core::Mapping>(1, sample()[2]), kNow);
+  const auto two = encode_snapshot(kStamp, std::vector<core::Mapping>(2, sample()[2]), kNow);
+  CHECK(two.size() - one.size() == 101);
 }
 
 TEST_CASE("snapshot: bad magic is rejected") {
-  auto bytes = encode_snapshot(kStamp, sample());
+  auto bytes = encode_snapshot(kStamp, sample(), kNow);
   bytes[0] = 'X';
   CHECK(decode_snapshot(bytes).error() == SnapshotError::BadMagic);
   CHECK(decode_snapshot({}).error() == SnapshotError::BadMagic);
@@ -166,18 +203,18 @@ TEST_CASE("snapshot: bad magic is rejected") {
 }
 
 TEST_CASE("snapshot: another format version is rejected") {
-  auto bytes = encode_snapshot(kStamp, sample());
-  bytes[8] = kSnapshotVersion + 1;
+  auto bytes = encode_snapshot(kStamp, sample(), kNow);
+  bytes[9] = kSnapshotVersion + 1;
   reseal(bytes);
   CHECK(decode_snapshot(bytes).error() == SnapshotError::BadVersion);
-  bytes[8] = kSnapshotVersion;
-  bytes[9] = 1;
+  bytes[9] = kSnapshotVersion;
+  bytes[8] = 1;
   reseal(bytes);
   CHECK(decode_snapshot(bytes).error() == SnapshotError::BadVersion);
 }
 
 TEST_CASE("snapshot: truncation at every byte offset is rejected, never a partial table") {
-  const auto bytes = encode_snapshot(kStamp, sample());
+  const auto bytes = encode_snapshot(kStamp, sample(), kNow);
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     CAPTURE(n);
     auto out = decode_snapshot(std::span<const std::uint8_t>(bytes).first(n));
@@ -196,7 +233,7 @@ TEST_CASE("snapshot: truncation at every byte offset is rejected, never a partia
 }
 
 TEST_CASE("snapshot: any flipped byte fails the checksum") {
-  const auto bytes = encode_snapshot(kStamp, sample());
+  const auto bytes = encode_snapshot(kStamp, sample(), kNow);
   for (std::size_t i = 10; i < bytes.size() - 8; ++i) {
     CAPTURE(i);
     auto bad = bytes;
@@ -209,12 +246,12 @@ TEST_CASE("snapshot: any flipped byte fails the checksum") {
 }
 
 TEST_CASE("snapshot: header count that does not match the records is rejected") {
-  const auto good = encode_snapshot(kStamp, sample());
+  const auto good = encode_snapshot(kStamp, sample(), kNow);
   for (std::uint64_t count : {std::uint64_t{0}, std::uint64_t{3}, std::uint64_t{5}, std::uint64_t{1} << 40,
                               ~std::uint64_t{0}}) {
     CAPTURE(count);
     auto bytes = good;
-    for (int i = 0; i < 8; ++i) bytes[count_offset() + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(count >> (8 * i));
+    for (int i = 0; i < 8; ++i) bytes[count_offset() + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(count >> (56 - 8 * i));
     reseal(bytes);
     auto out = decode_snapshot(bytes);
     REQUIRE_FALSE(out.has_value());
@@ -224,33 +261,70 @@ TEST_CASE("snapshot: header count that does not match the records is rejected") 
   }
 }
 
-TEST_CASE("snapshot: out-of-range record fields are rejected (kind, address tag, filters, prefix)") {
+TEST_CASE("snapshot: out-of-range header and record fields are rejected (kind, flags, filters, prefix, description)") {
   const auto one = std::vector<core::Mapping>(1, sample()[0]);
-  const auto good = encode_snapshot(kStamp, one);
+  const auto good = encode_snapshot(kStamp, one, kNow);
   const std::size_t rec = count_offset() + 8;
-  auto expect_bad = [&](std::size_t offset, std::uint8_t value) {
-    auto bytes = good;
-    bytes[offset] = value;
+  auto expect_bad_bytes = [&](std::vector<std::uint8_t> bytes) {
     reseal(bytes);
     auto out = decode_snapshot(bytes);
     REQUIRE_FALSE(out.has_value());
     CHECK(out.error() == SnapshotError::BadRecord);
   };
+  auto expect_bad = [&](std::size_t offset, std::uint8_t value) {
+    auto bytes = good;
+    bytes[offset] = value;
+    expect_bad_bytes(bytes);
+  };
   expect_bad(rec + 0, 2);     // kind
   expect_bad(rec + 1, 2);     // origin
   expect_bad(rec + 3, 0x80);  // unknown flag
-  expect_bad(rec + 4, 5);     // internal address tag
-  // filter count at: 4 flags + internal, external (IPv4 5 + port 2) + remote (:: 1 + port 2) +
-  // client 5 + nonce 12 + expires 8 + lifetime 4
-  const std::size_t nf = rec + 4 + 7 + 7 + 3 + 5 + 12 + 8 + 4;
+  // filter count at 98: 4 flag bytes + 3 x (addr 16 + port 2) + client 16 + nonce 12 +
+  // remaining 8 + lifetime 4 (core/mapping_record.hpp)
+  const std::size_t nf = rec + 98;
   REQUIRE(good[nf] == 2);
-  expect_bad(nf, static_cast<std::uint8_t>(wire::kMaxFilters + 1));
-  expect_bad(nf + 1, 129);  // first filter's prefix length
+  expect_bad(nf, static_cast<std::uint8_t>(core::kMappingRecordMaxFilters + 1));
+  expect_bad(rec + core::kMappingRecordFixedSize, 129);  // first filter's prefix length
+  {
+    auto bytes = good;  // description length 1017 > 1016 (RFC 7220)
+    bytes[rec + 99] = 0x03;
+    bytes[rec + 100] = 0xF9;
+    expect_bad_bytes(bytes);
+  }
+  // More filters than core keeps (wire::kMaxFilters), though within the record's limit: a
+  // well-formed 45th filter inserted after 44.
+  auto full = std::vector<core::Mapping>(1, sample()[0]);
+  full[0].filters.assign(wire::kMaxFilters, wire::Filter{96, 80, ip("2001:db8::1")});
+  const auto full_bytes = encode_snapshot(kStamp, full, kNow);
+  REQUIRE(decode_snapshot(full_bytes).has_value());
+  auto over = full_bytes;
+  REQUIRE(over[nf] == wire::kMaxFilters);
+  over[nf] = static_cast<std::uint8_t>(wire::kMaxFilters + 1);
+  const auto first = over.begin() + static_cast<std::ptrdiff_t>(rec + core::kMappingRecordFixedSize);
+  const std::vector<std::uint8_t> filter(first, first + static_cast<std::ptrdiff_t>(core::kMappingRecordFilterSize));
+  over.insert(first, filter.begin(), filter.end());
+  expect_bad_bytes(over);
+  // The encoder stores such a mapping cut to wire::kMaxFilters.
+  auto too_many = full;
+  too_many[0].filters.resize(wire::kMaxFilters + 3, wire::Filter{8, 1, ip("192.0.2.1")});
+  auto cut = decode_snapshot(encode_snapshot(kStamp, too_many, kNow));
+  REQUIRE(cut.has_value());
+  CHECK(cut->mappings[0].filters == full[0].filters);
   // boot id longer than the 64 the header allows
   auto bytes = good;
   bytes[10] = 65;
   reseal(bytes);
   CHECK(decode_snapshot(bytes).error() == SnapshotError::BadHeader);
+  // written_at so late that written_at + a remaining lifetime would overflow
+  for (std::uint8_t top : {std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
+    bytes = good;
+    bytes[count_offset() - 8] = top;
+    bytes[count_offset() - 7] = bytes[count_offset() - 6] = bytes[count_offset() - 5] = 0xff;
+    reseal(bytes);
+    auto late = decode_snapshot(bytes);
+    REQUIRE_FALSE(late.has_value());
+    CHECK(late.error() == SnapshotError::BadHeader);
+  }
 }
 
 TEST_CASE("snapshot: the stamp must match in boot id, generation and table handle") {
@@ -279,7 +353,7 @@ TEST_CASE("snapshot file: atomic write, read once, then gone") {
   REQUIRE(none.has_value());
   CHECK_FALSE(none->has_value());
 
-  const auto bytes = encode_snapshot(kStamp, sample());
+  const auto bytes = encode_snapshot(kStamp, sample(), kNow);
   REQUIRE(write_snapshot_file(path, bytes).has_value());
   CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
   auto got = take_snapshot_file(path);
@@ -292,7 +366,7 @@ TEST_CASE("snapshot file: atomic write, read once, then gone") {
   CHECK_FALSE(again->has_value());
 
   // Overwrites an older snapshot.
-  REQUIRE(write_snapshot_file(path, encode_snapshot(kStamp, {})).has_value());
+  REQUIRE(write_snapshot_file(path, encode_snapshot(kStamp, {}, kNow)).has_value());
   REQUIRE(write_snapshot_file(path, bytes).has_value());
   got = take_snapshot_file(path);
   REQUIRE((got && *got));
@@ -311,14 +385,14 @@ TEST_CASE("snapshot: 1,000,000 IPv4 MAP mappings encode and decode (size and tim
     v[i].internal_port = static_cast<std::uint16_t>(i);
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const auto bytes = encode_snapshot(kStamp, v);
+  const auto bytes = encode_snapshot(kStamp, v, kNow);
   const auto t1 = std::chrono::steady_clock::now();
   auto out = decode_snapshot(bytes);
   const auto t2 = std::chrono::steady_clock::now();
   REQUIRE(out.has_value());
   CHECK(out->mappings.size() == v.size());
   CHECK(out->mappings[999'999].internal_port == static_cast<std::uint16_t>(999'999));
-  CHECK(bytes.size() == 75 + 53 * v.size());
+  CHECK(bytes.size() == 83 + 101 * v.size());
   MESSAGE("1,000,000 mappings: " << bytes.size() << " bytes, encode "
                                  << std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count()
                                  << " ms, decode "
@@ -326,7 +400,7 @@ TEST_CASE("snapshot: 1,000,000 IPv4 MAP mappings encode and decode (size and tim
 }
 
 TEST_CASE("snapshot: random corruption re-sealed with a valid checksum never crashes nor yields part of a table") {
-  const auto good = encode_snapshot(kStamp, sample());
+  const auto good = encode_snapshot(kStamp, sample(), kNow);
   std::uint64_t x = 0x9E3779B97F4A7C15ull;  // xorshift64: deterministic
   auto next = [&] {
     x ^= x << 13;
@@ -353,7 +427,7 @@ TEST_CASE("snapshot: random corruption re-sealed with a valid checksum never cra
     }
     ++accepted;  // a flip inside a value field (port, nonce, ...) is undetectable once re-sealed
     std::uint64_t count = 0;
-    for (int i = 0; i < 8; ++i) count |= std::uint64_t{bytes[count_offset() + static_cast<std::size_t>(i)]} << (8 * i);
+    for (int i = 0; i < 8; ++i) count = (count << 8) | bytes[count_offset() + static_cast<std::size_t>(i)];
     CHECK(out->mappings.size() == count);
   }
   CHECK(rejected > 0);
