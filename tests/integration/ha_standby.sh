@@ -100,7 +100,10 @@ check "elected MAP 8104 reaches r2" r2_holds 8104
 # An unelected mapping kept by a client that listens for ANNOUNCE (re-created after failover).
 lab_spawn "$HA_CLI" "$r.keep" "$PCPC_BIN" --json -s "$HA_VIP_LAN" --timeout 6 map -p tcp -i 8103 -l 600 --keep
 ha_waitfor 5 grep -q '"result": *"SUCCESS"' "$r.keep"
-U2=$(lab_json "$r.keep" external_port)
+# From that answer's line: an unsolicited ANNOUNCE (r1 repeats its start-up ANNOUNCE for a few
+# seconds, R-ANN-4) may already have added an event line after it.
+grep -m 1 '"result": *"SUCCESS"' "$r.keep" >"$r.keep.first"
+U2=$(lab_json "$r.keep.first" external_port)
 check "pcpc --keep created unelected MAP 8103 (external port $U2)" lab_ge port "${U2:-x}" 1
 check "before failover: inbound TCP to the elected 8101 ($E1) through r1" inbound "$E1"
 check "before failover: inbound TCP to the unelected 8102 ($U1) through r1" inbound "$U1"
