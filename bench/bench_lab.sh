@@ -6,6 +6,7 @@
 #   started+=(PID)      a process this script started, stopped at exit with stop_pid
 #   stop_pid PID        SIGTERM, up to BENCH_STOP_TENTHS (default 50) x 0.1 s, then SIGKILL
 #   bench_extra_cleanup if the script defines it, runs at exit before the namespaces go
+#   bench_client_router CLI RTR  the client/router lab of run.sh and ab.sh (see below)
 # Only documentation addresses are used inside the namespaces (see each script).
 
 stop_pid() {
@@ -41,4 +42,20 @@ bench_ns() {
     ip netns add "$n"
     bench_namespaces+=("$n")
   done
+}
+
+# bench_client_router CLI RTR: the two-namespace lab of run.sh and ab.sh. CLI has eth0
+# 192.0.2.10/24; RTR has lan0 192.0.2.1/24 (veth to CLI's eth0) and wan0 203.0.113.1/24 (a veth
+# whose peer wan0peer stays in RTR, so the external interface is up without a remote host).
+bench_client_router() {
+  local cli=$1 rtr=$2 l
+  bench_ns "$cli" "$rtr"
+  ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
+  ip -n "$rtr" link add wan0 type veth peer name wan0peer
+  ip -n "$rtr" addr add 192.0.2.1/24 dev lan0
+  ip -n "$rtr" addr add 203.0.113.1/24 dev wan0
+  for l in lo lan0 wan0 wan0peer; do ip -n "$rtr" link set "$l" up; done
+  ip -n "$cli" addr add 192.0.2.10/24 dev eth0
+  ip -n "$cli" link set lo up
+  ip -n "$cli" link set eth0 up
 }

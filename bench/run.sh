@@ -85,15 +85,7 @@ rtr=pcpb-rtr-$rnd
 log() { echo "run.sh: $*" >&2; }
 
 # --- lab ---------------------------------------------------------------------------------------
-bench_ns "$cli" "$rtr"
-ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
-ip -n "$rtr" link add wan0 type veth peer name wan0peer
-ip -n "$rtr" addr add 192.0.2.1/24 dev lan0
-ip -n "$rtr" addr add 203.0.113.1/24 dev wan0
-for l in lo lan0 wan0 wan0peer; do ip -n "$rtr" link set "$l" up; done
-ip -n "$cli" addr add 192.0.2.10/24 dev eth0
-ip -n "$cli" link set lo up
-ip -n "$cli" link set eth0 up
+bench_client_router "$cli" "$rtr"
 ip -n "$cli" route add default via 192.0.2.1
 ip netns exec "$rtr" sysctl -qw net.ipv4.ip_forward=1
 for _ in $(seq 50); do   # wait for DAD-free carrier on the veth (bounded: 5 s)
