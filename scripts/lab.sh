@@ -87,6 +87,7 @@ lab_init() {
   ) &
   LAB_WATCHDOG_PID=$!
   LAB_PIDS+=($!)
+  disown "$LAB_WATCHDOG_PID"  # killed outright at clean-up: no "Killed" job notice in the output
   lab_log "$LAB_NAME: lab $LAB_RND, logs in $LAB_DIR"
 }
 
