@@ -15,11 +15,6 @@ using pcpd::core::Stats;
 
 namespace {
 
-Request with_ckpt(Request r) {
-  r.options.checkpoint_required = true;
-  return r;
-}
-
 Request map_ckpt(const MapArgs& a) { return with_ckpt(map_req(a)); }
 Request peer_ckpt(const PeerArgs& a) { return with_ckpt(peer_req(a)); }
 

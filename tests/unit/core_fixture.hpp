@@ -101,6 +101,12 @@ inline Request peer_req(const PeerArgs& a) {
   return r;
 }
 
+// `r` with CHECKPOINT_REQUIRED (RFC 7767 option 192).
+inline Request with_ckpt(Request r) {
+  r.options.checkpoint_required = true;
+  return r;
+}
+
 inline Request announce_req(const IpAddr& client, std::uint32_t lifetime = 0) {
   Request r;
   r.opcode = wire::Opcode::Announce;

@@ -12,11 +12,6 @@ using pcpd::core::Millis;
 
 namespace {
 
-Request ckpt(Request r) {
-  r.options.checkpoint_required = true;
-  return r;
-}
-
 Change change(Change::Op op, Mapping m) {
   Change c;
   c.op = op;
@@ -29,7 +24,7 @@ Change change(Change::Op op, Mapping m) {
 TEST_CASE("R-CKPT-4 peer unavailable: MAP served without the option, not elected, counted") {
   Fixture f;
   f.server->set_checkpoint_available(false);
-  auto r = f.send(ckpt(map_req({})));
+  auto r = f.send(with_ckpt(map_req({})));
   REQUIRE(r.kind == Reply::Kind::Success);
   CHECK_FALSE(r.response.options.checkpoint_required);
   REQUIRE(f.server->mapping_count() == 1);
@@ -43,10 +38,10 @@ TEST_CASE("R-CKPT-4 peer unavailable: MAP served without the option, not elected
 TEST_CASE("R-CKPT-5 peer back: the next refresh elects again; unrequested untouched") {
   Fixture f;
   f.server->set_checkpoint_available(false);
-  (void)f.send(ckpt(map_req({})));
+  (void)f.send(with_ckpt(map_req({})));
   (void)f.map({.internal_port = 9000});
   f.server->set_checkpoint_available(true);
-  auto r = f.send(ckpt(map_req({})));
+  auto r = f.send(with_ckpt(map_req({})));
   CHECK(r.response.options.checkpoint_required);
   CHECK(f.server->stats().elected == 1);
   CHECK(f.server->stats().checkpoint_refused_peer == 1);
@@ -54,9 +49,9 @@ TEST_CASE("R-CKPT-5 peer back: the next refresh elects again; unrequested untouc
 
 TEST_CASE("R-CKPT-4 peer lost: a renewal of an elected PEER loses its election") {
   Fixture f;
-  REQUIRE(f.send(ckpt(peer_req({}))).response.options.checkpoint_required);
+  REQUIRE(f.send(with_ckpt(peer_req({}))).response.options.checkpoint_required);
   f.server->set_checkpoint_available(false);
-  auto r = f.send(ckpt(peer_req({})));
+  auto r = f.send(with_ckpt(peer_req({})));
   REQUIRE(r.kind == Reply::Kind::Success);
   CHECK_FALSE(r.response.options.checkpoint_required);
   CHECK(f.server->stats().elected == 0);
@@ -66,7 +61,7 @@ TEST_CASE("R-CKPT-4 peer lost: a renewal of an elected PEER loses its election")
 
 TEST_CASE("R-CKPT-6 withdraw_checkpoint un-elects the mapping in table and datapath") {
   Fixture f;
-  REQUIRE(f.send(ckpt(map_req({}))).response.options.checkpoint_required);
+  REQUIRE(f.send(with_ckpt(map_req({}))).response.options.checkpoint_required);
   const Mapping m = f.server->mappings().front();
   REQUIRE(f.server->withdraw_checkpoint(m));
   const Change& c = f.dp.last().changes.front();
@@ -89,7 +84,7 @@ TEST_CASE("R-CKPT-6 withdraw_checkpoint un-elects the mapping in table and datap
 
 TEST_CASE("R-HDR-10 withdraw_checkpoint: a refused apply keeps the election") {
   Fixture f;
-  REQUIRE(f.send(ckpt(peer_req({}))).response.options.checkpoint_required);
+  REQUIRE(f.send(with_ckpt(peer_req({}))).response.options.checkpoint_required);
   f.dp.fail_all(true);
   CHECK_FALSE(f.server->withdraw_checkpoint(f.server->mappings().front()));
   CHECK(f.server->mappings().front().checkpoint);
@@ -99,8 +94,8 @@ TEST_CASE("R-HDR-10 withdraw_checkpoint: a refused apply keeps the election") {
 
 TEST_CASE("R-OWN-5 mirror: the standby table follows Add, Replace, Remove without applying") {
   Fixture primary;
-  REQUIRE(primary.send(ckpt(map_req({}))).kind == Reply::Kind::Success);
-  REQUIRE(primary.send(ckpt(peer_req({}))).kind == Reply::Kind::Success);
+  REQUIRE(primary.send(with_ckpt(map_req({}))).kind == Reply::Kind::Success);
+  REQUIRE(primary.send(with_ckpt(peer_req({}))).kind == Reply::Kind::Success);
   const auto ms = primary.server->mappings();
   REQUIRE(ms.size() == 2);
 
@@ -123,7 +118,7 @@ TEST_CASE("R-OWN-5 mirror: the standby table follows Add, Replace, Remove withou
   CHECK(standby.server->stats().elected == 1);
 
   const Mapping& held_map = ms.front().kind == pcpd::core::MappingKind::Map ? ms.front() : ms.back();
-  auto r = standby.send(ckpt(map_req({})));  // same nonce as the primary's client
+  auto r = standby.send(with_ckpt(map_req({})));  // same nonce as the primary's client
   REQUIRE(r.kind == Reply::Kind::Success);
   CHECK(map_body(r).external_port == held_map.external_port);
 
