@@ -300,6 +300,26 @@ EOF
 
 lab_nonce() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
 
+# lab_three_mappings DESCRIPTION: the mappings the restart tests carry across a restart: MAP
+# tcp 8080 with FILTER 203.0.113.100/32 and DESCRIPTION, PEER tcp 40001 -> 203.0.113.100:9000
+# (suggested external port 50001) and an IPv6 pinhole tcp 8090, all with lifetime 900 and their
+# own nonces. Sets r (response file prefix), n1 n2 n3 (their nonces), bad (another nonce), ext
+# and pext (the MAP's and the PEER's external ports), epoch1, and writes the table's elements
+# to $LAB_DIR/before.txt.
+lab_three_mappings() {
+  r=$LAB_DIR/r
+  n1=$(lab_nonce) n2=$(lab_nonce) n3=$(lab_nonce) bad=$(lab_nonce)
+  check "MAP v4 tcp 8080 + FILTER + DESCRIPTION exits 0" lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 \
+    -l 900 -n "$n1" --filter 203.0.113.100/32 --description "$1"
+  ext=$(lab_json "$r.map" external_port)
+  check "PEER tcp 40001 -> 203.0.113.100:9000 exits 0" lab_pc "$r.peer" -s 192.0.2.1 peer -p tcp -i 40001 \
+    -r 203.0.113.100:9000 -e 50001 -l 900 -n "$n2"
+  pext=$(lab_json "$r.peer" external_port)
+  check "MAP v6 pinhole tcp 8090 exits 0" lab_pc "$r.pin" -s 2001:db8:1::1 map -p tcp -i 8090 -l 900 -n "$n3"
+  epoch1=$(lab_json "$r.pin" epoch)
+  lab_nft_elements >"$LAB_DIR/before.txt"
+}
+
 # `nft list table inet pcpd` in the router.
 lab_nft_table() { lab_rtr nft list table inet "${LAB_TABLE:-pcpd}"; }
 

@@ -16,19 +16,9 @@ lab_pcpd_start "$conf"
 lab_listen "$LAB_CLI" 8080 "$LAB_DIR/l8080.log"
 lab_listen "$LAB_CLI" 8090 "$LAB_DIR/l8090.log"
 lab_listen "$LAB_WAN" 9000 "$LAB_DIR/wan9000.log"
-r=$LAB_DIR/r
-n1=$(lab_nonce) n2=$(lab_nonce) n3=$(lab_nonce) bad=$(lab_nonce)
 
 lab_log "three mappings before the crash"
-check "MAP v4 tcp 8080 + FILTER + DESCRIPTION exits 0" lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 -l 900 \
-  -n "$n1" --filter 203.0.113.100/32 --description "lab web server"
-ext=$(lab_json "$r.map" external_port)
-check "PEER tcp 40001 -> 203.0.113.100:9000 exits 0" lab_pc "$r.peer" -s 192.0.2.1 peer -p tcp -i 40001 \
-  -r 203.0.113.100:9000 -e 50001 -l 900 -n "$n2"
-pext=$(lab_json "$r.peer" external_port)
-check "MAP v6 pinhole tcp 8090 exits 0" lab_pc "$r.pin" -s 2001:db8:1::1 map -p tcp -i 8090 -l 900 -n "$n3"
-epoch1=$(lab_json "$r.pin" epoch)
-lab_nft_elements >"$LAB_DIR/before.txt"
+lab_three_mappings "lab web server"
 echo "  elements before (timeouts stripped):"
 lab_ev <"$LAB_DIR/before.txt"
 check "the table holds the MAP, the PEER and the pinhole" bash -c \

@@ -33,19 +33,9 @@ sys.exit(0 if a == b and len(a) > 0 else 1)
 PY
 }
 lab_pcpd_start "$conf"
-r=$LAB_DIR/r
-n1=$(lab_nonce) n2=$(lab_nonce) n3=$(lab_nonce) bad=$(lab_nonce)
 
 lab_log "three mappings: MAP v4 with FILTER and DESCRIPTION, PEER, IPv6 pinhole"
-check "MAP v4 tcp 8080 exits 0" lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 -l 900 \
-  -n "$n1" --filter 203.0.113.100/32 --description "snapshot web"
-ext=$(lab_json "$r.map" external_port)
-check "PEER tcp 40001 -> 203.0.113.100:9000 exits 0" lab_pc "$r.peer" -s 192.0.2.1 peer -p tcp -i 40001 \
-  -r 203.0.113.100:9000 -e 50001 -l 900 -n "$n2"
-pext=$(lab_json "$r.peer" external_port)
-check "MAP v6 pinhole tcp 8090 exits 0" lab_pc "$r.pin" -s 2001:db8:1::1 map -p tcp -i 8090 -l 900 -n "$n3"
-epoch1=$(lab_json "$r.pin" epoch)
-lab_nft_elements >"$LAB_DIR/before.txt"
+lab_three_mappings "snapshot web"
 
 # after_restart TAG: the mappings are all there with their nonces (refresh with the own nonce
 # keeps the port, another nonce is refused) and the kernel holds the same elements.
