@@ -65,6 +65,20 @@ void CheckpointLimiter::record(const Policy::Checkpoint& policy, Election e,
   ++stats.checkpoint_requested;
 }
 
+CheckpointLimiter::Saved CheckpointLimiter::save(const wire::IpAddr& client) const {
+  auto it = buckets_.find(client);
+  if (it == buckets_.end()) return Saved{client, std::nullopt};
+  return Saved{client, it->second};
+}
+
+void CheckpointLimiter::restore(const Saved& saved) {
+  // A bucket pruned meanwhile was full, which is what a missing one means too.
+  if (saved.bucket)
+    buckets_[saved.client] = *saved.bucket;
+  else
+    buckets_.erase(saved.client);
+}
+
 void CheckpointLimiter::prune(const Policy::Checkpoint& policy, Millis now) {
   const double burst = std::max(policy.burst_per_client, 0.0);
   std::erase_if(buckets_, [&](const auto& kv) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 
 #include "core/clock.hpp"
@@ -48,11 +49,20 @@ class CheckpointLimiter {
   void record(const Policy::Checkpoint& policy, Election e, const wire::IpAddr& client, Millis now,
               Stats& stats);
 
- private:
   struct Bucket {
     double tokens = 0;
     Millis last{0};
   };
+  // Server::handle_burst rolls a refused burst back: the bucket of `client` as it was before a
+  // record() (nullopt: it had none, i.e. a full one), and putting it back.
+  struct Saved {
+    wire::IpAddr client{};
+    std::optional<Bucket> bucket;
+  };
+  [[nodiscard]] Saved save(const wire::IpAddr& client) const;
+  void restore(const Saved& saved);
+
+ private:
   // Tokens available to `client` at `now` (a client without a bucket has a full one).
   [[nodiscard]] double tokens(const Policy::Checkpoint& policy, const wire::IpAddr& client,
                               Millis now) const;

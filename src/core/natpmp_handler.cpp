@@ -32,16 +32,26 @@ natpmp::Result to_natpmp(ResultCode code) {
 std::size_t Server::handle_natpmp(std::span<const std::uint8_t> datagram, const Context& ctx,
                                   std::span<std::uint8_t> out) {
   Impl& s = *impl_;
+  if (!s.admit_natpmp(ctx)) return 0;
+  return s.natpmp_datagram(datagram, ctx, out);
+}
+
+bool Server::Impl::admit_natpmp(const Context& ctx) {
   // R-PMP-1: NAT-PMP is IPv4 only; disabled by policy -> as if nobody listened.
-  if (!s.policy.natpmp || !ctx.source.is_v4()) {
-    ++s.stats.dropped;
-    return 0;
+  if (!policy.natpmp || !ctx.source.is_v4()) {
+    ++stats.dropped;
+    return false;
   }
   // RFC 6887 §18.1: NAT-PMP counts against the same per-client and global buckets as PCP.
-  if (s.rate_limited(ctx)) return 0;
+  return !rate_limited(ctx);
+}
+
+std::size_t Server::Impl::natpmp_datagram(std::span<const std::uint8_t> datagram,
+                                          const Context& ctx, std::span<std::uint8_t> out) {
+  Impl& s = *this;
   ++s.stats.natpmp_requests;
   s.expire_due();
-  const std::uint32_t ep = epoch();
+  const std::uint32_t ep = s.epoch.at(s.clock.now());
 
   const natpmp::Decoded decoded = natpmp::decode_request(datagram);
   if (const auto* reject = std::get_if<natpmp::Reject>(&decoded)) {

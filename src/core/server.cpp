@@ -93,6 +93,14 @@ Reply Server::Impl::success(const wire::Request& req, wire::Body body,
 
 bool Server::Impl::apply(const ChangeSet& changes) {
   if (changes.empty()) return true;
+  if (burst != nullptr) {
+    // Server::handle_burst: installed with the whole burst, or rolled back (burst.cpp).
+    burst->staged.changes.insert(burst->staged.changes.end(), changes.changes.begin(),
+                                 changes.changes.end());
+    table.commit(changes);
+    stats.elected = table.elected_count();
+    return true;
+  }
   // RFC 6887 §7.3 / R-HDR-10 (STYLE.md "Apply"): all or nothing; the table follows the kernel.
   if (!datapath.apply(changes)) {
     ++stats.datapath_errors;
@@ -152,6 +160,8 @@ Election Server::Impl::elect(const wire::Request& req, const Target& t,
 }
 
 void Server::Impl::record_election(Election e, const Target& t) {
+  if (burst != nullptr && e == Election::Honoured)
+    burst->buckets.push_back(checkpoint_limiter.save(t.internal));
   checkpoint_limiter.record(policy.checkpoint, e, t.internal, clock.now(), stats);
 }
 
@@ -265,6 +275,12 @@ std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, cons
                                     std::span<std::uint8_t> out) {
   Impl& s = *impl_;
   if (s.rate_limited(ctx)) return 0;  // RFC 6887 §18.1: first, silently
+  return s.pcp_datagram(datagram, ctx, out);
+}
+
+std::size_t Server::Impl::pcp_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
+                                       std::span<std::uint8_t> out) {
+  Impl& s = *this;
   const wire::DecodedRequest decoded = wire::decode_request(datagram, s.policy.option_codes);
   if (const auto* reject = std::get_if<wire::Reject>(&decoded)) {
     if (reject->action == wire::Reject::Action::Drop) {
@@ -274,7 +290,7 @@ std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, cons
     count_result(s.stats, reject->code);
     // R-HDR-6: not parsed -> the reserved bits keep the copied client address bits.
     return wire::encode_error_response(datagram, reject->code, s.error_lifetime(reject->code),
-                                       epoch(), false, out);
+                                       s.epoch.at(s.clock.now()), false, out);
   }
   const auto& req = std::get<wire::Request>(decoded);
   const Reply reply = s.handle(req, ctx);

@@ -39,6 +39,17 @@ struct Reply {
   wire::Response response;
 };
 
+// One datagram of a receive burst (Server::handle_burst). The daemon fills datagram, ctx,
+// natpmp and out; handle_burst writes reply (bytes of `out` to send, 0 = send nothing).
+struct BurstItem {
+  std::span<const std::uint8_t> datagram;
+  Context ctx;
+  bool natpmp = false;         // version byte 0: handle_natpmp rather than handle_datagram
+  std::span<std::uint8_t> out;
+  std::size_t reply = 0;
+  bool admitted = false;       // set by handle_burst: passed the rate limits
+};
+
 class Server {
  public:
   Server(Policy policy, Datapath& datapath, const Clock& clock);
@@ -54,6 +65,15 @@ class Server {
   // One NAT-PMP datagram (version byte 0, IPv4 only, R-PMP-1). Same contract.
   [[nodiscard]] std::size_t handle_natpmp(std::span<const std::uint8_t> datagram,
                                           const Context& ctx, std::span<std::uint8_t> out);
+
+  // The datagrams of one receive batch, each answered as handle_datagram / handle_natpmp would,
+  // but with the changes of all of them applied in one Datapath transaction (issue 7: the kernel
+  // cost is per transaction, not per element). Each request stays all or nothing (R-HDR-10): if
+  // the transaction is refused, nothing of the burst is installed, the table, counters and
+  // checkpoint buckets are rolled back, and every admitted datagram is handled again on its own
+  // (one transaction each), so only the requests the kernel refuses get NO_RESOURCES. The rate
+  // limits are applied once, before anything else. Stats::bursts / burst_retries count them.
+  void handle_burst(std::span<BurstItem> items);
 
   // A decoded request; the datapath is applied inside (all or nothing, R-HDR-10).
   [[nodiscard]] Reply handle(const wire::Request& request, const Context& ctx);

@@ -46,11 +46,24 @@ struct Server::Impl {
   bool checkpoint_available = true;      // Server::set_checkpoint_available (hot standby peer)
   RateLimiter rate_limiter;              // RFC 6887 §18.1 request rate limits (fixed memory)
 
+  // Server::handle_burst (burst.cpp): while a burst is open, apply() commits to the table and
+  // stages the changes here instead of calling the datapath; record_election() keeps the bucket
+  // it changes. Both are undone if the burst's one transaction is refused.
+  struct Burst {
+    ChangeSet staged;                                  // every change of the burst, in order
+    std::vector<CheckpointLimiter::Saved> buckets;     // before each Honoured record()
+  };
+  Burst* burst = nullptr;
+  Burst burst_storage;  // reused: no allocation per burst once the vectors have grown
+
   // RFC 6887 §18.1, R-QUOTA-5, R-SEC-3: true when the request from ctx.source is over its
   // client's or the global rate; it is then counted and must be dropped silently, undecoded.
   [[nodiscard]] bool rate_limited(const Context& ctx);
 
   // server.cpp
+  // A PCP datagram that passed the rate limits: decode, handle, encode (Server::handle_datagram).
+  std::size_t pcp_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
+                           std::span<std::uint8_t> out);
   Reply handle(const wire::Request& req, const Context& ctx);
   Reply dispatch(const wire::Request& req, const Context& ctx);
   std::size_t expire();
@@ -82,6 +95,14 @@ struct Server::Impl {
                                                                          const Reply& reply) const;
   // R-CAP-8 (capability.cpp): a transport protocol whose capability bit is clear.
   [[nodiscard]] bool protocol_outside_capabilities(std::uint8_t protocol) const;
+
+  // natpmp_handler.cpp: a NAT-PMP datagram; admit_natpmp() (policy, family, rate limits) first.
+  [[nodiscard]] bool admit_natpmp(const Context& ctx);
+  std::size_t natpmp_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
+                              std::span<std::uint8_t> out);
+
+  // burst.cpp: undoes the table changes and checkpoint buckets of a refused burst.
+  void roll_back(const Burst& b);
 
   // map_handler.cpp
   Reply handle_map(const wire::Request& req, const wire::MapBody& body, const Target& t);

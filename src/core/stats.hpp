@@ -35,6 +35,10 @@ struct Stats {
   // before decoding (PCP and NAT-PMP alike); not counted in `dropped` nor as requests.
   std::uint64_t rate_limited_client = 0;
   std::uint64_t rate_limited_global = 0;
+  // Server::handle_burst: bursts whose changes went to the datapath in one transaction, and those
+  // the datapath refused, after which each request was applied on its own.
+  std::uint64_t bursts = 0;
+  std::uint64_t burst_retries = 0;
 };
 
 }  // namespace pcpd::core

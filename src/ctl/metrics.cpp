@@ -57,6 +57,11 @@ void add_core_metrics(Metrics& m, const core::Stats& s) {
   m.family("pcpd_natpmp_errors_total", "counter", "NAT-PMP error responses").sample(static_cast<double>(s.natpmp_errors));
   m.family("pcpd_datapath_errors_total", "counter", "kernel batches refused (request answered with an error)")
       .sample(static_cast<double>(s.datapath_errors));
+  // Server::handle_burst: receive batches applied in one nftables transaction, and those the
+  // kernel refused, whose requests were then applied one at a time.
+  m.family("pcpd_bursts_total", "counter", "request bursts applied to the kernel, by outcome")
+      .sample(static_cast<double>(s.bursts), {{"outcome", "one_transaction"}})
+      .sample(static_cast<double>(s.burst_retries), {{"outcome", "retried_per_request"}});
   m.family("pcpd_mapping_events_total", "counter", "mapping lifecycle events")
       .sample(static_cast<double>(s.created), {{"event", "created"}})
       .sample(static_cast<double>(s.refreshed), {{"event", "refreshed"}})

@@ -1,0 +1,85 @@
+// Server::handle_burst: the requests of one receive batch, their changes applied to the datapath
+// in one transaction (issue 7: the kernel's cost is per nftables transaction, so one per request
+// capped pcpd far below the socket's rate). Each request stays all or nothing (RFC 6887 §7.3,
+// R-HDR-10): a refused transaction installs nothing, and the burst is then rolled back and each
+// request applied on its own, so the kernel's refusal reaches only the requests it concerns.
+#include "core/server_impl.hpp"
+
+namespace pcpd::core {
+
+namespace {
+
+// The change that undoes `c` in the table (MappingTable::commit applies it).
+Change inverse(const Change& c) {
+  Change u;
+  switch (c.op) {
+    case Change::Op::Add:
+      u.op = Change::Op::Remove;
+      u.mapping = c.mapping;
+      break;
+    case Change::Op::Remove:
+      u.op = Change::Op::Add;
+      u.mapping = c.mapping;
+      break;
+    case Change::Op::Replace:
+      u.op = Change::Op::Replace;
+      u.mapping = c.previous;
+      u.previous = c.mapping;
+      break;
+  }
+  return u;
+}
+
+}  // namespace
+
+void Server::Impl::roll_back(const Burst& b) {
+  // Newest first: a port or key freed and taken again within the burst is handed back in the
+  // order it was taken.
+  ChangeSet undo;
+  undo.changes.reserve(b.staged.changes.size());
+  for (auto it = b.staged.changes.rbegin(); it != b.staged.changes.rend(); ++it)
+    undo.changes.push_back(inverse(*it));
+  table.commit(undo);
+  for (auto it = b.buckets.rbegin(); it != b.buckets.rend(); ++it) checkpoint_limiter.restore(*it);
+  stats.elected = table.elected_count();
+}
+
+void Server::handle_burst(std::span<BurstItem> items) {
+  Impl& s = *impl_;
+  // RFC 6887 §18.1: the rate limits first, once; a retry below does not charge them again.
+  for (BurstItem& it : items) {
+    it.reply = 0;
+    it.admitted = it.natpmp ? s.admit_natpmp(it.ctx) : !s.rate_limited(it.ctx);
+  }
+  auto handle_one = [&s](BurstItem& it) {
+    if (!it.admitted) return;
+    it.reply = it.natpmp ? s.natpmp_datagram(it.datagram, it.ctx, it.out)
+                         : s.pcp_datagram(it.datagram, it.ctx, it.out);
+  };
+
+  if (items.size() == 1) {  // one request: its own transaction anyway
+    handle_one(items.front());
+    return;
+  }
+
+  const Stats before = s.stats;
+  Impl::Burst& b = s.burst_storage;
+  b.staged.changes.clear();
+  b.buckets.clear();
+  s.burst = &b;
+  for (BurstItem& it : items) handle_one(it);
+  s.burst = nullptr;
+  if (b.staged.empty()) return;  // nothing for the kernel (errors, ANNOUNCE, no-op deletes)
+  if (s.datapath.apply(b.staged)) {
+    ++s.stats.bursts;
+    return;
+  }
+  // Refused: the kernel holds none of it. Back to the state before the burst, then each request
+  // in its own transaction (R-HDR-10); the replies written above are overwritten.
+  s.roll_back(b);
+  s.stats = before;  // the retries count what they do, datapath_errors included
+  ++s.stats.burst_retries;
+  for (BurstItem& it : items) handle_one(it);
+}
+
+}  // namespace pcpd::core
