@@ -18,6 +18,7 @@
 #include "conntrack/conntrack.hpp"
 #include "nft/batch_builder.hpp"
 #include "nft/element.hpp"
+#include "nft/forget_queue.hpp"
 #include "nft/netlink_session.hpp"
 #include "util/log.hpp"
 
@@ -93,7 +94,7 @@ struct NftDatapath::Impl {
   // Connections of deleted mappings are dropped later, several mappings per conntrack dump: a
   // dump walks the host's whole conntrack hash (~25 ms with 262,144 buckets), which per delete
   // capped deletes at ~45/s (bench/RESULTS.md).
-  std::vector<core::Mapping> pending_forget;
+  ForgetQueue pending_forget;
   void queue_forget(const core::ChangeSet& changes);
   void mark_connections(const core::ChangeSet& changes);
 
@@ -263,24 +264,12 @@ Result<std::vector<DumpedElement>> NftDatapath::Impl::dump_set(const SetSpec& se
   return out;
 }
 
-namespace {
-
-// Same translation: a re-created mapping's connections are its own again.
-bool same_flow(const core::Mapping& a, const core::Mapping& b) {
-  return a.kind == b.kind && a.protocol == b.protocol && a.internal_addr == b.internal_addr &&
-         a.internal_port == b.internal_port && a.external_addr == b.external_addr &&
-         a.external_port == b.external_port && a.remote_addr == b.remote_addr &&
-         a.remote_port == b.remote_port;
-}
-
-}  // namespace
-
 void NftDatapath::Impl::queue_forget(const core::ChangeSet& changes) {
   for (const auto& c : changes.changes) {
     if (c.op == core::Change::Op::Remove && c.flush_conntrack) {
-      pending_forget.push_back(c.mapping);
+      pending_forget.add(c.mapping);
     } else if (c.op == core::Change::Op::Add) {
-      std::erase_if(pending_forget, [&](const core::Mapping& m) { return same_flow(m, c.mapping); });
+      pending_forget.cancel(c.mapping);
     }
   }
 }
@@ -288,26 +277,21 @@ void NftDatapath::Impl::queue_forget(const core::ChangeSet& changes) {
 std::size_t NftDatapath::pending_conntrack() const { return impl_->pending_forget.size(); }
 
 void NftDatapath::flush_conntrack() {
-  auto& gone = impl_->pending_forget;
-  if (gone.empty()) return;
+  if (impl_->pending_forget.empty()) return;
+  const std::vector<core::Mapping> gone = impl_->pending_forget.take();
   auto* conn = impl_->ct();
-  if (conn == nullptr) {
-    gone.clear();
-    return;
-  }
+  if (conn == nullptr) return;
   auto r = conn->forget(gone);
   auto& counters = impl_->counters;
   if (!r) {
     ++counters.conntrack_errors;
     log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
-    gone.clear();
     return;
   }
   counters.conntrack_deleted += r->deleted;
   counters.conntrack_errors += r->failed;
   if (r->failed != 0) log::warn("conntrack.delete_failed", {{"entries", r->failed}});
   log::debug("conntrack.forget", {{"mappings", gone.size()}, {"deleted", r->deleted}});
-  gone.clear();
 }
 
 void NftDatapath::Impl::mark_connections(const core::ChangeSet& changes) {

@@ -4,6 +4,7 @@ pcpd_add_test(test_nft
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/nft_element_comment_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_filters_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/nft_forget_queue_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_elements_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_batch_builder_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_conntrack_match_test.cpp
