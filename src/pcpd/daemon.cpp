@@ -36,10 +36,6 @@ std::shared_ptr<const config::Config> load_config(const std::string& path) {
   return std::make_shared<const config::Config>(std::move(c));
 }
 
-std::string error_text(const Error& e) {
-  return std::string(e.context) + ": " + std::strerror(e.code);
-}
-
 void notify_status(const std::string& status) {
   std::string msg = "STATUS=" + status;
   sd_notify(0, msg.c_str());
@@ -355,96 +351,6 @@ void Daemon::on_signal() {
       loop_->stop();
       return;
     }
-  }
-}
-
-void Daemon::on_socket(const UdpServerSocket& socket) {
-  static_assert(UdpServerSocket::kBatchBufferSize <= std::tuple_size_v<decltype(rx_)>);
-  // One recvmmsg per wakeup, at most UdpServerSocket::kBatch datagrams (issue 8: a flood costs
-  // one system call per batch), then the other descriptors get their turn.
-  auto batch = socket.receive_batch();
-  if (!batch) {
-    if (batch.error().code != EAGAIN && batch.error().code != EWOULDBLOCK)
-      log::limited(socket_limiter_, log::Level::Warning, "socket.receive_failed",
-                   {{"error", error_text(batch.error())}});
-  } else {
-    for (const Received& r : *batch) {
-      std::memcpy(rx_.data(), r.bytes.data(), r.bytes.size());
-      handle(socket, r.info);
-    }
-  }
-  rearm_expiry();
-  schedule_conntrack_flush();
-}
-
-void Daemon::handle(const UdpServerSocket& socket, const Datagram& d) {
-  const bool debug = log::enabled(log::Level::Debug);
-  if (d.size == 0) {
-    ++drops_.empty;
-    return;
-  }
-  // RFC 6887 §8.2 (R-HDR-2): internal interface and internal source only; dropped silently.
-  switch (filter_.check(d.ifindex, d.source, d.destination)) {
-    case IngressFilter::Verdict::Accept: break;
-    case IngressFilter::Verdict::WrongInterface:
-      ++drops_.wrong_interface;
-      if (debug) log::debug("request.dropped", {{"reason", "interface"}, {"source", d.source}, {"ifindex", d.ifindex}});
-      return;
-    case IngressFilter::Verdict::WrongSource:
-      ++drops_.wrong_source;
-      if (debug) log::debug("request.dropped", {{"reason", "source"}, {"source", d.source}, {"ifindex", d.ifindex}});
-      return;
-    case IngressFilter::Verdict::NotUnicast:
-      ++drops_.not_unicast;
-      if (debug) log::debug("request.dropped", {{"reason", "multicast"}, {"source", d.source}, {"destination", d.destination}});
-      return;
-  }
-  // Hot standby: the backup answers nothing; its table is the primary's (ha_peer.hpp).
-  if (ha_ && !ha_->serving()) {
-    ha_->count_dropped();
-    if (debug) log::debug("request.dropped", {{"reason", "ha_backup"}, {"source", d.source}});
-    return;
-  }
-  if (ha_) ha_->before_request();
-  const auto started = std::chrono::steady_clock::now();
-  const core::Context ctx{d.source, d.source_port, d.destination};
-  const std::span<const std::uint8_t> in(rx_.data(), d.size);  // 1101 bytes when oversize
-  const bool natpmp = rx_[0] == wire::kNatPmpVersion;
-  std::size_t n = 0;
-  if (natpmp) {
-    if (socket.family() != AF_INET) {  // R-PMP-1: NAT-PMP over IPv4 only
-      ++drops_.natpmp_v6;
-      if (debug) log::debug("request.dropped", {{"reason", "natpmp_ipv6"}, {"source", d.source}});
-      return;
-    }
-    n = server_->handle_natpmp(in, ctx, tx_);
-  } else {
-    n = server_->handle_datagram(in, ctx, tx_);
-  }
-  note_datapath_errors("request");
-  // RFC 6887 §8.3 (R-HDR-1): to the source address and port, from the address it was sent to.
-  auto respond = [this, &socket, d, started](std::span<const std::uint8_t> bytes) {
-    if (auto r = socket.send(bytes, d.source, d.source_port, d.destination, d.ifindex); !r) {
-      log::limited(socket_limiter_, log::Level::Warning, "socket.send_failed",
-                   {{"to", d.source}, {"port", d.source_port}, {"error", error_text(r.error())}});
-    }
-    latency_.record(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)
-            .count()));
-  };
-  // RFC 7767 §3: an honoured election is answered once the standby holds it (ha_peer.hpp).
-  const bool held = ha_ && ha_->after_request(std::span<const std::uint8_t>(tx_.data(), n), respond);
-  if (n > 0 && !held) respond(std::span<const std::uint8_t>(tx_.data(), n));
-  if (debug) {
-    std::string result = "none";
-    if (n >= 4) {
-      result = natpmp ? std::to_string((unsigned{tx_[2]} << 8) | tx_[3])
-                      : wire::to_string(static_cast<wire::ResultCode>(tx_[3]));
-    }
-    log::debug(natpmp ? "natpmp.request" : "pcp.request",
-               {{"source", d.source}, {"port", d.source_port}, {"local", d.destination},
-                {"opcode", rx_.size() > 1 && d.size > 1 ? rx_[1] & 0x7f : -1}, {"bytes", d.size},
-                {"reply_bytes", n}, {"result", result}, {"mappings", server_->mapping_count()}});
   }
 }
 

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "config/config.hpp"
@@ -77,8 +79,17 @@ class Daemon {
   bool start_ha();
 
   void on_signal();
+  // daemon_requests.cpp: the request path.
   void on_socket(const UdpServerSocket& socket);
-  void handle(const UdpServerSocket& socket, const Datagram& d);
+  // Ingress checks (RFC 6887 §8.2, R-PMP-1, hot-standby backup); false: dropped and counted.
+  [[nodiscard]] bool admit(const UdpServerSocket& socket, const Received& r);
+  // Without [ha]: the whole batch in one core::Server::handle_burst.
+  void handle_burst(const UdpServerSocket& socket, std::span<const Received> batch);
+  // With [ha]: one datagram, its reply possibly held for the peer's ack.
+  void handle(const UdpServerSocket& socket, const Received& r);
+  void respond(const UdpServerSocket& socket, const Datagram& d, std::span<const std::uint8_t> bytes,
+               std::chrono::steady_clock::time_point started);
+  void log_request(const Received& r, std::span<const std::uint8_t> reply) const;
   void on_expiry_timer();
   void on_announce_timer();
   void reload();
@@ -134,9 +145,13 @@ class Daemon {
   std::uint64_t datapath_errors_seen_ = 0;
   log::RateLimiter datapath_limiter_;
   log::RateLimiter socket_limiter_;
-  // RFC 6887 §7: one byte more than the largest valid message, so that oversize is detectable.
-  std::array<std::uint8_t, wire::kMaxMessageSize + 1> rx_{};
   std::array<std::uint8_t, wire::kMaxMessageSize> tx_{};
+  // handle_burst: one item and one reply buffer per datagram of a receive batch.
+  std::array<core::BurstItem, UdpServerSocket::kBatch> burst_items_{};
+  std::array<const Received*, UdpServerSocket::kBatch> burst_from_{};
+  std::array<Outgoing, UdpServerSocket::kBatch> burst_replies_{};
+  std::unique_ptr<std::array<std::array<std::uint8_t, wire::kMaxMessageSize>, UdpServerSocket::kBatch>>
+      burst_out_ = std::make_unique<std::array<std::array<std::uint8_t, wire::kMaxMessageSize>, UdpServerSocket::kBatch>>();
 };
 
 }  // namespace pcpd::daemon

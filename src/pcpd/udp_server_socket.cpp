@@ -97,6 +97,13 @@ constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(in6_pktinfo)) + CMSG_SPAC
 
 }  // namespace
 
+// One outgoing datagram's addresses and control message, kept alive while sendmsg/sendmmsg runs.
+struct UdpServerSocket::Envelope {
+  sockaddr_in6 name{};  // sockaddr_in for AF_INET (fits: both are plain old data)
+  alignas(cmsghdr) std::array<unsigned char, CMSG_SPACE(sizeof(in6_pktinfo))> control{};
+  iovec iov{};
+};
+
 struct UdpServerSocket::Batch {
   std::array<std::array<std::uint8_t, kBatchBufferSize>, kBatch> buffers{};
   std::array<sockaddr_storage, kBatch> from{};
@@ -104,6 +111,10 @@ struct UdpServerSocket::Batch {
   std::array<mmsghdr, kBatch> msgs{};
   alignas(cmsghdr) std::array<std::array<unsigned char, kControlSize>, kBatch> control{};
   std::array<Received, kBatch> out{};
+  // send_batch
+  std::array<Envelope, kBatch> envelopes{};
+  std::array<mmsghdr, kBatch> out_msgs{};
+  std::array<const Outgoing*, kBatch> out_for{};
 };
 
 UdpServerSocket::UdpServerSocket(UniqueFd fd, int family)
@@ -173,23 +184,26 @@ Result<Datagram> UdpServerSocket::receive(std::span<std::uint8_t> buffer) const 
   return d;
 }
 
-Result<void> UdpServerSocket::send(std::span<const std::uint8_t> data, const wire::IpAddr& to,
-                                   std::uint16_t port, const wire::IpAddr& from, unsigned ifindex) const {
-  iovec iov{const_cast<std::uint8_t*>(data.data()), data.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
+// Fills `msg` (and `e`) for `data` to to:port, from `from` out of `ifindex` (RFC 6887 §8.3,
+// R-HDR-1: the reply leaves from the address the request was sent to).
+Result<void> UdpServerSocket::address(Envelope& e, msghdr& msg, std::span<const std::uint8_t> data,
+                                      const wire::IpAddr& to, std::uint16_t port, const wire::IpAddr& from,
+                                      unsigned ifindex) const {
+  e = Envelope{};
+  e.iov = iovec{const_cast<std::uint8_t*>(data.data()), data.size()};
+  msg = msghdr{};
+  msg.msg_iov = &e.iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
-  sockaddr_in sin{};
-  sockaddr_in6 sin6{};
+  msg.msg_name = &e.name;
+  msg.msg_control = e.control.data();
   if (family_ == AF_INET) {
     if (!to.is_v4()) return fail(ErrorDomain::Io, EAFNOSUPPORT, "send: IPv6 destination on IPv4 socket");
+    sockaddr_in sin{};
     sin.sin_family = AF_INET;
     sin.sin_port = htons(port);
     sin.sin_addr.s_addr = htonl(to.v4());
-    msg.msg_name = &sin;
+    std::memcpy(&e.name, &sin, sizeof sin);
     msg.msg_namelen = sizeof sin;
-    msg.msg_control = control;
     msg.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = IPPROTO_IP;
@@ -200,31 +214,74 @@ Result<void> UdpServerSocket::send(std::span<const std::uint8_t> data, const wir
     // ipi_spec_dst: the source address of the reply (RFC 6887 §8.3, R-HDR-1).
     info.ipi_spec_dst.s_addr = from.is_v4() ? htonl(from.v4()) : htonl(INADDR_ANY);
     std::memcpy(CMSG_DATA(c), &info, sizeof info);
-  } else {
-    if (to.is_v4()) return fail(ErrorDomain::Io, EAFNOSUPPORT, "send: IPv4 destination on IPv6 socket");
-    sin6.sin6_family = AF_INET6;
-    sin6.sin6_port = htons(port);
-    std::memcpy(&sin6.sin6_addr, to.bytes.data(), 16);
-    sin6.sin6_scope_id = ifindex;  // used by the kernel only for link-local / link-scope multicast
-    msg.msg_name = &sin6;
-    msg.msg_namelen = sizeof sin6;
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = IPPROTO_IPV6;
-    c->cmsg_type = IPV6_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-    in6_pktinfo info{};
-    info.ipi6_ifindex = ifindex;
-    if (!from.is_v4()) std::memcpy(&info.ipi6_addr, from.bytes.data(), 16);
-    std::memcpy(CMSG_DATA(c), &info, sizeof info);
+    return {};
   }
+  if (to.is_v4()) return fail(ErrorDomain::Io, EAFNOSUPPORT, "send: IPv4 destination on IPv6 socket");
+  e.name.sin6_family = AF_INET6;
+  e.name.sin6_port = htons(port);
+  std::memcpy(&e.name.sin6_addr, to.bytes.data(), 16);
+  e.name.sin6_scope_id = ifindex;  // used by the kernel only for link-local / link-scope multicast
+  msg.msg_namelen = sizeof e.name;
+  msg.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
+  in6_pktinfo info{};
+  info.ipi6_ifindex = ifindex;
+  if (!from.is_v4()) std::memcpy(&info.ipi6_addr, from.bytes.data(), 16);
+  std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  return {};
+}
+
+Result<void> UdpServerSocket::send(std::span<const std::uint8_t> data, const wire::IpAddr& to,
+                                   std::uint16_t port, const wire::IpAddr& from, unsigned ifindex) const {
+  Envelope e;
+  msghdr msg{};
+  if (auto r = address(e, msg, data, to, port, from, ifindex); !r) return r;
   ssize_t n;
   do {
     n = ::sendmsg(fd_.get(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return fail(ErrorDomain::Io, errno, "sendmsg");
   return {};
+}
+
+std::size_t UdpServerSocket::send_batch(std::span<const Outgoing> replies,
+                                        const std::function<void(const Outgoing&, const Error&)>& failed) const {
+  Batch& b = *batch_;
+  std::size_t sent = 0;
+  while (!replies.empty()) {
+    const std::size_t n = std::min(replies.size(), kBatch);
+    std::size_t ready = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const Outgoing& r = replies[i];
+      auto ok = address(b.envelopes[ready], b.out_msgs[ready].msg_hdr, r.data, r.to->source, r.to->source_port,
+                        r.to->destination, r.to->ifindex);
+      if (!ok) {
+        failed(r, ok.error());
+        continue;
+      }
+      b.out_for[ready++] = &r;
+    }
+    std::size_t done = 0;
+    while (done < ready) {
+      int k;
+      do {
+        k = ::sendmmsg(fd_.get(), b.out_msgs.data() + done, static_cast<unsigned>(ready - done),
+                       MSG_DONTWAIT | MSG_NOSIGNAL);
+      } while (k < 0 && errno == EINTR);
+      if (k < 0) {  // the first one failed: report it, go on with the rest
+        failed(*b.out_for[done], Error{ErrorDomain::Io, errno, "sendmmsg"});
+        ++done;
+        continue;
+      }
+      done += static_cast<std::size_t>(k);
+      sent += static_cast<std::size_t>(k);
+    }
+    replies = replies.subspan(n);
+  }
+  return sent;
 }
 
 }  // namespace pcpd::daemon

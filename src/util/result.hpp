@@ -2,6 +2,9 @@
 // Owns: Error and the Result alias. Includes only the standard library and tl::expected.
 #pragma once
 
+#include <cstring>
+#include <string>
+
 #include <tl/expected.hpp>
 
 namespace pcpd {
@@ -25,6 +28,11 @@ inline tl::unexpected<Error> fail(ErrorDomain d, int code, const char* context, 
 }
 
 const char* to_string(ErrorDomain d);
+
+// "context: strerror(code)", for logs (not for the packet path's hot loop).
+inline std::string error_text(const Error& e) {
+  return std::string(e.context) + ": " + std::strerror(e.code);
+}
 
 }  // namespace pcpd
 
