@@ -9,6 +9,7 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 namespace pcpd::nft {
@@ -74,37 +75,47 @@ void BatchBuilder::append_elem_message(std::uint16_t type, std::uint16_t flags, 
   nftnl_set_elem_add(set.get(), elem);  // the set owns elem now
   nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
   auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
+  last_message_ = batch_.bytes.size();
   batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);
 }
 
 void BatchBuilder::add(const Element& e, std::uint64_t timeout_ms, int change_index) {
   // nft create element inet pcpd map4_dnat { 203.0.113.1 . tcp . 8080 timeout 3630s
   //     comment "pcp map n=... l=3600" : 192.0.2.10 . 80 }
-  append_elem_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, e, &timeout_ms);
+  append_elem_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, e, &timeout_ms);
   batch_.messages.push_back({MessageRef::Op::Add, e.set, change_index});
 }
 
 void BatchBuilder::remove(const Element& e, int change_index) {
   // nft delete element inet pcpd map4_dnat { 203.0.113.1 . tcp . 8080 }
-  append_elem_message(NFT_MSG_DELSETELEM, NLM_F_ACK, e, nullptr);
+  append_elem_message(NFT_MSG_DELSETELEM, 0, e, nullptr);
   batch_.messages.push_back({MessageRef::Op::Delete, e.set, change_index});
 }
 
 void BatchBuilder::flush(SetId set) {
   // nft flush set inet pcpd map4_dnat   (DELSETELEM without an element list)
   const auto& spec = set_spec(set);
-  auto* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ACK,
-                                    batch_.end_seq());
+  auto* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), NFT_MSG_DELSETELEM, NFPROTO_INET, 0, batch_.end_seq());
   std::unique_ptr<nftnl_set, SetDeleter> s(nftnl_set_alloc());
   nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table_.c_str());
   nftnl_set_set_str(s.get(), NFTNL_SET_NAME, std::string(spec.name).c_str());
   nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
   auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
+  last_message_ = batch_.bytes.size();
   batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);
   batch_.messages.push_back({MessageRef::Op::Flush, set, -1});
 }
 
 Batch BatchBuilder::finish() {
+  // Only the last message asks for an ack: the kernel reports every refused message whatever its
+  // flags, after the whole batch, in order, so that ack (0 or its own errno) comes last and says
+  // the transaction is over. An ack per message cost one skb and one recv() each (issue 7).
+  if (!batch_.messages.empty()) {
+    nlmsghdr last{};
+    std::memcpy(&last, batch_.bytes.data() + last_message_, sizeof last);
+    last.nlmsg_flags |= NLM_F_ACK;
+    std::memcpy(batch_.bytes.data() + last_message_, &last, sizeof last);
+  }
   auto* nlh = nftnl_batch_end(scratch_.data(), batch_.end_seq());
   auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
   batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);

@@ -31,6 +31,8 @@ struct Batch {
   }
   // The message a sequence number belongs to, or nullptr (BEGIN, END, unknown).
   [[nodiscard]] const MessageRef* message(std::uint32_t seq) const;
+  // The message whose ack ends the batch (the last one, NLM_F_ACK); 0 when there is none.
+  [[nodiscard]] std::uint32_t ack_seq() const { return messages.empty() ? 0 : end_seq() - 1; }
 };
 
 class BatchBuilder {
@@ -45,7 +47,8 @@ class BatchBuilder {
   void remove(const Element& e, int change_index);
   // nft flush set inet <table> <set>
   void flush(SetId set);
-  // Appends END and hands the batch over; the builder is empty afterwards.
+  // Appends END and hands the batch over; the builder is empty afterwards. Only the last message
+  // carries NLM_F_ACK (errors are reported for every message anyway; that ack ends the batch).
   Batch finish();
 
   // The batch of a whole ChangeSet: Add -> add the mapping's elements; Remove -> delete them;
@@ -66,6 +69,7 @@ class BatchBuilder {
   std::string table_;
   Batch batch_;
   std::vector<char> scratch_;
+  std::size_t last_message_ = 0;  // offset in batch_.bytes of the last message appended
 };
 
 }  // namespace pcpd::nft

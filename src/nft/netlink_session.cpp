@@ -83,16 +83,17 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
   if (static_cast<std::size_t>(sent) != batch.bytes.size())
     return fail(ErrorDomain::Netlink, EMSGSIZE, "nft: short send of batch");
 
-  // Every element message carries NLM_F_ACK: wait until each has its ack (0 or an errno). The
-  // kernel processes the batch inside sendmsg, so the acks are queued by now; a commit failure is
-  // reported against BEGIN's sequence number before the per-message acks.
+  // Only the last message carries NLM_F_ACK (BatchBuilder::finish); every refused message gets
+  // an error whatever its flags, delivered in order after the whole batch, so the last message's
+  // ack (0 or its errno) is the final word. The kernel processes the batch inside sendmsg, so it
+  // is queued by now; a commit failure is reported against BEGIN's sequence number before it.
   std::vector<BatchError> errors;
   const std::uint32_t first = batch.begin_seq;
   const std::uint32_t last = batch.end_seq();
-  ack_seen_.assign(static_cast<std::size_t>(last - first) + 1, 0);
-  std::size_t acked = 0;
-  bool wait = false;  // the acks are normally queued already: poll only after an empty read
-  while (acked < batch.messages.size()) {
+  const std::uint32_t ack_seq = batch.ack_seq();
+  bool done = ack_seq == 0;
+  bool wait = false;  // the ack is normally queued already: poll only after an empty read
+  while (!done) {
     if (wait) {
       pollfd p{fd, POLLIN, 0};
       int pr = poll(&p, 1, kAckTimeoutMs);
@@ -115,10 +116,7 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
       if (nlh->nlmsg_seq < first || nlh->nlmsg_seq > last || nlh->nlmsg_type != NLMSG_ERROR) continue;
       const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
       if (err->error != 0) errors.push_back({nlh->nlmsg_seq, -err->error});
-      if (batch.message(nlh->nlmsg_seq) != nullptr && ack_seen_[nlh->nlmsg_seq - first] == 0) {
-        ack_seen_[nlh->nlmsg_seq - first] = 1;
-        ++acked;
-      }
+      if (nlh->nlmsg_seq == ack_seq) done = true;
     }
   }
   // Anything queued behind the last ack (there should be nothing) is read now.

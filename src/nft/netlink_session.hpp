@@ -55,7 +55,6 @@ class NetlinkSession {
   std::size_t rcvbuf_ = 0;
   // Reused by send_batch (one batch per PCP request: no allocation on the request path).
   std::vector<char> recv_buf_;
-  std::vector<std::uint8_t> ack_seen_;  // by seq - batch.begin_seq
 };
 
 }  // namespace pcpd::nft

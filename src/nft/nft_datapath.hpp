@@ -1,6 +1,7 @@
 // pcpd::nft::NftDatapath: core::Datapath on nftables (libnftnl + libmnl), table `inet pcpd`
 // loaded from nft-rules/pcpd.nft. pcpd only adds and deletes set/map elements; one netlink batch
-// per ChangeSet, every ack checked and mapped back to its change. Never runs the nft CLI.
+// per ChangeSet (one request's, or a whole burst's: core::Server::handle_burst), every ack checked
+// and mapped back to its change. Never runs the nft CLI.
 #pragma once
 
 #include <cstdint>

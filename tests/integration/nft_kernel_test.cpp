@@ -332,6 +332,18 @@ TEST_CASE("nft kernel: a refused change leaves nothing of its batch (R-HDR-10), 
   CHECK(has(t, "203.0.113.1 . tcp . 8090"));
   CHECK_FALSE(has(t, "8092"));
   CHECK(dp->counters().batch_failures == 2);
+  // Only the last message asks for an ack: a refusal at the start still ends the batch with that
+  // ack, not with the 5 s ack timeout, and still names its change.
+  const auto started = std::chrono::steady_clock::now();
+  r = dp->apply(adds({map4(8090, 90, "192.0.2.80"), map4(8093, 93), map4(8094, 94)}));
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == EEXIST);
+  CHECK(r.error().index == 0);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+  t = table();
+  CHECK_FALSE(has(t, "8093"));
+  CHECK_FALSE(has(t, "8094"));
+  CHECK(dp->counters().batch_failures == 3);
 }
 
 TEST_CASE("nft kernel: recover() returns exactly what was applied") {
