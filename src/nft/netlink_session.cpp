@@ -72,11 +72,17 @@ Result<void> NetlinkSession::ensure_buffers(std::size_t send_bytes, std::size_t 
 Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
   if (auto r = ensure_buffers(batch.bytes.size(), batch.messages.size() + 2); !r) return tl::unexpected(r.error());
   const int fd = mnl_socket_get_fd(nl_);
-  // Drain anything stale (a previous call that gave up) so it cannot be taken for our acks.
+  // Drain anything stale (a previous call that gave up before its last ack) so it cannot be taken
+  // for our acks. Skipped when the previous batch ended with its last ack: that ack is the last
+  // message the kernel sends for a batch (with the read that used to follow it, two recv() per
+  // transaction saved, issue 7).
   if (recv_buf_.size() < kRecvBufferSize) recv_buf_.resize(kRecvBufferSize);
   std::vector<char>& buf = recv_buf_;
-  while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
+  if (stale_) {
+    while (recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
+    }
   }
+  stale_ = true;  // until this batch's last ack has been read
 
   ssize_t sent = mnl_socket_sendto(nl_, batch.bytes.data(), batch.bytes.size());
   if (sent < 0) return fail(ErrorDomain::Netlink, errno, "nft: send batch");
@@ -119,16 +125,7 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
       if (nlh->nlmsg_seq == ack_seq) done = true;
     }
   }
-  // Anything queued behind the last ack (there should be nothing) is read now.
-  for (ssize_t n; (n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT)) > 0;) {
-    auto len = static_cast<int>(n);
-    for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
-         nlh = mnl_nlmsg_next(nlh, &len)) {
-      if (nlh->nlmsg_seq < first || nlh->nlmsg_seq > last || nlh->nlmsg_type != NLMSG_ERROR) continue;
-      const auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-      if (err->error != 0) errors.push_back({nlh->nlmsg_seq, -err->error});
-    }
-  }
+  stale_ = false;  // nothing follows the last ack
   return errors;
 }
 
@@ -136,6 +133,7 @@ Result<void> NetlinkSession::dump(const std::function<nlmsghdr*(char* buf, std::
                                   const std::function<void(const nlmsghdr*)>& on_message,
                                   const std::function<void()>& on_restart) {
   std::vector<char> buf(kRecvBufferSize);
+  stale_ = true;  // a dump may leave messages behind (an error, an early return): drain them
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (attempt > 0) on_restart();
     const std::uint32_t seq = reserve_seq(1);

@@ -55,6 +55,8 @@ class NetlinkSession {
   std::size_t rcvbuf_ = 0;
   // Reused by send_batch (one batch per PCP request: no allocation on the request path).
   std::vector<char> recv_buf_;
+  // A send_batch returned before reading its last ack: what is left must be drained first.
+  bool stale_ = true;
 };
 
 }  // namespace pcpd::nft
