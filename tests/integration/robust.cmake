@@ -3,3 +3,5 @@
 # Both use tests/integration/robust_tool.py (load, ownership check, list/table consistency).
 pcpd_add_netns_test(it_crash integration/it_crash.sh)
 pcpd_add_netns_test(it_datapath_fail integration/it_datapath_fail.sh)
+# One nftables transaction per socket read, and its per-request fallback (it_burst.sh, issue 7).
+pcpd_add_netns_test(it_burst integration/it_burst.sh)

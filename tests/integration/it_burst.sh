@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# it_burst.sh: the requests of one socket read go to the kernel in one nftables transaction
+# (core::Server::handle_burst, issue 7), and each request stays all or nothing (R-HDR-10).
+#   1. pcpd stopped (SIGSTOP), 8 MAP requests queued on its socket, pcpd continued: one
+#      recvmmsg takes all 8; all get SUCCESS, pcpd_netlink_batches_total grows by exactly 1 and
+#      pcpd_bursts_total{outcome="one_transaction"} by 1; pcpctl list matches the nft table.
+#   2. A foreign element (nft add element, unknown to pcpd) holds 203.0.113.1 tcp 7777. 8 more
+#      requests queued the same way, one of them asking for 203.0.113.1:7777 with
+#      PREFER_FAILURE: the kernel refuses the burst's transaction (EEXIST), pcpd rolls it back
+#      and applies each request alone: 7 SUCCESS, that one NO_RESOURCES with a short lifetime
+#      (R-HDR-10, R-RC-2), retried_per_request +1, and nothing of the refused request anywhere.
+set -u
+LAB_WATCHDOG=${LAB_WATCHDOG:-120}
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
+lab_init it_burst
+PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
+[ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
+TOOL=$LAB_SRC/tests/integration/robust_tool.py
+lab_up
+conf=$LAB_DIR/pcpd.conf
+ctl=$LAB_DIR/ctl.sock
+lab_config "$conf" "daemon.control_socket=\"$ctl\""
+lab_pcpd_start "$conf"
+r=$LAB_DIR/r
+
+pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$ctl" "$@"; }
+stat_of() { pcpctl stats --format prometheus | awk -v k="$1" '$1 == k {print $2; exit}'; }
+consistent() { # consistent TAG N
+  pcpctl list --json >"$LAB_DIR/list.$1.json" || return 1
+  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json" || return 1
+  python3 "$TOOL" consistency --list "$LAB_DIR/list.$1.json" --nft "$LAB_DIR/nft.$1.json" --expect "$2"
+}
+# burst TAG PORT...: pcpd stopped, one `pcpc map` per internal PORT started (each sends its
+# request once before pcpd can read any), pcpd continued; waits for every pcpc. A PORT written
+# as PORT:EXT asks for external port EXT with PREFER_FAILURE.
+burst() {
+  local tag=$1 p pids=() i
+  shift
+  kill -STOP "$LAB_PCPD_PID" || return 1
+  for p in "$@"; do
+    if [[ $p == *:* ]]; then
+      lab_pcpc --json map -p tcp -i "${p%%:*}" -e "${p#*:}" -a 203.0.113.1 --prefer-failure -l 600 \
+        >"$r.$tag.${p%%:*}" 2>&1 &
+    else
+      lab_pcpc --json map -p tcp -i "$p" -l 600 >"$r.$tag.$p" 2>&1 &
+    fi
+    pids+=($!)
+  done
+  # Until every pcpc has sent its first request (the next retransmission is 3 s away, RFC 6887
+  # §8.1.1): pcpd's receive queue is non-empty and has not grown for 0.3 s.
+  local prev=-1 cur stable=0
+  for i in $(seq 1 50); do
+    cur=$(rxq)
+    if [ "$cur" -gt 0 ] && [ "$cur" = "$prev" ]; then stable=$((stable + 1)); else stable=0; fi
+    [ "$stable" -ge 3 ] && break
+    prev=$cur
+    sleep 0.1
+  done
+  echo "    pcpd's receive queue before SIGCONT: $cur bytes"
+  kill -CONT "$LAB_PCPD_PID"
+  for i in "${pids[@]}"; do wait "$i"; done
+  return 0
+}
+# Bytes queued on pcpd's IPv4 socket (port 5351 = 0x14E7; /proc/net/udp tx_queue:rx_queue).
+rxq() {
+  local q
+  q=$(lab_rtr awk 'NR > 1 && $2 ~ /:14E7$/ {split($5, q, ":"); print q[2]; exit}' /proc/net/udp)
+  echo $((16#${q:-0}))
+}
+result_of() { lab_json "$r.$1.$2" result; }
+all_success() { # all_success TAG PORT...
+  local tag=$1 p ok=0
+  shift
+  for p in "$@"; do
+    [ "$(result_of "$tag" "$p")" = SUCCESS ] && ok=$((ok + 1))
+  done
+  lab_eq "SUCCESS answers" "$ok" "$#"
+}
+
+lab_log "1: 8 MAP requests in one socket read"
+b0=$(stat_of pcpd_netlink_batches_total)
+o0=$(stat_of 'pcpd_bursts_total{outcome="one_transaction"}')
+burst one 5001 5002 5003 5004 5005 5006 5007 5008
+check "all 8 requests answered SUCCESS" all_success one 5001 5002 5003 5004 5005 5006 5007 5008
+check "one nft transaction for the 8 (pcpd_netlink_batches_total +1)" \
+  lab_eq "batches added" "$(( $(stat_of pcpd_netlink_batches_total) - b0 ))" 1
+check "pcpd_bursts_total{outcome=\"one_transaction\"} +1" \
+  lab_eq "bursts added" "$(( $(stat_of 'pcpd_bursts_total{outcome="one_transaction"}') - o0 ))" 1
+check "pcpctl list and inet pcpd match (8 mappings)" consistent one 8
+
+lab_log "2: a foreign element holds 203.0.113.1 tcp 7777; one of 8 requests asks for it"
+lab_rtr nft add element inet pcpd map4_dnat '{ 203.0.113.1 . tcp . 7777 : 192.0.2.99 . 7777 }' ||
+  lab_die "nft add element"
+t0=$(stat_of 'pcpd_bursts_total{outcome="retried_per_request"}')
+burst two 6001 6002 6003 6004:7777 6005 6006 6007 6008
+check "R-HDR-10 the request whose element the kernel refused: NO_RESOURCES" \
+  lab_eq "result of 6004" "$(result_of two 6004)" NO_RESOURCES
+check "R-RC-2 ... with a short-lifetime error (lifetime <= 30)" \
+  lab_ge "30 - lifetime" $((30 - $(lab_json "$r.two.6004" lifetime))) 0
+check "the other 7 requests of the burst: SUCCESS" all_success two 6001 6002 6003 6005 6006 6007 6008
+check "pcpd_bursts_total{outcome=\"retried_per_request\"} +1" \
+  lab_eq "retried bursts added" "$(( $(stat_of 'pcpd_bursts_total{outcome="retried_per_request"}') - t0 ))" 1
+lab_rtr nft delete element inet pcpd map4_dnat '{ 203.0.113.1 . tcp . 7777 }' || lab_die "nft delete element"
+check "nothing of the refused request: pcpctl list and inet pcpd match (15 mappings)" consistent two 15
+check "its neighbour 192.0.2.10:6005 is in pcpctl list" grep -q '"internal": "192.0.2.10:6005"' "$LAB_DIR/list.two.json"
+check_not "192.0.2.10:6004 is not" grep -q '"internal": "192.0.2.10:6004"' "$LAB_DIR/list.two.json"
+check "pcpd is still running" kill -0 "$LAB_PCPD_PID"
+lab_finish
