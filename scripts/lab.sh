@@ -255,6 +255,35 @@ lab_pcpd_stop() {
   LAB_PCPD_PID=""
 }
 
+# lab_ctl_config FILE [SECTION.KEY=VALUE ...]: lab_config with daemon.control_socket = LAB_CTL
+# ($LAB_DIR/ctl.sock), for the tests that talk to pcpd through pcpctl; dies when the build has no
+# pcpctl (PCPCTL_BIN, default <build>/src/pcpctl/pcpctl).
+lab_ctl_config() {
+  PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
+  [ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
+  LAB_CTL=$LAB_DIR/ctl.sock
+  local file=$1
+  shift
+  lab_config "$file" "daemon.control_socket=\"$LAB_CTL\"" "$@"
+}
+
+# pcpctl ARGS: the build's pcpctl in the router namespace, on LAB_CTL.
+pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$LAB_CTL" "$@"; }
+
+# lab_stat NAME: the value of one `pcpctl stats` sample, NAME as in the Prometheus format
+# (labels included, e.g. 'pcpd_bursts_total{outcome="one_transaction"}').
+lab_stat() { pcpctl stats --format prometheus | awk -v k="$1" '$1 == k {print $2; exit}'; }
+
+# lab_consistent TAG [N]: `pcpctl list --json` and `nft -j list table inet pcpd` hold the same
+# mappings element for element (robust_tool.py consistency), N of them when N is given. The two
+# snapshots stay in $LAB_DIR as list.TAG.json and nft.TAG.json.
+lab_consistent() {
+  pcpctl list --json >"$LAB_DIR/list.$1.json" || return 1
+  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json" || return 1
+  python3 "$LAB_SRC/tests/integration/robust_tool.py" consistency --list "$LAB_DIR/list.$1.json" \
+    --nft "$LAB_DIR/nft.$1.json" ${2:+--expect "$2"}
+}
+
 lab_pcpd_log() { lab_ev <"$LAB_PCPD_LOG"; }
 
 # pcpc in the client namespace, retransmitting for at most LAB_PCPC_TIMEOUT (6) s.

@@ -13,23 +13,12 @@ set -u
 LAB_WATCHDOG=${LAB_WATCHDOG:-120}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_burst
-PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
-[ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
-TOOL=$LAB_SRC/tests/integration/robust_tool.py
 lab_up
 conf=$LAB_DIR/pcpd.conf
-ctl=$LAB_DIR/ctl.sock
-lab_config "$conf" "daemon.control_socket=\"$ctl\""
+lab_ctl_config "$conf"
 lab_pcpd_start "$conf"
 r=$LAB_DIR/r
 
-pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$ctl" "$@"; }
-stat_of() { pcpctl stats --format prometheus | awk -v k="$1" '$1 == k {print $2; exit}'; }
-consistent() { # consistent TAG N
-  pcpctl list --json >"$LAB_DIR/list.$1.json" || return 1
-  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json" || return 1
-  python3 "$TOOL" consistency --list "$LAB_DIR/list.$1.json" --nft "$LAB_DIR/nft.$1.json" --expect "$2"
-}
 # burst TAG PORT...: pcpd stopped, one `pcpc map` per internal PORT started (each sends its
 # request once before pcpd can read any), pcpd continued; waits for every pcpc. A PORT written
 # as PORT:EXT asks for external port EXT with PREFER_FAILURE.
@@ -78,20 +67,20 @@ all_success() { # all_success TAG PORT...
 }
 
 lab_log "1: 8 MAP requests in one socket read"
-b0=$(stat_of pcpd_netlink_batches_total)
-o0=$(stat_of 'pcpd_bursts_total{outcome="one_transaction"}')
+b0=$(lab_stat pcpd_netlink_batches_total)
+o0=$(lab_stat 'pcpd_bursts_total{outcome="one_transaction"}')
 burst one 5001 5002 5003 5004 5005 5006 5007 5008
 check "all 8 requests answered SUCCESS" all_success one 5001 5002 5003 5004 5005 5006 5007 5008
 check "one nft transaction for the 8 (pcpd_netlink_batches_total +1)" \
-  lab_eq "batches added" "$(( $(stat_of pcpd_netlink_batches_total) - b0 ))" 1
+  lab_eq "batches added" "$(( $(lab_stat pcpd_netlink_batches_total) - b0 ))" 1
 check "pcpd_bursts_total{outcome=\"one_transaction\"} +1" \
-  lab_eq "bursts added" "$(( $(stat_of 'pcpd_bursts_total{outcome="one_transaction"}') - o0 ))" 1
-check "pcpctl list and inet pcpd match (8 mappings)" consistent one 8
+  lab_eq "bursts added" "$(( $(lab_stat 'pcpd_bursts_total{outcome="one_transaction"}') - o0 ))" 1
+check "pcpctl list and inet pcpd match (8 mappings)" lab_consistent one 8
 
 lab_log "2: a foreign element holds 203.0.113.1 tcp 7777; one of 8 requests asks for it"
 lab_rtr nft add element inet pcpd map4_dnat '{ 203.0.113.1 . tcp . 7777 : 192.0.2.99 . 7777 }' ||
   lab_die "nft add element"
-t0=$(stat_of 'pcpd_bursts_total{outcome="retried_per_request"}')
+t0=$(lab_stat 'pcpd_bursts_total{outcome="retried_per_request"}')
 burst two 6001 6002 6003 6004:7777 6005 6006 6007 6008
 check "R-HDR-10 the request whose element the kernel refused: NO_RESOURCES" \
   lab_eq "result of 6004" "$(result_of two 6004)" NO_RESOURCES
@@ -99,9 +88,9 @@ check "R-RC-2 ... with a short-lifetime error (lifetime <= 30)" \
   lab_ge "30 - lifetime" $((30 - $(lab_json "$r.two.6004" lifetime))) 0
 check "the other 7 requests of the burst: SUCCESS" all_success two 6001 6002 6003 6005 6006 6007 6008
 check "pcpd_bursts_total{outcome=\"retried_per_request\"} +1" \
-  lab_eq "retried bursts added" "$(( $(stat_of 'pcpd_bursts_total{outcome="retried_per_request"}') - t0 ))" 1
+  lab_eq "retried bursts added" "$(( $(lab_stat 'pcpd_bursts_total{outcome="retried_per_request"}') - t0 ))" 1
 lab_rtr nft delete element inet pcpd map4_dnat '{ 203.0.113.1 . tcp . 7777 }' || lab_die "nft delete element"
-check "nothing of the refused request: pcpctl list and inet pcpd match (15 mappings)" consistent two 15
+check "nothing of the refused request: pcpctl list and inet pcpd match (15 mappings)" lab_consistent two 15
 check "its neighbour 192.0.2.10:6005 is in pcpctl list" grep -q '"internal": "192.0.2.10:6005"' "$LAB_DIR/list.two.json"
 check_not "192.0.2.10:6004 is not" grep -q '"internal": "192.0.2.10:6004"' "$LAB_DIR/list.two.json"
 check "pcpd is still running" kill -0 "$LAB_PCPD_PID"

@@ -16,8 +16,6 @@ set -u
 LAB_WATCHDOG=${LAB_WATCHDOG:-280}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_crash
-PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
-[ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
 TOOL=$LAB_SRC/tests/integration/robust_tool.py
 kills=${CRASH_KILLS:-3}
 per=${CRASH_PER_CLIENT:-75}
@@ -26,19 +24,11 @@ total=$((per * ${#clients[@]}))
 lab_up
 for c in "${clients[@]:1}"; do ip -n "$LAB_CLI" addr add "$c/24" dev eth0; done
 conf=$LAB_DIR/pcpd.conf
-ctl=$LAB_DIR/ctl.sock
-lab_config "$conf" "daemon.control_socket=\"$ctl\"" 'daemon.log_level="info"'
+lab_ctl_config "$conf" 'daemon.log_level="info"'
 lab_pcpd_start "$conf"
 seed=$LAB_RND
 
-pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$ctl" "$@"; }
-epoch_now() { pcpctl stats --format prometheus | awk '$1 == "pcpd_epoch_seconds" {print $2; exit}'; }
-# consistent TAG: list + table snapshot, compared both ways.
-consistent() {
-  pcpctl list --json >"$LAB_DIR/list.$1.json" || return 1
-  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json" || return 1
-  python3 "$TOOL" consistency --list "$LAB_DIR/list.$1.json" --nft "$LAB_DIR/nft.$1.json" --expect "$total"
-}
+epoch_now() { lab_stat pcpd_epoch_seconds; }
 
 lab_log "$total mappings from ${#clients[@]} clients, then refreshes"
 pids=()
@@ -55,7 +45,7 @@ created_all() {
 for _ in $(seq 1 600); do created_all && break; sleep 0.1; done
 check "every client created its $per mappings" created_all
 for i in "${!clients[@]}"; do lab_ev <"$LAB_DIR/load.$i.log"; done
-check "before the first kill: pcpctl list and inet pcpd match ($total mappings)" consistent before
+check "before the first kill: pcpctl list and inet pcpd match ($total mappings)" lab_consistent before "$total"
 
 for k in $(seq 1 "$kills"); do
   sleep 2  # refreshes in flight
@@ -75,7 +65,7 @@ for k in $(seq 1 "$kills"); do
   e2=$(epoch_now)
   check "kill $k: R-EPOCH-3 epoch after the restart >= before" lab_ge epoch "$e2" "$e1"
   sleep 1.5  # the clients refresh against the new pcpd
-  check "kill $k: R-HDR-10 pcpctl list and inet pcpd match element for element" consistent "kill$k"
+  check "kill $k: R-HDR-10 pcpctl list and inet pcpd match element for element" lab_consistent "kill$k" "$total"
 done
 
 lab_log "stop the clients; their view of the run"
@@ -100,6 +90,6 @@ for i in "${!clients[@]}"; do
     lab_cli timeout 60 python3 "$TOOL" verify --server 192.0.2.1 --client "${clients[$i]}" --base 20000 \
     --count "$per" --seed "$seed" --rate 200 --state "$LAB_DIR/load.$i.json"
 done
-check "final: pcpctl list and inet pcpd match element for element" consistent final
+check "final: pcpctl list and inet pcpd match element for element" lab_consistent final "$total"
 check "pcpd still running" kill -0 "$LAB_PCPD_PID"
 lab_finish

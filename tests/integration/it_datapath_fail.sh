@@ -15,26 +15,15 @@ set -u
 LAB_WATCHDOG=${LAB_WATCHDOG:-180}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_datapath_fail
-PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
-[ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
-TOOL=$LAB_SRC/tests/integration/robust_tool.py
 lab_up
 conf=$LAB_DIR/pcpd.conf
-ctl=$LAB_DIR/ctl.sock
-lab_config "$conf" "daemon.control_socket=\"$ctl\""
+lab_ctl_config "$conf"
 lab_pcpd_start "$conf"
 lab_listen "$LAB_CLI" 8080 "$LAB_DIR/l8080.log"
 lab_listen "$LAB_WAN" 9000 "$LAB_DIR/wan9000.log"
 r=$LAB_DIR/r
 n1=$(lab_nonce) n2=$(lab_nonce) n3=$(lab_nonce) bad=$(lab_nonce)
 
-pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$ctl" "$@"; }
-stat_of() { pcpctl stats --format prometheus | awk -v k="$1" '$1 == k {print $2; exit}'; }
-consistent() { # consistent TAG [N]
-  pcpctl list --json >"$LAB_DIR/list.$1.json" || return 1
-  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json" || return 1
-  python3 "$TOOL" consistency --list "$LAB_DIR/list.$1.json" --nft "$LAB_DIR/nft.$1.json" ${2:+--expect "$2"}
-}
 is_failure() { # the result of the last pcpc --json in FILE is NO_RESOURCES or NETWORK_FAILURE
   local got
   got=$(lab_json "$1" result)
@@ -44,7 +33,7 @@ is_failure() { # the result of the last pcpc --json in FILE is NO_RESOURCES or N
 wait_resynced() { # wait_resynced COUNT SECONDS: until pcpd_datapath_resyncs_total >= COUNT
   local i
   for i in $(seq 1 $(($2 * 10))); do
-    [ "$(stat_of pcpd_datapath_resyncs_total)" -ge "$1" ] 2>/dev/null && { lab_log "resync seen after $((i / 10)).$((i % 10)) s"; return 0; }
+    [ "$(lab_stat pcpd_datapath_resyncs_total)" -ge "$1" ] 2>/dev/null && { lab_log "resync seen after $((i / 10)).$((i % 10)) s"; return 0; }
     sleep 0.1
   done
   return 1
@@ -58,7 +47,7 @@ check "PEER tcp 40001 -> 203.0.113.100:9000 exits 0" lab_pc "$r.peer" -s 192.0.2
   -r 203.0.113.100:9000 -l 600 -n "$n2"
 pext=$(lab_json "$r.peer" external_port)
 check "inbound 203.0.113.1:$ext reaches the client" lab_connect "$LAB_WAN" 203.0.113.1 "$ext"
-check "pcpctl list and inet pcpd match (2 mappings)" consistent before 2
+check "pcpctl list and inet pcpd match (2 mappings)" lab_consistent before 2
 pcpctl list --json >"$LAB_DIR/list.before.json"
 
 lab_log "nft delete table inet pcpd under the running pcpd (pid $LAB_PCPD_PID)"
@@ -84,7 +73,7 @@ lab_log "nft -f nft-rules/pcpd.nft: the table is back, empty"
 lab_rtr nft -f "$LAB_SRC/nft-rules/pcpd.nft" || lab_die "nft -f pcpd.nft"
 check "pcpd re-installs its mappings within 5 s" wait_resynced 1 5
 grep -E 'datapath.resynced|nft.reinstalled' "$LAB_PCPD_LOG" | lab_ev
-check "the table holds the 2 mappings again, element for element" consistent back 2
+check "the table holds the 2 mappings again, element for element" lab_consistent back 2
 check "wan_ifnames holds wan0 again" bash -c "ip netns exec $LAB_RTR nft list set inet pcpd wan_ifnames | grep -q wan0"
 check "inbound 203.0.113.1:$ext reaches the client again" lab_connect "$LAB_WAN" 203.0.113.1 "$ext"
 check "PEER translates 40001 -> $pext again" lab_connect "$LAB_CLI" 203.0.113.100 9000 --sport 40001
@@ -95,7 +84,7 @@ check "R-EPOCH-3 epoch continuous (after >= before)" lab_ge epoch "$(lab_json "$
 lab_pc "$r.bad" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$bad"
 check "R-OWN-2 another nonce: NOT_AUTHORIZED" lab_eq result "$(lab_json "$r.bad" result)" NOT_AUTHORIZED
 check "a new MAP tcp 8081 succeeds" lab_pc "$r.new2" -s 192.0.2.1 map -p tcp -i 8081 -l 600 -n "$n3"
-check "pcpctl list and inet pcpd match (3 mappings)" consistent new 3
+check "pcpctl list and inet pcpd match (3 mappings)" lab_consistent new 3
 
 lab_log "the whole ruleset replaced in one transaction (flush ruleset + reload, no gap)"
 cat >"$LAB_DIR/ruleset.nft" <<EOF
@@ -104,9 +93,9 @@ include "$LAB_SRC/nft-rules/example-router.nft"
 include "$LAB_SRC/nft-rules/pcpd.nft"
 EOF
 lab_rtr nft -f "$LAB_DIR/ruleset.nft" || lab_die "nft -f ruleset.nft"
-check_not "right after the reload the table is empty (the checker sees the loss)" consistent empty 3
+check_not "right after the reload the table is empty (the checker sees the loss)" lab_consistent empty 3
 check "pcpd re-installs its mappings within 8 s (periodic check)" wait_resynced 2 8
-check "the table holds the 3 mappings again, element for element" consistent replaced 3
+check "the table holds the 3 mappings again, element for element" lab_consistent replaced 3
 check "inbound 203.0.113.1:$ext reaches the client after the reload" lab_connect "$LAB_WAN" 203.0.113.1 "$ext"
 check "pcpd is still the same process" kill -0 "$LAB_PCPD_PID"
 check "one pcpd start in its log (no restart)" lab_eq starts "$(grep -c 'daemon.start' "$LAB_PCPD_LOG")" 1

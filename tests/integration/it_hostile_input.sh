@@ -16,17 +16,13 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_hostile_input
-PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
-[ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
 TOOL=$LAB_SRC/tests/integration/hostile_tool.py
 lab_up
 ip -n "$LAB_CLI" addr add 192.0.2.11/24 dev eth0
 ip -n "$LAB_CLI" addr add 2001:db8:1::11/64 dev eth0 nodad
 conf=$LAB_DIR/pcpd.conf
-ctl=$LAB_DIR/ctl.sock
-lab_config "$conf" "daemon.control_socket=\"$ctl\"" 'daemon.log_level="info"'
+lab_ctl_config "$conf" 'daemon.log_level="info"'
 lab_pcpd_start "$conf"
-pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$ctl" "$@"; }
 
 A4=192.0.2.10 A6=2001:db8:1::10 B4=192.0.2.11 B6=2001:db8:1::11 S4=192.0.2.1 S6=2001:db8:1::1
 declare -A want=()  # counter key -> datagrams sent that must move it
@@ -244,7 +240,7 @@ check "a good MAP over IPv6 from 2001:db8:1::11 is answered SUCCESS" lab_pc "$r.
 
 lab_log "THIRD_PARTY enabled with an allow-list of 192.0.2.11/32 only (pcpd restarted)"
 lab_pcpd_stop
-lab_config "$conf" "daemon.control_socket=\"$ctl\"" 'daemon.log_level="info"' \
+lab_ctl_config "$conf" 'daemon.log_level="info"' \
   'third_party.enabled=true' 'third_party.allow=["192.0.2.11/32"]'
 lab_pcpd_start "$conf"
 hx "R-TP-3 (C1) enabled, but 192.0.2.10 is not on the allow-list: UNSUPP_OPTION, not NOT_AUTHORIZED" \

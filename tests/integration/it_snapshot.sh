@@ -11,12 +11,8 @@ set -u
 lab_init it_snapshot
 lab_up
 conf=$LAB_DIR/pcpd.conf
-ctl=$LAB_DIR/ctl.sock
-lab_config "$conf" "daemon.control_socket=\"$ctl\""
+lab_ctl_config "$conf"
 snap=$LAB_DIR/state/mappings.snapshot
-PCPCTL_BIN=${PCPCTL_BIN:-${PCPD_BUILD_DIR:-$LAB_SRC/build}/src/pcpctl/pcpctl}
-[ -x "$PCPCTL_BIN" ] || lab_die "pcpctl binary not found at $PCPCTL_BIN"
-pcpctl() { lab_rtr timeout 10 "$PCPCTL_BIN" --socket "$ctl" "$@"; }
 # same_list A B: two `pcpctl list --json` outputs hold the same mappings, every field equal but
 # the remaining lifetime (which counts down).
 same_list() {
