@@ -33,6 +33,11 @@ class FakeDatapath final : public core::Datapath {
   void fail_calls(std::initializer_list<std::size_t> ns) {
     for (std::size_t n : ns) fail_calls_.push_back(calls_ + n);
   }
+  // Forget every refusal armed and not used yet.
+  void clear_failures() {
+    fail_calls_.clear();
+    fail_at_ = 0;
+  }
 
   [[nodiscard]] std::size_t calls() const { return calls_; }
   [[nodiscard]] std::size_t failures() const { return failures_; }

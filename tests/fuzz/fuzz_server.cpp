@@ -9,7 +9,8 @@
 // NAT-PMP 8, 12 or 16) and a success reply decodes; mapping count within the quotas; no two
 // internal endpoints share an external endpoint and one internal endpoint has one external
 // endpoint (EIM, R-MAP-12); FakeDatapath's installed set (the accepted ChangeSets replayed) equals
-// Server::mappings(); next_expiry() is the earliest expiry; the epoch never goes back.
+// Server::mappings(); next_expiry() is the earliest expiry; the epoch never goes back. The records
+// then run again as bursts (run_bursts, Server::handle_burst).
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -216,10 +217,96 @@ void check_natpmp_reply(std::span<const std::uint8_t> reply) {
   FUZZ_CHECK(std::holds_alternative<wire::natpmp::Response>(d));
 }
 
+// One record of the input (see the header comment).
+struct Record {
+  std::uint8_t ctl = 0;
+  std::uint8_t advance = 0;
+  std::span<const std::uint8_t> datagram;
+
+  [[nodiscard]] bool natpmp() const { return (ctl & 0x80) != 0; }
+  [[nodiscard]] Millis step() const { return Millis(std::int64_t{advance} * ((ctl & 0x20) ? 60'000 : 1'000)); }
+  [[nodiscard]] core::Context context() const {
+    IpAddr source = kSources[ctl & 0x07];
+    if (!natpmp() && (ctl & 0x08) == 0 && datagram.size() >= 24)
+      std::copy_n(datagram.begin() + 8, 16, source.bytes.begin());
+    const IpAddr local = source.is_v4() ? IpAddr::from_v4(0xc0000201) : v6(1);
+    return core::Context{source, static_cast<std::uint16_t>(40000 + (ctl & 0x07)), local};
+  }
+};
+
+// The records after the policy byte, at most 64.
+std::vector<Record> parse_records(const std::uint8_t* data, std::size_t size) {
+  std::vector<Record> out;
+  std::size_t pos = 1;
+  while (pos + 4 <= size && out.size() < 64) {
+    Record r;
+    r.ctl = data[pos];
+    r.advance = data[pos + 1];
+    std::size_t len = (std::size_t{data[pos + 2]} << 8) | data[pos + 3];
+    pos += 4;
+    len = std::min(len, size - pos);
+    r.datagram = std::span<const std::uint8_t>(data + pos, len);
+    pos += len;
+    out.push_back(r);
+  }
+  return out;
+}
+
+// The same records a second time, through Server::handle_burst on a fresh server: a record whose
+// advance byte is 0 joins the burst of the record before it (at most 16 per burst). A record with
+// ctl 0x10 at position i of its burst makes the datapath refuse apply() number i + 1 from the
+// burst's start: i = 0 is the burst's own transaction (then every request is retried alone), the
+// others hit those retries. The same invariants are checked after every burst; in particular
+// FakeDatapath's installed set must still equal the table after a rollback (R-HDR-10).
+void run_bursts(const std::uint8_t* data, std::size_t size) {
+  pcpd::test::FakeClock clock;
+  pcpd::test::FakeDatapath dp;
+  core::Server server(make_policy(data[0]), dp, clock);
+  const wire::OptionCodes codes = server.policy().option_codes;
+  Installed installed;
+  constexpr std::size_t kMaxBurst = 16;
+  std::array<std::array<std::uint8_t, 1500>, kMaxBurst> outs{};
+  std::vector<core::BurstItem> items;
+  std::vector<std::size_t> fail_at;
+  bool expire_after = false;
+  auto flush = [&]() {
+    if (items.empty()) return;
+    for (std::size_t at : fail_at) dp.fail_calls({at});
+    server.handle_burst(items);
+    for (const core::BurstItem& it : items) {
+      const auto reply = std::span<const std::uint8_t>(it.out.data(), it.reply);
+      if (it.natpmp)
+        check_natpmp_reply(reply);
+      else
+        check_pcp_reply(reply, codes);
+    }
+    dp.clear_failures();
+    if (expire_after) server.expire();
+    check_state(server, dp, installed, clock.now(), expire_after);
+    items.clear();
+    fail_at.clear();
+    expire_after = false;
+  };
+  for (const Record& rec : parse_records(data, size)) {
+    if (rec.advance != 0 || items.size() == kMaxBurst) flush();
+    clock.advance(rec.step());
+    core::BurstItem it;
+    it.datagram = rec.datagram;
+    it.ctx = rec.context();
+    it.natpmp = rec.natpmp();
+    it.out = outs[items.size()];
+    if (rec.ctl & 0x10) fail_at.push_back(items.size() + 1);
+    expire_after = expire_after || (rec.ctl & 0x40) != 0;
+    items.push_back(it);
+  }
+  flush();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
+  run_bursts(data, size);
   pcpd::test::FakeClock clock;
   pcpd::test::FakeDatapath dp;
   core::Server server(make_policy(data[0]), dp, clock);
@@ -228,35 +315,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::array<std::uint8_t, 1500> out{};
   std::uint32_t last_epoch = server.epoch();
 
-  std::size_t pos = 1;
-  for (int records = 0; pos + 4 <= size && records < 64; ++records) {
-    const std::uint8_t ctl = data[pos];
-    const std::uint8_t advance = data[pos + 1];
-    std::size_t len = (std::size_t{data[pos + 2]} << 8) | data[pos + 3];
-    pos += 4;
-    len = std::min(len, size - pos);
-    const std::span<const std::uint8_t> dg(data + pos, len);
-    pos += len;
-
-    clock.advance(Millis(std::int64_t{advance} * ((ctl & 0x20) ? 60'000 : 1'000)));
-    if (ctl & 0x10) dp.fail_nth(1);
-    const bool natpmp = (ctl & 0x80) != 0;
-    IpAddr source = kSources[ctl & 0x07];
-    if (!natpmp && (ctl & 0x08) == 0 && len >= 24) std::copy_n(dg.begin() + 8, 16, source.bytes.begin());
-    const IpAddr local = source.is_v4() ? IpAddr::from_v4(0xc0000201) : v6(1);
-    const core::Context ctx{source, static_cast<std::uint16_t>(40000 + (ctl & 0x07)), local};
-
-    if (natpmp) {
-      const std::size_t n = server.handle_natpmp(dg, ctx, out);
+  for (const Record& rec : parse_records(data, size)) {
+    clock.advance(rec.step());
+    if (rec.ctl & 0x10) dp.fail_nth(1);
+    const core::Context ctx = rec.context();
+    if (rec.natpmp()) {
+      const std::size_t n = server.handle_natpmp(rec.datagram, ctx, out);
       check_natpmp_reply(std::span<const std::uint8_t>(out.data(), n));
     } else {
-      const std::size_t n = server.handle_datagram(dg, ctx, out);
+      const std::size_t n = server.handle_datagram(rec.datagram, ctx, out);
       check_pcp_reply(std::span<const std::uint8_t>(out.data(), n), codes);
     }
     dp.fail_all(false);
     dp.fail_nth(0x7fffffff);  // disarm a refusal that was not used
-    if (ctl & 0x40) server.expire();
-    check_state(server, dp, installed, clock.now(), (ctl & 0x40) != 0);
+    if (rec.ctl & 0x40) server.expire();
+    check_state(server, dp, installed, clock.now(), (rec.ctl & 0x40) != 0);
 
     const std::uint32_t epoch = server.epoch();
     FUZZ_CHECK(epoch >= last_epoch);  // RFC 6887 §8.5: the epoch only counts up here
