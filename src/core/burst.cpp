@@ -64,6 +64,10 @@ void Server::handle_burst(std::span<BurstItem> items) {
 
   const Stats before = s.stats;
   Impl::Burst& b = s.burst_storage;
+  // Reused between bursts, but not kept at the size of a rare huge one (a bulk delete of a
+  // client's 65,535 mappings stages them all).
+  constexpr std::size_t kKeepStaged = 4096;
+  if (b.staged.changes.capacity() > kKeepStaged) b.staged.changes = {};
   b.staged.changes.clear();
   b.buckets.clear();
   s.burst = &b;
