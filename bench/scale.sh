@@ -163,7 +163,8 @@ lg() {   # lg CLIENT ARGS...: defaults for --timeout-ms / --protocol unless ARGS
   local extra=()
   [[ " $* " == *" --timeout-ms "* ]] || extra+=(--timeout-ms 10000)
   [[ " $* " == *" --protocol "* ]] || extra+=(--protocol tcp)
-  ip netns exec "$cli" "$loadgen" "$@" --server 192.0.2.1 --client "$client" --label pcpd \
+  # shellcheck disable=SC2086  # LG_CPU: pin the client (one_in_flight)
+  ip netns exec "$cli" ${LG_CPU:+taskset -c $LG_CPU} "$loadgen" "$@" --server 192.0.2.1 --client "$client" --label pcpd \
     --seed "$seed" --lifetime 3600 --debug 3 "${extra[@]}"
 }
 rcvbuf_errors() { ip netns exec "$rtr" nstat -az UdpRcvbufErrors | awk '/UdpRcvbufErrors/ {print $2}'; }
@@ -204,8 +205,29 @@ echo_rtt() {   # echo_rtt LEVEL WINDOW COUNT
           --window "$2" --count "$3" --label echo | sed "s/\"existing\":0/\"existing\":$1/")"
 }
 
+# One request in flight: pcpd's refresh and the echo round trip, each with server and client
+# pinned to the same CPU and then to two CPUs. On this kind of VM a wake-up across CPUs costs
+# ~45 µs more than on the same CPU, for both servers alike, so an unpinned pair can compare two
+# different placements (the echo on one CPU, pcpd across two: the 4x of runs F and G).
+one_in_flight() {   # one_in_flight LEVEL SPAN
+  local place ccpu all=0-$(( $(nproc) - 1 ))
+  for place in same cross; do
+    ccpu=0
+    if [ $place = cross ]; then [ "$(nproc)" -ge 2 ] || continue; ccpu=1; fi
+    taskset -a -p -c 0 "$pcpd_pid" >/dev/null
+    taskset -a -p -c 0 "$echo_pid" >/dev/null
+    emit "$(LG_CPU=$ccpu lg 192.0.2.10 refresh --count 2000 --span "$2" --base-port 1024 --existing "$1" --window 1 |
+            sed "s/\"op\":\"refresh\"/\"op\":\"refresh_w1\",\"placement\":\"$place\"/")"
+    emit "$(ip netns exec "$cli" taskset -c $ccpu "$echo_bin" client --server 192.0.2.1 --port 5400 --client 192.0.2.9 \
+            --window 1 --count 2000 --label echo | sed "s/\"existing\":0/\"existing\":$1,\"placement\":\"$place\"/")"
+  done
+  taskset -a -p -c "$all" "$pcpd_pid" >/dev/null
+  taskset -a -p -c "$all" "$echo_pid" >/dev/null
+}
+
 ip netns exec "$rtr" "$echo_bin" server --bind 192.0.2.1 --port 5400 &
-started+=($!)
+echo_pid=$!
+started+=("$echo_pid")
 start_pcpd
 wait_udp_5351 || { log "pcpd did not start"; cat "$tmp/pcpd.log" >&2; exit 1; }
 sleep 0.5
@@ -240,10 +262,8 @@ for level in $levels; do
     while read -r line; do emit "$line"; done
   c2=$(cpu_ticks)
   emit_cpu "$level" create+delete "$c1" "$c2" $(( 2 * requests ))
-  log "one in flight: refresh x2000 at $level"
-  emit "$(lg 192.0.2.10 refresh --count 2000 --span "$span" --base-port 1024 --existing "$level" --window 1 |
-          sed 's/"op":"refresh"/"op":"refresh_w1"/')"
-  echo_rtt "$level" 1 2000
+  log "one in flight: refresh x2000 and echo x2000 at $level, on one CPU and across two"
+  one_in_flight "$level" "$span"
   log "forwarding at $level"
   forward "$level"
 done

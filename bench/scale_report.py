@@ -62,15 +62,19 @@ def main():
                 rf0, cd0 = cb.get((base, "refresh")), cb.get((base, "create+delete"))
                 if rf is not None and cd is not None:
                     L.append(f"| {lvl:,} | {rf:.1f} | {rf / rf0:.2f} | {cd:.1f} | {cd / cd0:.2f} |")
-        L += ["", "One request in flight (refresh) vs the bare echo round trip measured right after it:", "",
-              "| existing | pcpd p50 µs | echo p50 µs | ratio | pcpd p99 µs | echo p99 µs |",
-              "|---:|---:|---:|---:|---:|---:|"]
+        L += ["", "One request in flight (refresh) vs the bare echo round trip measured right after it "
+              "(placement: server and client pinned to the same CPU or to two; older runs: unpinned):", "",
+              "| existing | placement | pcpd p50 µs | echo p50 µs | ratio | pcpd p99 µs | echo p99 µs |",
+              "|---:|---|---:|---:|---:|---:|---:|"]
+        w1 = [r for r in runs if r.get("op") == "refresh_w1"]
         for lvl in levels:
-            p = by.get((lvl, "refresh_w1"))
-            e = next((r for r in echo if r["existing"] == lvl and r["window"] == 1), None)
-            if p and e:
-                L.append(f"| {lvl:,} | {p['p50_ms'] * 1000:.1f} | {e['p50_ms'] * 1000:.1f} | "
-                         f"{p['p50_ms'] / e['p50_ms']:.2f}x | {p['p99_ms'] * 1000:.1f} | {e['p99_ms'] * 1000:.1f} |")
+            for p in (r for r in w1 if r["existing"] == lvl):
+                place = p.get("placement", "unpinned")
+                e = next((r for r in echo if r["existing"] == lvl and r["window"] == 1
+                          and r.get("placement", "unpinned") == place), None)
+                if e:
+                    L.append(f"| {lvl:,} | {place} | {p['p50_ms'] * 1000:.1f} | {e['p50_ms'] * 1000:.1f} | "
+                             f"{p['p50_ms'] / e['p50_ms']:.2f}x | {p['p99_ms'] * 1000:.1f} | {e['p99_ms'] * 1000:.1f} |")
 
     mem = [r for r in runs if r.get("op") == "memory"]
     if mem:
