@@ -1,6 +1,8 @@
 #include "nft/element.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <tuple>
 #include <string_view>
 #include <unordered_map>
 
@@ -243,6 +245,19 @@ Rebuilt rebuild_mappings(const SetContents& sets, core::Millis now, std::uint32_
       out.leftovers.push_back({spec.id, e.key, e.key_end, e.data, {}});
     }
   }
+  return out;
+}
+
+Rebuilt reconcile(Rebuilt first, Rebuilt second) {
+  auto order = [](const Element& a, const Element& b) {
+    return std::tie(a.set, a.key, a.key_end) < std::tie(b.set, b.key, b.key_end);
+  };
+  std::sort(second.leftovers.begin(), second.leftovers.end(), order);
+  Rebuilt out;
+  out.mappings = std::move(first.mappings.size() > second.mappings.size() ? first.mappings : second.mappings);
+  for (Element& e : first.leftovers)
+    if (std::binary_search(second.leftovers.begin(), second.leftovers.end(), e, order))
+      out.leftovers.push_back(std::move(e));
   return out;
 }
 

@@ -72,4 +72,11 @@ struct Rebuilt {
 // kernel time of the primary element - grace.
 Rebuilt rebuild_mappings(const SetContents& sets, core::Millis now, std::uint32_t grace_seconds);
 
+// Two rebuilds of dumps taken one after the other (NftDatapath::recover(), when the first found
+// leftovers). A set dump that spans several netlink reads re-walks the set for each part, so a
+// hash-table resize in between can lose elements, and a lost element makes its mapping look
+// incomplete. The mappings are those of the rebuild that found more; the leftovers are only the
+// elements that both saw as leftovers, so nothing is deleted on the word of one dump.
+Rebuilt reconcile(Rebuilt first, Rebuilt second);
+
 }  // namespace pcpd::nft

@@ -394,14 +394,26 @@ Result<std::size_t> NftDatapath::count_marked() {
 }
 
 Result<std::vector<core::Mapping>> NftDatapath::recover(core::Millis now) {
-  SetContents contents;
-  for (const auto& s : all_sets()) {
-    if (s.id == SetId::WanIfnames) continue;
-    auto d = impl_->dump_set(s);
-    if (!d) return tl::unexpected(d.error());
-    contents[static_cast<std::size_t>(s.id)] = std::move(*d);
+  auto dump = [&]() -> Result<Rebuilt> {
+    SetContents contents;
+    for (const auto& s : all_sets()) {
+      if (s.id == SetId::WanIfnames) continue;
+      auto d = impl_->dump_set(s);
+      if (!d) return tl::unexpected(d.error());
+      contents[static_cast<std::size_t>(s.id)] = std::move(*d);
+    }
+    return rebuild_mappings(contents, now, impl_->spec.grace_seconds);
+  };
+  auto first = dump();
+  if (!first) return tl::unexpected(first.error());
+  Rebuilt rebuilt = std::move(*first);
+  if (!rebuilt.leftovers.empty()) {
+    // Before deleting anything, a second dump (see reconcile()): one dump across a resize of a
+    // set's hash table can miss elements. Leftovers are rare, so this costs nothing usually.
+    auto second = dump();
+    if (!second) return tl::unexpected(second.error());
+    rebuilt = reconcile(std::move(rebuilt), std::move(*second));
   }
-  auto rebuilt = rebuild_mappings(contents, now, impl_->spec.grace_seconds);
   if (!rebuilt.leftovers.empty()) {
     // Elements of no complete mapping (partly expired, foreign, or from an interrupted writer)
     // are removed, so that the kernel holds exactly the mappings returned.

@@ -165,6 +165,30 @@ TEST_CASE("nft recovery: incomplete mappings and foreign elements become leftove
   CHECK(r.leftovers.size() == 5);
 }
 
+TEST_CASE("nft recovery: reconcile keeps the fuller dump and deletes only what both saw as leftovers") {
+  auto sets = dump_of({map4(8080), map4(8081, 81, "192.0.2.11"), map4(8082, 82, "192.0.2.12")}, 10'000);
+  auto foreign = mapping_elements(map4(9000, 90, "192.0.2.99"));
+  sets[static_cast<std::size_t>(SetId::Map4Dnat)].push_back({(*foreign)[0].key, {}, (*foreign)[0].data, "", 5});
+  sets[static_cast<std::size_t>(SetId::Map4Snat)].push_back({(*foreign)[1].key, {}, (*foreign)[1].data, "", 5});
+  const auto full = rebuild_mappings(sets, core::Millis{0}, 0);
+  REQUIRE(full.mappings.size() == 3);
+  REQUIRE(full.leftovers.size() == 2);  // the foreign, comment-less pair
+  // A dump that missed 8081's DNAT element (a hash-table resize during the dump): 8081's SNAT
+  // element looks like a leftover there, but the other dump saw the mapping whole.
+  auto missed = sets;
+  auto& dnat = missed[static_cast<std::size_t>(SetId::Map4Dnat)];
+  dnat.erase(dnat.begin() + 1);
+  const auto partial = rebuild_mappings(missed, core::Millis{0}, 0);
+  REQUIRE(partial.mappings.size() == 2);
+  REQUIRE(partial.leftovers.size() == 3);
+  for (const auto& [a, b] : {std::pair{partial, full}, std::pair{full, partial}}) {
+    const auto r = reconcile(a, b);
+    CHECK(r.mappings.size() == 3);
+    REQUIRE(r.leftovers.size() == 2);  // only the foreign pair, which both dumps saw as leftovers
+    for (const auto& e : r.leftovers) CHECK(e.key != (*mapping_elements(map4(8081, 81, "192.0.2.11")))[1].key);
+  }
+}
+
 TEST_CASE("nft recovery: a SNAT element with other data does not complete a mapping") {
   auto sets = dump_of({map4(8080)}, 10'000);
   sets[static_cast<std::size_t>(SetId::Map4Snat)][0].data[7] = 1;
