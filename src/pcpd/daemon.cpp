@@ -154,6 +154,9 @@ bool Daemon::start() {
   expiry_timer_.emplace(std::move(*expiry));
   announce_timer_.emplace(std::move(*announce));
   conntrack_timer_.emplace(std::move(*conntrack));
+  // [ha] before the PCP port: a bad key file or sync address stops pcpd before it binds 5351
+  // (and before a client could get an answer from a daemon that is about to exit).
+  if (!start_ha()) return false;
   auto sockets = open_sockets(cfg.port);
   if (!sockets) {
     notify_status("cannot bind the PCP port " + std::to_string(cfg.port));
@@ -169,7 +172,6 @@ bool Daemon::start() {
   }
   install_sockets(std::move(*sockets));
   rearm_expiry();
-  if (!start_ha()) return false;
   if (!start_datapath_watch()) return false;
   if (!open_control()) return false;
   warn_conntrack_events();

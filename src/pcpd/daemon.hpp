@@ -1,7 +1,8 @@
 // pcpd::daemon::Daemon: wires configuration, the nftables datapath, core::Server, the UDP
 // sockets, the timers and the signals together, and runs the epoll loop.
 // Start-up: config -> NftDatapath::open -> ruleset stamp -> set_external_interfaces -> snapshot
-// or recover (nft dump) -> Server::restore -> epoch (continuous or reset, EpochStore) -> sockets
+// or recover (nft dump) -> Server::restore -> epoch (continuous or reset, EpochStore) -> [ha] peer
+// link (a bad key file stops pcpd here, before it binds the PCP port) -> sockets
 // -> READY=1 -> unsolicited ANNOUNCE.
 // SIGHUP reloads (a bad file keeps the old configuration), SIGTERM/SIGINT stop; mappings stay
 // in the kernel with their timeouts and the table goes to state_dir/mappings.snapshot.
