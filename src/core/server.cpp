@@ -97,12 +97,8 @@ bool Server::Impl::apply(const ChangeSet& changes) {
     // Server::handle_burst: installed with the whole burst, or rolled back (burst.cpp).
     burst->staged.changes.insert(burst->staged.changes.end(), changes.changes.begin(),
                                  changes.changes.end());
-    table.commit(changes);
-    stats.elected = table.elected_count();
-    return true;
-  }
-  // RFC 6887 §7.3 / R-HDR-10 (STYLE.md "Apply"): all or nothing; the table follows the kernel.
-  if (!datapath.apply(changes)) {
+  } else if (!datapath.apply(changes)) {
+    // RFC 6887 §7.3 / R-HDR-10 (STYLE.md "Apply"): all or nothing; the table follows the kernel.
     ++stats.datapath_errors;
     return false;
   }
