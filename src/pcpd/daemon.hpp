@@ -86,7 +86,7 @@ class Daemon {
   [[nodiscard]] bool admit(const UdpServerSocket& socket, const Received& r);
   // Without [ha]: the whole batch in one core::Server::handle_burst.
   void handle_burst(const UdpServerSocket& socket, std::span<const Received> batch);
-  // With [ha]: one datagram, its reply possibly held for the peer's ack.
+  // With [ha] only (ha_ set): one datagram, its reply possibly held for the peer's ack.
   void handle(const UdpServerSocket& socket, const Received& r);
   void respond(const UdpServerSocket& socket, const Datagram& d, std::span<const std::uint8_t> bytes,
                std::chrono::steady_clock::time_point started);
@@ -151,8 +151,8 @@ class Daemon {
   std::array<core::BurstItem, UdpServerSocket::kBatch> burst_items_{};
   std::array<const Received*, UdpServerSocket::kBatch> burst_from_{};
   std::array<Outgoing, UdpServerSocket::kBatch> burst_replies_{};
-  std::unique_ptr<std::array<std::array<std::uint8_t, wire::kMaxMessageSize>, UdpServerSocket::kBatch>>
-      burst_out_ = std::make_unique<std::array<std::array<std::uint8_t, wire::kMaxMessageSize>, UdpServerSocket::kBatch>>();
+  using ReplyBuffers = std::array<std::array<std::uint8_t, wire::kMaxMessageSize>, UdpServerSocket::kBatch>;
+  std::unique_ptr<ReplyBuffers> burst_out_ = std::make_unique<ReplyBuffers>();
 };
 
 }  // namespace pcpd::daemon

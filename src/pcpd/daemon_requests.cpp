@@ -135,7 +135,7 @@ void Daemon::handle_burst(const UdpServerSocket& socket, std::span<const Receive
 void Daemon::handle(const UdpServerSocket& socket, const Received& r) {
   if (!admit(socket, r)) return;
   const Datagram& d = r.info;
-  if (ha_) ha_->before_request();
+  ha_->before_request();
   const auto started = std::chrono::steady_clock::now();
   const core::Context ctx{d.source, d.source_port, d.destination};
   const std::size_t n = r.bytes[0] == wire::kNatPmpVersion ? server_->handle_natpmp(r.bytes, ctx, tx_)
@@ -146,7 +146,7 @@ void Daemon::handle(const UdpServerSocket& socket, const Received& r) {
     respond(socket, d, bytes, started);
   };
   // RFC 7767 §3: an honoured election is answered once the standby holds it (ha_peer.hpp).
-  const bool held = ha_ && ha_->after_request(reply, send);
+  const bool held = ha_->after_request(reply, send);
   if (n > 0 && !held) send(reply);
   if (log::enabled(log::Level::Debug)) log_request(r, reply);
 }
