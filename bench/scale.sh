@@ -200,9 +200,11 @@ forward() {   # forward LEVEL: new flows/s delivered through the NAT maps (3 flo
     sleep 1.5   # let the 1 s UDP conntrack entries expire before the next flood
   done
 }
-echo_rtt() {   # echo_rtt LEVEL WINDOW COUNT
-  emit "$(ip netns exec "$cli" "$echo_bin" client --server 192.0.2.1 --port 5400 --client 192.0.2.9 \
-          --window "$2" --count "$3" --label echo | sed "s/\"existing\":0/\"existing\":$1/")"
+echo_rtt() {   # echo_rtt LEVEL WINDOW COUNT [PLACEMENT]: LG_CPU pins the client (one_in_flight)
+  # shellcheck disable=SC2086
+  emit "$(ip netns exec "$cli" ${LG_CPU:+taskset -c $LG_CPU} "$echo_bin" client --server 192.0.2.1 --port 5400 \
+          --client 192.0.2.9 --window "$2" --count "$3" --label echo |
+          sed "s/\"existing\":0/\"existing\":$1${4:+,\"placement\":\"$4\"}/")"
 }
 
 # One request in flight: pcpd's refresh and the echo round trip, each with server and client
@@ -218,8 +220,7 @@ one_in_flight() {   # one_in_flight LEVEL SPAN
     taskset -a -p -c 0 "$echo_pid" >/dev/null
     emit "$(LG_CPU=$ccpu lg 192.0.2.10 refresh --count 2000 --span "$2" --base-port 1024 --existing "$1" --window 1 |
             sed "s/\"op\":\"refresh\"/\"op\":\"refresh_w1\",\"placement\":\"$place\"/")"
-    emit "$(ip netns exec "$cli" taskset -c $ccpu "$echo_bin" client --server 192.0.2.1 --port 5400 --client 192.0.2.9 \
-            --window 1 --count 2000 --label echo | sed "s/\"existing\":0/\"existing\":$1,\"placement\":\"$place\"/")"
+    LG_CPU=$ccpu echo_rtt "$1" 1 2000 "$place"
   done
   taskset -a -p -c "$all" "$pcpd_pid" >/dev/null
   taskset -a -p -c "$all" "$echo_pid" >/dev/null
