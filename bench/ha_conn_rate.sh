@@ -25,6 +25,8 @@
 #      the six election rules, no conntrackd: splits the cost of r into set lookups and event rules
 #   d  the recipe, 100 % elected: as b plus the 100 target endpoints in elect4_dst, so every flow
 #      gets mark 0x3 and the full event mask
+#   o  (not in the default list; needs --old-rules) as r, but with the election chains of another
+#      pcpd.nft (an older version): a before/after of a ruleset change within one run
 # The configurations alternate in rounds (the order rotates each round) so that the load drift of
 # the shared machine hits all alike. Each measurement: conntrackd (r1 and the standby r2) stopped,
 # ruleset switched, kernel conntrack table flushed, conntrackd started fresh (b, c, d), flood for
@@ -38,10 +40,12 @@
 #
 # Usage: bench/ha_conn_rate.sh [--build DIR] [--rounds N] [--seconds S] [--configs "a r b c d"]
 #                              [--out FILE] [--summary FILE] [--quick] [--report FILE.jsonl]
+#                              [--old-rules FILE]
 #   --build DIR   build dir holding bench/pcpd-echo (default: build)
 #   --rounds N    rounds of all configurations (default 5, at most 50)
 #   --seconds S   flood length per measurement (default 3, at most 60)
 #   --quick       1 round of 1 s (a smoke run, about 20 s; results still written)
+#   --old-rules F the pcpd.nft of config o (e.g. `git show HEAD~1:nft-rules/pcpd.nft > F`)
 #   --report F    no measurement: print (and write to --summary) the summary of an earlier F.jsonl
 # Columns of the summary are totals over the measurements of a configuration, except the rates
 # (medians) and the conntrackd CPU (median of CPU seconds per wall second, r1 + standby).
@@ -55,6 +59,7 @@ seconds=3
 configs="a r b c d"
 out=
 report=
+old_rules=
 summary=$repo/bench/results/ha_conn_rate.txt
 while [ $# -gt 0 ]; do
   case $1 in
@@ -66,6 +71,7 @@ while [ $# -gt 0 ]; do
     --summary) summary=${2:?}; shift ;;
     --quick) rounds=1; seconds=1 ;;
     --report) report=${2:?--report FILE.jsonl}; shift ;;
+    --old-rules) old_rules=$(realpath "${2:?--old-rules FILE}"); shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "ha_conn_rate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -76,7 +82,8 @@ done
 [[ $seconds =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v s="$seconds" 'BEGIN {exit !(s > 0 && s <= 60)}' ||
   { echo "ha_conn_rate.sh: --seconds (0, 60]" >&2; exit 2; }
 for c in $configs; do
-  case $c in a|r|b|c|d|e) ;; *) echo "ha_conn_rate.sh: unknown config $c (a r b c d e)" >&2; exit 2 ;; esac
+  case $c in a|r|b|c|d|e|o) ;; *) echo "ha_conn_rate.sh: unknown config $c (a r b c d e o)" >&2; exit 2 ;; esac
+  if [ "$c" = o ] && [ ! -r "$old_rules" ]; then echo "ha_conn_rate.sh: config o needs --old-rules FILE" >&2; exit 2; fi
 done
 summarize() {   # summarize FILE.jsonl SUMMARY: the summary table and ratios (stdout and SUMMARY)
   python3 - "$1" "$2" <<'EOF'
@@ -88,6 +95,7 @@ seconds = statistics.median(r["elapsed_s"] for r in rows)
 names = {"a": "baseline: no election chains, no conntrackd (no event listener)",
          "e": "event-mask rules only (no election lookups), no conntrackd",
          "r": "election chains only, 0 % elected, no conntrackd",
+         "o": "election chains of --old-rules, 0 % elected, no conntrackd",
          "b": "recipe, 0 % elected: election chains + conntrackd (ha/conntrackd.conf)",
          "c": "conntrackd replicating every flow (no election chains)",
          "d": "recipe, 100 % elected: every flow marked, replicated"}
@@ -102,7 +110,7 @@ out.append("new UDP flows/s delivered through the router (SNAT, every packet a n
 out.append("")
 out.append("| config | median delivered/s | min | max | median sent/s | replicated flows (r1 internal cache) | events received | netlink overrun / socket drops | ct drop / early_drop | standby: external cache created / lost msgs | conntrackd CPU s (r1 + r2) per s |")
 out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-order = [c for c in "aerbcd" if c in by]
+order = [c for c in "aeorbcd" if c in by]
 for c in order:
     v = by[c]
     d = [x["delivered_per_s"] for x in v]
@@ -124,7 +132,7 @@ for c in order:
     out.append(f"  {c}: {names[c]}")
 out.append("")
 if "a" in med:
-    for c in ("e", "r", "b", "c", "d"):
+    for c in ("e", "o", "r", "b", "c", "d"):
         if c not in med:
             continue
         per_round = []
@@ -238,6 +246,8 @@ set_rules() {   # set_rules CONFIG
     a|c) X "$r1" nft delete chain inet pcpd pre_elect
          X "$r1" nft delete chain inet pcpd out_elect ;;
     b|r) X "$r1" nft -f "$tmp/unrelated.nft" ;;
+    o)   X "$r1" nft -f "$old_rules"   # its pre_elect/out_elect rules replace ours
+         X "$r1" nft -f "$tmp/unrelated.nft" ;;
     e)   X "$r1" nft -f "$tmp/events-only.nft" ;;
     d)   X "$r1" nft -f "$tmp/unrelated.nft"
          X "$r1" nft -f "$tmp/elect-all.nft" ;;

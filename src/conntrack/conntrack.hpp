@@ -36,7 +36,7 @@ struct FlowTuple {
 // Pure, for unit tests.
 bool belongs_to(const core::Mapping& m, std::uint8_t protocol, const FlowTuple& orig, const FlowTuple& reply);
 
-// Whether the connection is one pcpd.nft's pre_elect chain elects for mapping `m` (its election
+// Whether the connection is one pcpd.nft's elect4/elect6 chains elect for mapping `m` (its election
 // keys, see nft/element.hpp), so that marking at election time and the per-packet rule agree:
 //   MAP NAT44   orig dst = external endpoint, or orig src = internal endpoint
 //   MAP IPv6    orig dst = pinhole endpoint, or orig src = pinhole endpoint

@@ -133,7 +133,7 @@ std::optional<core::Mapping> decode_primary(SetId set, const DumpedElement& e) {
   return m;
 }
 
-// RFC 7767: the keys pcpd.nft's pre_elect chain matches to elect the mapping's connections.
+// RFC 7767: the keys pcpd.nft's elect4/elect6 chains match to elect the mapping's connections.
 void add_election(const core::Mapping& m, std::vector<Element>& out) {
   if (!m.checkpoint) return;
   const bool v4 = m.is_v4();

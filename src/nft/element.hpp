@@ -12,7 +12,7 @@
 //   PEER  IPv4  peer4_snat int . proto . int_port . remote . remote_port : ext . ext_port (primary)
 //   PEER  IPv6  peer6      int . proto . int_port . remote . remote_port (primary)
 // A mapping with checkpoint = true (RFC 7767 CHECKPOINT_REQUIRED honoured) also has its election
-// keys, last, with the same timeout (pcpd.nft's pre_elect chain marks their connections):
+// keys, last, with the same timeout (pcpd.nft's elect4/elect6 chains mark their connections):
 //   MAP   IPv4  elect4_dst ext . proto . ext_port, elect4_src int . proto . int_port
 //   MAP   IPv6  elect6_dst int . proto . port,      elect6_src int . proto . port
 //   PEER  IPv4  elect4_peer / IPv6 elect6_peer: the same 5-tuple as the primary key

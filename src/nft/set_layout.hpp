@@ -27,7 +27,7 @@ enum class SetId : std::uint8_t {
   Filt4Allow,  // ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service, interval
   Filt6On,     // ipv6_addr . inet_proto . inet_service
   Filt6Allow,  // ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service, interval
-  // Checkpoint election keys (RFC 7767), plain sets matched by pcpd.nft's pre_elect chain:
+  // Checkpoint election keys (RFC 7767), plain sets matched by pcpd.nft's elect4/elect6 chains:
   Elect4Dst,   // ipv4_addr . inet_proto . inet_service: MAP NAT44 external endpoint (inbound)
   Elect4Src,   // ipv4_addr . inet_proto . inet_service: MAP NAT44 internal endpoint (outbound)
   Elect4Peer,  // ipv4_addr . inet_proto . inet_service . ipv4_addr . inet_service: PEER 5-tuple

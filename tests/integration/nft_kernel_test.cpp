@@ -190,7 +190,9 @@ TEST_CASE("nft kernel: checkpoint election sets are verified by open() and survi
   CHECK(has(set_text("elect4_dst"), "203.0.113.1 . tcp . 1 timeout 1h"));
   CHECK(sh("nft list chain inet pcpd pre_elect | grep -c 'ct event set'").out == "3\n");  // refilled, not doubled
   CHECK(sh("nft list chain inet pcpd out_elect | grep -c 'ct event set'").out == "3\n");
-  REQUIRE(sh("nft flush chain inet pcpd pre_elect && nft delete set inet pcpd elect4_peer && "
+  CHECK(sh("nft list chain inet pcpd elect4 | grep -c 'ct mark set'").out == "3\n");
+  CHECK(sh("nft list chain inet pcpd elect6 | grep -c 'ct mark set'").out == "3\n");
+  REQUIRE(sh("nft flush chain inet pcpd elect4 && nft flush chain inet pcpd elect6 && nft delete set inet pcpd elect4_peer && "
              "nft add set inet pcpd elect4_peer '{ type ipv4_addr . inet_proto . inet_service; flags timeout; }' && "
              "nft delete set inet pcpd elect6_src")
               .rc == 0);
