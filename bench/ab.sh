@@ -6,7 +6,10 @@
 # binaries over --rounds rounds in one lab.
 #
 # Usage: bench/ab.sh --before BIN --after BIN [--build DIR] [--rounds 3] [--requests 20000]
-#                    [--existing 1000]
+#                    [--existing 1000] [--perf DIR]
+#   --perf DIR  also `perf record` the after binary during each op of round 1 (DIR/refresh.data,
+#               DIR/cycle.data; read with `perf report -i ...`); that round's CPU numbers then
+#               include perf's overhead
 # Prints one JSON line per (round, binary, op) and a summary (medians) on stderr.
 # Needs root; exits 77 when not root unless CI=true.
 set -euo pipefail
@@ -18,6 +21,7 @@ requests=20000
 existing=1000
 before=
 after=
+perf_dir=
 while [ $# -gt 0 ]; do
   case $1 in
     --before) before=$(realpath "${2:?}"); shift ;;
@@ -26,7 +30,8 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=${2:?}; shift ;;
     --requests) requests=${2:?}; shift ;;
     --existing) existing=${2:?}; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --perf) perf_dir=${2:?}; mkdir -p "$perf_dir"; perf_dir=$(realpath "$perf_dir"); shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "ab.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -56,7 +61,7 @@ lg() { ip netns exec "$cli" "$loadgen" "$@" --server 192.0.2.1 --client 192.0.2.
          --window 64 --timeout-ms 10000 --lifetime 3600 --protocol tcp; }
 
 one() {   # one ROUND LABEL BIN
-  local round=$1 label=$2 bin=$3 pid t0 t1 line op
+  local round=$1 label=$2 bin=$3 pid t0 t1 line op perf_pid
   rm -rf "$tmp/state"; mkdir -p "$tmp/state"
   cat > "$tmp/pcpd.conf" <<EOF
 [interfaces]
@@ -79,6 +84,13 @@ EOF
   for _ in $(seq 100); do ip netns exec "$rtr" ss -H -lun 'sport = :5351' | grep -q . && break; sleep 0.1; done
   lg fill --count "$existing" --base-port 10000 --label "$label" >/dev/null
   for op in refresh cycle; do
+    perf_pid=
+    if [ -n "$perf_dir" ] && [ "$label" = after ] && [ "$round" = 1 ]; then
+      perf record -q -p "$pid" -o "$perf_dir/$op.data" >/dev/null 2>&1 &
+      perf_pid=$!
+      started+=("$perf_pid")
+      sleep 0.5
+    fi
     t0=$(cpu_ticks "$pid")
     if [ $op = refresh ]; then
       line=$(lg refresh --count "$requests" --span "$existing" --base-port 10000 --existing "$existing" --label "$label")
@@ -86,6 +98,7 @@ EOF
       line=$(lg cycle --count "$requests" --batch 500 --base-port 40000 --existing "$existing" --label "$label")
     fi
     t1=$(cpu_ticks "$pid")
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     # cycle: create+delete = 2 x requests, CPU shared between them
     echo "$line" | python3 -c '
 import sys, json

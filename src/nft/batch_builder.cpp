@@ -3,29 +3,23 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
-#include <libnftnl/set.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
+#include <cstddef>
+#include <endian.h>
 
 namespace pcpd::nft {
 namespace {
 
-// Large enough for one element message: keys/data <= 2 x 64 bytes, userdata <= 256 bytes.
-constexpr std::size_t kScratchSize = 8192;
+// Large enough for a message header and BEGIN / END.
+constexpr std::size_t kScratchSize = 256;
 // NFT_USERDATA_MAXLEN in the kernel (include/net/netfilter/nf_tables.h)
 constexpr std::uint32_t kUserdataMax = 256;
 
-struct SetDeleter {
-  void operator()(nftnl_set* s) const { nftnl_set_free(s); }
-};
-struct UdataDeleter {
-  void operator()(nftnl_udata_buf* b) const { nftnl_udata_buf_free(b); }
-};
 
 }  // namespace
 
@@ -43,40 +37,102 @@ BatchBuilder::BatchBuilder(std::string_view table, std::uint32_t begin_seq)
   batch_.bytes.assign(p, p + nlh->nlmsg_len);
 }
 
-void BatchBuilder::append_elem_message(std::uint16_t type, std::uint16_t flags, const Element& e,
-                                       const std::uint64_t* timeout_ms) {
-  const auto& spec = set_spec(e.set);
+// The element messages are written straight into batch_.bytes as netlink TLVs (the layout
+// libnftnl's nftnl_set_elems_nlmsg_build_payload writes, which the unit tests parse back with
+// libnftnl): no libnftnl object per element, i.e. no allocation per element (issue 7). Offsets,
+// not pointers, because the buffer grows.
+void BatchBuilder::put_attr(std::uint16_t type, const void* data, std::size_t len) {
+  auto& b = batch_.bytes;
+  const nlattr hdr{static_cast<std::uint16_t>(NLA_HDRLEN + len), type};
+  const std::size_t at = b.size();
+  b.resize(at + NLA_HDRLEN + NLA_ALIGN(len));  // zero padding
+  std::memcpy(b.data() + at, &hdr, sizeof hdr);
+  if (len > 0) std::memcpy(b.data() + at + NLA_HDRLEN, data, len);
+}
+
+std::size_t BatchBuilder::open_nest(std::uint16_t type) {
+  const std::size_t at = batch_.bytes.size();
+  put_attr(NLA_F_NESTED | type, nullptr, 0);
+  return at;
+}
+
+void BatchBuilder::close_nest(std::size_t at) {
+  const std::size_t len = batch_.bytes.size() - at;
+  PCPD_ASSERT(len <= 0xffff);
+  const auto l = static_cast<std::uint16_t>(len);
+  std::memcpy(batch_.bytes.data() + at + offsetof(nlattr, nla_len), &l, sizeof l);
+}
+
+std::size_t BatchBuilder::open_message(std::uint16_t type, std::uint16_t flags, SetId set) {
+  // nlmsghdr + nfgenmsg, then NFTA_SET_ELEM_LIST_TABLE and NFTA_SET_ELEM_LIST_SET (strings with
+  // their NUL, as mnl_attr_put_strz writes them).
   const std::uint32_t seq = batch_.end_seq();
   auto* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), type, NFPROTO_INET, flags, seq);
-  std::unique_ptr<nftnl_set, SetDeleter> set(nftnl_set_alloc());
-  nftnl_set_set_str(set.get(), NFTNL_SET_TABLE, table_.c_str());
-  nftnl_set_set_str(set.get(), NFTNL_SET_NAME, std::string(spec.name).c_str());
-  auto* elem = nftnl_set_elem_alloc();
-  nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, e.key.data(), static_cast<std::uint32_t>(e.key.size()));
-  if (!e.key_end.empty())
-    nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY_END, e.key_end.data(),
-                       static_cast<std::uint32_t>(e.key_end.size()));
+  auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
+  const std::size_t at = batch_.bytes.size();
+  batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);
+  put_attr(NFTA_SET_ELEM_LIST_TABLE, table_.c_str(), table_.size() + 1);
+  const auto name = set_spec(set).name;
+  char buf[64];
+  PCPD_ASSERT(name.size() < sizeof buf);
+  std::memcpy(buf, name.data(), name.size());
+  buf[name.size()] = '\0';
+  put_attr(NFTA_SET_ELEM_LIST_SET, buf, name.size() + 1);
+  return at;
+}
+
+void BatchBuilder::close_message(std::size_t at) {
+  const auto len = static_cast<std::uint32_t>(batch_.bytes.size() - at);
+  std::memcpy(batch_.bytes.data() + at + offsetof(nlmsghdr, nlmsg_len), &len, sizeof len);
+  last_message_ = at;
+}
+
+void BatchBuilder::put_element(const Element& e, const std::uint64_t* timeout_ms) {
+  // One NFTA_LIST_ELEM: KEY { DATA_VALUE }, [KEY_END { DATA_VALUE }], and for an add
+  // [DATA { DATA_VALUE }], [TIMEOUT (ms, big endian)], [USERDATA: the comment TLV].
+  const auto& spec = set_spec(e.set);
+  const std::size_t elem = open_nest(NFTA_LIST_ELEM);
+  const std::size_t key = open_nest(NFTA_SET_ELEM_KEY);
+  put_attr(NFTA_DATA_VALUE, e.key.data(), e.key.size());
+  close_nest(key);
+  if (!e.key_end.empty()) {
+    const std::size_t end = open_nest(NFTA_SET_ELEM_KEY_END);
+    put_attr(NFTA_DATA_VALUE, e.key_end.data(), e.key_end.size());
+    close_nest(end);
+  }
   if (timeout_ms != nullptr) {
-    if (!e.data.empty())
-      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_DATA, e.data.data(), static_cast<std::uint32_t>(e.data.size()));
-    if (spec.flags & kSetFlagTimeout) nftnl_set_elem_set_u64(elem, NFTNL_SET_ELEM_TIMEOUT, *timeout_ms);
+    if (!e.data.empty()) {
+      const std::size_t data = open_nest(NFTA_SET_ELEM_DATA);
+      put_attr(NFTA_DATA_VALUE, e.data.data(), e.data.size());
+      close_nest(data);
+    }
+    if (spec.flags & kSetFlagTimeout) {
+      const std::uint64_t be = htobe64(*timeout_ms);
+      put_attr(NFTA_SET_ELEM_TIMEOUT, &be, sizeof be);
+    }
     if (!e.comment.empty()) {
-      // nft writes the comment as one NFTNL_UDATA_SET_ELEM_COMMENT TLV holding a NUL-terminated
-      // string; the kernel refuses more than 254 bytes of userdata (see element_comment.hpp).
+      // nft writes the comment as one NFTNL_UDATA_SET_ELEM_COMMENT TLV (type, length, text with
+      // its NUL); the kernel refuses more than 254 bytes of userdata (see element_comment.hpp).
       // Precondition: e.comment.size() <= kMaxCommentLength (ElementComment::encode keeps it).
       PCPD_ASSERT(e.comment.size() <= kMaxCommentLength);
-      std::unique_ptr<nftnl_udata_buf, UdataDeleter> ud(nftnl_udata_buf_alloc(kUserdataMax));
-      const bool stored = nftnl_udata_put_strz(ud.get(), NFTNL_UDATA_SET_ELEM_COMMENT, e.comment.c_str());
-      PCPD_ASSERT(stored);
-      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_USERDATA, nftnl_udata_buf_data(ud.get()),
-                         nftnl_udata_buf_len(ud.get()));
+      std::uint8_t ud[kUserdataMax];
+      ud[0] = NFTNL_UDATA_SET_ELEM_COMMENT;
+      ud[1] = static_cast<std::uint8_t>(e.comment.size() + 1);
+      std::memcpy(ud + 2, e.comment.data(), e.comment.size());
+      ud[2 + e.comment.size()] = 0;
+      put_attr(NFTA_SET_ELEM_USERDATA, ud, e.comment.size() + 3);
     }
   }
-  nftnl_set_elem_add(set.get(), elem);  // the set owns elem now
-  nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
-  auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
-  last_message_ = batch_.bytes.size();
-  batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);
+  close_nest(elem);
+}
+
+void BatchBuilder::append_elem_message(std::uint16_t type, std::uint16_t flags, const Element& e,
+                                       const std::uint64_t* timeout_ms) {
+  const std::size_t msg = open_message(type, flags, e.set);
+  const std::size_t list = open_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+  put_element(e, timeout_ms);
+  close_nest(list);
+  close_message(msg);
 }
 
 void BatchBuilder::add(const Element& e, std::uint64_t timeout_ms, int change_index) {
@@ -94,16 +150,8 @@ void BatchBuilder::remove(const Element& e, int change_index) {
 
 void BatchBuilder::flush(SetId set) {
   // nft flush set inet pcpd map4_dnat   (DELSETELEM without an element list)
-  const auto& spec = set_spec(set);
-  auto* nlh = nftnl_nlmsg_build_hdr(scratch_.data(), NFT_MSG_DELSETELEM, NFPROTO_INET, 0, batch_.end_seq());
-  std::unique_ptr<nftnl_set, SetDeleter> s(nftnl_set_alloc());
-  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table_.c_str());
-  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, std::string(spec.name).c_str());
-  nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
-  auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
-  last_message_ = batch_.bytes.size();
-  batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);
-  batch_.messages.push_back({MessageRef::Op::Flush, set, -1});
+  close_message(open_message(NFT_MSG_DELSETELEM, 0, set));
+  batch_.messages.push_back({MessageRef::Op::Flush, set, -1, 0});
 }
 
 Batch BatchBuilder::finish() {
@@ -124,16 +172,135 @@ Batch BatchBuilder::finish() {
   return out;
 }
 
+namespace {
+
+// FNV-1a of a set and key: identifies "the same key" for PerSet segments. A collision only cuts a
+// segment early, which is always safe.
+std::uint64_t key_hash(const Element& e) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](std::uint8_t b) { h = (h ^ b) * 1099511628211ULL; };
+  mix(static_cast<std::uint8_t>(e.set));
+  for (auto b : e.key) mix(b);
+  return h | 1;  // 0 marks an empty slot
+}
+
+// An insert-only open-addressing set of key hashes (no allocation per key).
+class KeySet {
+ public:
+  explicit KeySet(std::size_t expected) {
+    std::size_t n = 16;
+    while (n < 2 * expected) n *= 2;
+    slots_.assign(n, 0);
+  }
+  void clear() { std::fill(slots_.begin(), slots_.end(), 0); }
+  void insert(std::uint64_t h) {
+    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == h) return;
+      if (slots_[i] == 0) {
+        slots_[i] = h;
+        return;
+      }
+    }
+  }
+  [[nodiscard]] bool contains(std::uint64_t h) const {
+    for (std::size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == h) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
+
+ private:
+  std::vector<std::uint64_t> slots_;
+};
+
+// Room left in a message for one more element: NFTA_SET_ELEM_LIST_ELEMENTS is one attribute, whose
+// length is 16 bits. An element takes at most ~600 bytes (keys and data <= 64 bytes each,
+// userdata <= 256).
+constexpr std::size_t kMaxElementsBytes = 0xffff - 1024;
+
+}  // namespace
+
+void BatchBuilder::append_segment(const std::vector<PendingOp>& ops, std::size_t begin, std::size_t end) {
+  for (const bool add : {false, true}) {
+    for (std::size_t set = 0; set < kSetCount; ++set) {
+      std::size_t msg = 0, list = 0;
+      std::uint32_t count = 0;
+      int change = -1;
+      auto close = [&]() {
+        close_nest(list);
+        close_message(msg);
+        batch_.messages.push_back({add ? MessageRef::Op::Add : MessageRef::Op::Delete,
+                                   static_cast<SetId>(set), change, count});
+        count = 0;
+      };
+      for (std::size_t i = begin; i < end; ++i) {
+        const auto& op = ops[i];
+        if (op.add != add || static_cast<std::size_t>(op.element.set) != set) continue;
+        if (count > 0 && batch_.bytes.size() - list > kMaxElementsBytes) close();
+        if (count == 0) {
+          msg = add ? open_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, op.element.set)
+                    : open_message(NFT_MSG_DELSETELEM, 0, op.element.set);
+          list = open_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
+          change = op.change_index;
+        } else if (change != op.change_index) {
+          change = -1;  // several changes share the message
+        }
+        put_element(op.element, add ? &op.timeout_ms : nullptr);
+        ++count;
+      }
+      if (count > 0) close();
+    }
+  }
+}
+
 Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::string_view table,
                                         std::uint32_t grace_seconds, std::uint32_t begin_seq,
-                                        const std::vector<bool>& skip) {
-  BatchBuilder b(table, begin_seq);
-  std::size_t ordinal = 0;
-  auto skipped = [&]() { return ordinal < skip.size() && skip[ordinal]; };
+                                        const std::vector<bool>& skip, Grouping grouping) {
   auto timeout_of = [grace_seconds](const core::Mapping& m) {
     std::uint64_t ms = (std::uint64_t{m.lifetime} + grace_seconds) * 1000;
     return std::max<std::uint64_t>(ms, 1000);
   };
+  BatchBuilder b(table, begin_seq);
+  if (grouping == Grouping::PerSet && skip.empty()) {
+    std::vector<PendingOp> ops;
+    ops.reserve(changes.changes.size() * 4);
+    bool interval = false;
+    for (std::size_t i = 0; i < changes.changes.size() && !interval; ++i) {
+      const auto& c = changes.changes[i];
+      const int index = static_cast<int>(i);
+      const std::size_t first = ops.size();
+      if (c.op == core::Change::Op::Remove || c.op == core::Change::Op::Replace) {
+        auto elems = mapping_elements(c.op == core::Change::Op::Remove ? c.mapping : c.previous);
+        if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
+        for (auto& e : *elems) ops.push_back({std::move(e), 0, index, false});
+      }
+      if (c.op == core::Change::Op::Add || c.op == core::Change::Op::Replace) {
+        auto elems = mapping_elements(c.mapping);
+        if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
+        for (auto& e : *elems) ops.push_back({std::move(e), timeout_of(c.mapping), index, true});
+      }
+      for (std::size_t k = first; k < ops.size(); ++k)
+        if (set_spec(ops[k].element.set).flags & kSetFlagInterval) interval = true;
+    }
+    if (!interval) {
+      // Segments: a deletion of a key added earlier in the segment starts the next one.
+      KeySet added(ops.size());
+      std::size_t begin = 0;
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        const std::uint64_t h = key_hash(ops[i].element);
+        if (!ops[i].add && added.contains(h)) {
+          b.append_segment(ops, begin, i);
+          begin = i;
+          added.clear();
+        }
+        if (ops[i].add) added.insert(h);
+      }
+      b.append_segment(ops, begin, ops.size());
+      return b.finish();
+    }
+  }
+  std::size_t ordinal = 0;
+  auto skipped = [&]() { return ordinal < skip.size() && skip[ordinal]; };
   for (std::size_t i = 0; i < changes.changes.size(); ++i) {
     const auto& c = changes.changes[i];
     const int index = static_cast<int>(i);

@@ -1,7 +1,9 @@
 // pcpd::nft::BatchBuilder: builds one nf_tables netlink batch (BEGIN, NEWSETELEM / DELSETELEM ...,
-// END) into a byte buffer, without any I/O, so unit tests can parse it back. One message per
-// element, each with its own sequence number, so every kernel ack maps back to the change that
-// caused it (as nft's mnl_batch_talk does). Owns BatchBuilder, Batch, MessageRef.
+// END) into a byte buffer, without any I/O, so unit tests can parse it back. By default one
+// message per element, each with its own sequence number, so every kernel ack maps back to the
+// change that caused it (as nft's mnl_batch_talk does); for_changes() can also group elements
+// into one message per set (fewer messages for the kernel to parse, issue 7). Owns BatchBuilder,
+// Batch, MessageRef, Grouping.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +21,8 @@ struct MessageRef {
   enum class Op : std::uint8_t { Add, Delete, Flush };
   Op op = Op::Add;
   SetId set = SetId::Map4Dnat;
-  int change_index = -1;  // index in the ChangeSet, -1 when not from one
+  int change_index = -1;  // index in the ChangeSet, -1 when not from one (or from several)
+  std::uint32_t elements = 1;  // elements in the message (0: a flush)
 };
 
 struct Batch {
@@ -33,6 +36,12 @@ struct Batch {
   [[nodiscard]] const MessageRef* message(std::uint32_t seq) const;
   // The message whose ack ends the batch (the last one, NLM_F_ACK); 0 when there is none.
   [[nodiscard]] std::uint32_t ack_seq() const { return messages.empty() ? 0 : end_seq() - 1; }
+};
+
+// How for_changes() puts elements into messages.
+enum class Grouping : std::uint8_t {
+  PerElement,  // one message per element: every refusal names its element and change
+  PerSet,      // consecutive additions / deletions of one set share a message (see for_changes)
 };
 
 class BatchBuilder {
@@ -59,13 +68,35 @@ class BatchBuilder {
   // grace) seconds. A message whose ordinal is set in `skip` is left out (resending a batch
   // without deletions of elements the kernel had already expired). Fails with the index of a
   // change that the table cannot express (see mapping_elements()).
+  // Grouping::PerSet (only without `skip`): the element operations are cut into segments, a new
+  // one starting at a deletion of a key the segment adds; within a segment all deletions come
+  // before all additions, one message per set and operation, in change order within it. The
+  // kernel then ends in the same state as with PerElement, and accepts the batch whenever it
+  // would accept the PerElement one (deletions moved ahead only of additions of other keys). A
+  // refusal names a message of several changes (change_index -1): resend PerElement to learn
+  // which. Changes touching an interval set (FILTER) are never grouped (ranges may overlap).
   [[nodiscard]] static Result<Batch> for_changes(const core::ChangeSet& changes, std::string_view table,
                                                  std::uint32_t grace_seconds, std::uint32_t begin_seq,
-                                                 const std::vector<bool>& skip = {});
+                                                 const std::vector<bool>& skip = {},
+                                                 Grouping grouping = Grouping::PerElement);
 
  private:
   void append_elem_message(std::uint16_t type, std::uint16_t flags, const Element& e,
                            const std::uint64_t* timeout_ms);
+  struct PendingOp {
+    Element element;
+    std::uint64_t timeout_ms = 0;
+    int change_index = -1;
+    bool add = false;
+  };
+  // The PerSet messages of one segment: deletions, then additions, one message per set.
+  void append_segment(const std::vector<PendingOp>& ops, std::size_t begin, std::size_t end);
+  void put_attr(std::uint16_t type, const void* data, std::size_t len);
+  std::size_t open_nest(std::uint16_t type);
+  void close_nest(std::size_t at);
+  std::size_t open_message(std::uint16_t type, std::uint16_t flags, SetId set);
+  void close_message(std::size_t at);
+  void put_element(const Element& e, const std::uint64_t* timeout_ms);
   std::string table_;
   Batch batch_;
   std::vector<char> scratch_;

@@ -88,6 +88,8 @@ struct NftDatapath::Impl {
   // Sends `build(begin_seq)`'s batch; when every refusal is an ENOENT on a deletion (the kernel
   // already expired the element: same end state), resends once without those deletions.
   Result<void> transact(const std::function<Result<Batch>(std::uint32_t, const std::vector<bool>&)>& build);
+  // `changes` as one Grouping::PerSet batch: true when committed, false when refused.
+  Result<bool> try_grouped(const core::ChangeSet& changes);
   Result<std::vector<DumpedElement>> dump_set(const SetSpec& spec);
   // The conntrack adapter, opened on first use; nullptr (counted, logged) when it cannot be.
   ct::Conntrack* ct();
@@ -198,8 +200,8 @@ Result<void> NftDatapath::Impl::transact(
     if (errors->empty()) {
       ++counters.batches;
       for (const auto& m : batch->messages) {
-        if (m.op == MessageRef::Op::Add) ++counters.elements_added;
-        if (m.op == MessageRef::Op::Delete) ++counters.elements_deleted;
+        if (m.op == MessageRef::Op::Add) counters.elements_added += m.elements;
+        if (m.op == MessageRef::Op::Delete) counters.elements_deleted += m.elements;
       }
       return {};
     }
@@ -359,12 +361,45 @@ std::unique_ptr<NftDatapath> NftDatapath::open(const TableSpec& spec) {
   return std::unique_ptr<NftDatapath>(new NftDatapath(std::move(impl)));
 }
 
+Result<bool> NftDatapath::Impl::try_grouped(const core::ChangeSet& changes) {
+  auto batch = BatchBuilder::for_changes(changes, spec.table, spec.grace_seconds, nl->reserve_seq(0), {},
+                                         Grouping::PerSet);
+  if (!batch) return tl::unexpected(batch.error());
+  nl->reserve_seq(static_cast<std::uint32_t>(batch->messages.size()) + 2);
+  auto errors = nl->send_batch(*batch);
+  if (!errors) {
+    ++counters.batch_failures;
+    return tl::unexpected(errors.error());
+  }
+  if (!errors->empty()) {
+    ++counters.grouped_refused;
+    return false;
+  }
+  ++counters.batches;
+  for (const auto& m : batch->messages) {
+    if (m.op == MessageRef::Op::Add) counters.elements_added += m.elements;
+    if (m.op == MessageRef::Op::Delete) counters.elements_deleted += m.elements;
+  }
+  return true;
+}
+
 Result<void> NftDatapath::apply(const core::ChangeSet& changes) {
   if (changes.empty()) return {};
-  auto r = impl_->transact([&](std::uint32_t seq, const std::vector<bool>& skip) {
-    return BatchBuilder::for_changes(changes, impl_->spec.table, impl_->spec.grace_seconds, seq, skip);
-  });
-  if (!r) return r;
+  // Several changes (a receive burst, a bulk delete): first as one message per set, which the
+  // kernel parses faster; refused (nothing applied), they go again one message per element, which
+  // names the refused change and drops deletions of elements the kernel already expired.
+  bool done = false;
+  if (changes.changes.size() > 1) {
+    auto g = impl_->try_grouped(changes);
+    if (!g) return tl::unexpected(g.error());
+    done = *g;
+  }
+  if (!done) {
+    auto r = impl_->transact([&](std::uint32_t seq, const std::vector<bool>& skip) {
+      return BatchBuilder::for_changes(changes, impl_->spec.table, impl_->spec.grace_seconds, seq, skip);
+    });
+    if (!r) return r;
+  }
   // Only after the commit: a deleted mapping's connections go too (queued for flush_conntrack()),
   // and elected / un-elected mappings' connections get their mark bits (errors only counted).
   impl_->queue_forget(changes);

@@ -35,6 +35,7 @@ struct SetupError : std::runtime_error {
 struct NftCounters {
   std::uint64_t batches = 0;             // transactions committed
   std::uint64_t batch_failures = 0;      // transactions the kernel refused (nothing applied)
+  std::uint64_t grouped_refused = 0;     // one-message-per-set batches refused, then resent per element
   std::uint64_t elements_added = 0;
   std::uint64_t elements_deleted = 0;
   std::uint64_t already_expired = 0;     // deletions dropped: the kernel had expired the element

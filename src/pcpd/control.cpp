@@ -182,6 +182,9 @@ nlohmann::json Daemon::control_stats() {
   m.family("pcpd_netlink_batches_total", "counter", "nftables batches sent").sample(static_cast<double>(nc.batches));
   m.family("pcpd_netlink_errors_total", "counter", "nftables batches the kernel refused")
       .sample(static_cast<double>(nc.batch_failures));
+  m.family("pcpd_netlink_grouped_refused_total", "counter",
+           "batches of several changes sent one message per set, refused, and resent one message per element")
+      .sample(static_cast<double>(nc.grouped_refused));
   m.family("pcpd_datapath_resyncs_total", "counter",
            "re-installs of every mapping after table inet pcpd was deleted or re-created")
       .sample(static_cast<double>(nc.resyncs));

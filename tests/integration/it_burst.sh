@@ -4,11 +4,14 @@
 #   1. pcpd stopped (SIGSTOP), 8 MAP requests queued on its socket, pcpd continued: one
 #      recvmmsg takes all 8; all get SUCCESS, pcpd_netlink_batches_total grows by exactly 1 and
 #      pcpd_bursts_total{outcome="one_transaction"} by 1; pcpctl list matches the nft table.
+#      That transaction went as one message per set (Grouping::PerSet): the kernel took it the
+#      first time (pcpd_netlink_grouped_refused_total +0).
 #   2. A foreign element (nft add element, unknown to pcpd) holds 203.0.113.1 tcp 7777. 8 more
 #      requests queued the same way, one of them asking for 203.0.113.1:7777 with
 #      PREFER_FAILURE: the kernel refuses the burst's transaction (EEXIST), pcpd rolls it back
 #      and applies each request alone: 7 SUCCESS, that one NO_RESOURCES with a short lifetime
-#      (R-HDR-10, R-RC-2), retried_per_request +1, and nothing of the refused request anywhere.
+#      (R-HDR-10, R-RC-2), retried_per_request +1, grouped_refused +1 (the grouped transaction
+#      was refused, then the same one per element), and nothing of the refused request anywhere.
 set -u
 LAB_WATCHDOG=${LAB_WATCHDOG:-120}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
@@ -69,12 +72,15 @@ all_success() { # all_success TAG PORT...
 lab_log "1: 8 MAP requests in one socket read"
 b0=$(lab_stat pcpd_netlink_batches_total)
 o0=$(lab_stat 'pcpd_bursts_total{outcome="one_transaction"}')
+g0=$(lab_stat pcpd_netlink_grouped_refused_total)
 burst one 5001 5002 5003 5004 5005 5006 5007 5008
 check "all 8 requests answered SUCCESS" all_success one 5001 5002 5003 5004 5005 5006 5007 5008
 check "one nft transaction for the 8 (pcpd_netlink_batches_total +1)" \
   lab_eq "batches added" "$(( $(lab_stat pcpd_netlink_batches_total) - b0 ))" 1
 check "pcpd_bursts_total{outcome=\"one_transaction\"} +1" \
   lab_eq "bursts added" "$(( $(lab_stat 'pcpd_bursts_total{outcome="one_transaction"}') - o0 ))" 1
+check "the kernel took the one-message-per-set transaction (grouped_refused +0)" \
+  lab_eq "grouped refused" "$(( $(lab_stat pcpd_netlink_grouped_refused_total) - g0 ))" 0
 check "pcpctl list and inet pcpd match (8 mappings)" lab_consistent one 8
 
 lab_log "2: a foreign element holds 203.0.113.1 tcp 7777; one of 8 requests asks for it"
@@ -89,6 +95,8 @@ check "R-RC-2 ... with a short-lifetime error (lifetime <= 30)" \
 check "the other 7 requests of the burst: SUCCESS" all_success two 6001 6002 6003 6005 6006 6007 6008
 check "pcpd_bursts_total{outcome=\"retried_per_request\"} +1" \
   lab_eq "retried bursts added" "$(( $(lab_stat 'pcpd_bursts_total{outcome="retried_per_request"}') - t0 ))" 1
+check "the grouped transaction was refused once (grouped_refused +1)" \
+  lab_eq "grouped refused" "$(( $(lab_stat pcpd_netlink_grouped_refused_total) - g0 ))" 1
 lab_rtr nft delete element inet pcpd map4_dnat '{ 203.0.113.1 . tcp . 7777 }' || lab_die "nft delete element"
 check "nothing of the refused request: pcpctl list and inet pcpd match (15 mappings)" lab_consistent two 15
 check "its neighbour 192.0.2.10:6005 is in pcpctl list" grep -q '"internal": "192.0.2.10:6005"' "$LAB_DIR/list.two.json"
