@@ -87,9 +87,10 @@ void BatchBuilder::close_message(std::size_t at) {
   last_message_ = at;
 }
 
-void BatchBuilder::put_element(const Element& e, const std::uint64_t* timeout_ms) {
+void BatchBuilder::put_element(const Element& e, const std::uint64_t* timeout_ms, bool expiration) {
   // One NFTA_LIST_ELEM: KEY { DATA_VALUE }, [KEY_END { DATA_VALUE }], and for an add
-  // [DATA { DATA_VALUE }], [TIMEOUT (ms, big endian)], [USERDATA: the comment TLV].
+  // [DATA { DATA_VALUE }], [TIMEOUT (ms, big endian)], [EXPIRATION (ms, an update: the kernel
+  // restarts the timer only when given one or a new timeout)], [USERDATA: the comment TLV].
   const auto& spec = set_spec(e.set);
   const std::size_t elem = open_nest(NFTA_LIST_ELEM);
   const std::size_t key = open_nest(NFTA_SET_ELEM_KEY);
@@ -109,6 +110,7 @@ void BatchBuilder::put_element(const Element& e, const std::uint64_t* timeout_ms
     if (spec.flags & kSetFlagTimeout) {
       const std::uint64_t be = htobe64(*timeout_ms);
       put_attr(NFTA_SET_ELEM_TIMEOUT, &be, sizeof be);
+      if (expiration) put_attr(NFTA_SET_ELEM_EXPIRATION, &be, sizeof be);
     }
     if (!e.comment.empty()) {
       // nft writes the comment as one NFTNL_UDATA_SET_ELEM_COMMENT TLV (type, length, text with
@@ -127,10 +129,10 @@ void BatchBuilder::put_element(const Element& e, const std::uint64_t* timeout_ms
 }
 
 void BatchBuilder::append_elem_message(std::uint16_t type, std::uint16_t flags, const Element& e,
-                                       const std::uint64_t* timeout_ms) {
+                                       const std::uint64_t* timeout_ms, bool expiration) {
   const std::size_t msg = open_message(type, flags, e.set);
   const std::size_t list = open_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
-  put_element(e, timeout_ms);
+  put_element(e, timeout_ms, expiration);
   close_nest(list);
   close_message(msg);
 }
@@ -138,13 +140,20 @@ void BatchBuilder::append_elem_message(std::uint16_t type, std::uint16_t flags, 
 void BatchBuilder::add(const Element& e, std::uint64_t timeout_ms, int change_index) {
   // nft create element inet pcpd map4_dnat { 203.0.113.1 . tcp . 8080 timeout 3630s
   //     comment "pcp map n=... l=3600" : 192.0.2.10 . 80 }
-  append_elem_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, e, &timeout_ms);
+  append_elem_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, e, &timeout_ms, false);
   batch_.messages.push_back({MessageRef::Op::Add, e.set, change_index});
+}
+
+void BatchBuilder::update(const Element& e, std::uint64_t timeout_ms, int change_index) {
+  // nft add element inet pcpd map4_snat { 192.0.2.10 . tcp . 80 timeout 3630s expires 3630s
+  //     : 203.0.113.1 . 8080 }
+  append_elem_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE, e, &timeout_ms, true);
+  batch_.messages.push_back({MessageRef::Op::Update, e.set, change_index});
 }
 
 void BatchBuilder::remove(const Element& e, int change_index) {
   // nft delete element inet pcpd map4_dnat { 203.0.113.1 . tcp . 8080 }
-  append_elem_message(NFT_MSG_DELSETELEM, 0, e, nullptr);
+  append_elem_message(NFT_MSG_DELSETELEM, 0, e, nullptr, false);
   batch_.messages.push_back({MessageRef::Op::Delete, e.set, change_index});
 }
 
@@ -221,7 +230,8 @@ constexpr std::size_t kMaxElementsBytes = 0xffff - 1024;
 }  // namespace
 
 void BatchBuilder::append_segment(const std::vector<PendingOp>& ops, std::size_t begin, std::size_t end) {
-  for (const bool add : {false, true}) {
+  for (const auto kind : {MessageRef::Op::Delete, MessageRef::Op::Add, MessageRef::Op::Update}) {
+    const bool del = kind == MessageRef::Op::Delete;
     for (std::size_t set = 0; set < kSetCount; ++set) {
       std::size_t msg = 0, list = 0;
       std::uint32_t count = 0;
@@ -229,23 +239,24 @@ void BatchBuilder::append_segment(const std::vector<PendingOp>& ops, std::size_t
       auto close = [&]() {
         close_nest(list);
         close_message(msg);
-        batch_.messages.push_back({add ? MessageRef::Op::Add : MessageRef::Op::Delete,
-                                   static_cast<SetId>(set), change, count});
+        batch_.messages.push_back({kind, static_cast<SetId>(set), change, count});
         count = 0;
       };
       for (std::size_t i = begin; i < end; ++i) {
         const auto& op = ops[i];
-        if (op.add != add || static_cast<std::size_t>(op.element.set) != set) continue;
+        if (op.op != kind || static_cast<std::size_t>(op.element.set) != set) continue;
         if (count > 0 && batch_.bytes.size() - list > kMaxElementsBytes) close();
         if (count == 0) {
-          msg = add ? open_message(NFT_MSG_NEWSETELEM, NLM_F_CREATE | NLM_F_EXCL, op.element.set)
-                    : open_message(NFT_MSG_DELSETELEM, 0, op.element.set);
+          msg = del ? open_message(NFT_MSG_DELSETELEM, 0, op.element.set)
+                    : open_message(NFT_MSG_NEWSETELEM,
+                                   kind == MessageRef::Op::Add ? NLM_F_CREATE | NLM_F_EXCL : NLM_F_CREATE,
+                                   op.element.set);
           list = open_nest(NFTA_SET_ELEM_LIST_ELEMENTS);
           change = op.change_index;
         } else if (change != op.change_index) {
           change = -1;  // several changes share the message
         }
-        put_element(op.element, add ? &op.timeout_ms : nullptr);
+        put_element(op.element, del ? nullptr : &op.timeout_ms, kind == MessageRef::Op::Update);
         ++count;
       }
       if (count > 0) close();
@@ -253,9 +264,50 @@ void BatchBuilder::append_segment(const std::vector<PendingOp>& ops, std::size_t
   }
 }
 
+namespace {
+
+// The element operations of one change, in the order PerElement sends them: deletions (election
+// keys first: no packet may re-mark a connection after the mapping's other elements are gone),
+// then additions and updates in mapping_elements() order.
+struct ElementOps {
+  std::vector<Element> remove;
+  std::vector<std::pair<Element, bool>> install;  // (element, update in place)
+};
+
+Result<ElementOps> element_ops(const core::Change& c, bool refresh_in_place) {
+  ElementOps out;
+  if (c.op == core::Change::Op::Remove || c.op == core::Change::Op::Replace) {
+    auto elems = mapping_elements(c.op == core::Change::Op::Remove ? c.mapping : c.previous);
+    if (!elems) return tl::unexpected(elems.error());
+    out.remove = std::move(*elems);
+  }
+  if (c.op == core::Change::Op::Add || c.op == core::Change::Op::Replace) {
+    auto elems = mapping_elements(c.mapping);
+    if (!elems) return tl::unexpected(elems.error());
+    for (auto& e : *elems) {
+      bool kept = false;
+      // An element a Replace keeps as it is (same set, key, data, comment) only has its timer
+      // restarted; interval sets (FILTER ranges) always go through delete and add.
+      if (refresh_in_place && c.op == core::Change::Op::Replace && !(set_spec(e.set).flags & kSetFlagInterval)) {
+        auto same = std::find(out.remove.begin(), out.remove.end(), e);
+        if (same != out.remove.end()) {
+          out.remove.erase(same);
+          kept = true;
+        }
+      }
+      out.install.emplace_back(std::move(e), kept);
+    }
+  }
+  std::stable_partition(out.remove.begin(), out.remove.end(), [](const Element& e) { return is_election_set(e.set); });
+  return out;
+}
+
+}  // namespace
+
 Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::string_view table,
                                         std::uint32_t grace_seconds, std::uint32_t begin_seq,
-                                        const std::vector<bool>& skip, Grouping grouping) {
+                                        const std::vector<bool>& skip, Grouping grouping,
+                                        bool refresh_in_place) {
   auto timeout_of = [grace_seconds](const core::Mapping& m) {
     std::uint64_t ms = (std::uint64_t{m.lifetime} + grace_seconds) * 1000;
     return std::max<std::uint64_t>(ms, 1000);
@@ -268,32 +320,28 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
     for (std::size_t i = 0; i < changes.changes.size() && !interval; ++i) {
       const auto& c = changes.changes[i];
       const int index = static_cast<int>(i);
+      auto eo = element_ops(c, refresh_in_place);
+      if (!eo) return fail(eo.error().domain, eo.error().code, eo.error().context, index);
       const std::size_t first = ops.size();
-      if (c.op == core::Change::Op::Remove || c.op == core::Change::Op::Replace) {
-        auto elems = mapping_elements(c.op == core::Change::Op::Remove ? c.mapping : c.previous);
-        if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
-        for (auto& e : *elems) ops.push_back({std::move(e), 0, index, false});
-      }
-      if (c.op == core::Change::Op::Add || c.op == core::Change::Op::Replace) {
-        auto elems = mapping_elements(c.mapping);
-        if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
-        for (auto& e : *elems) ops.push_back({std::move(e), timeout_of(c.mapping), index, true});
-      }
+      for (auto& e : eo->remove) ops.push_back({std::move(e), 0, index, MessageRef::Op::Delete});
+      for (auto& [e, kept] : eo->install)
+        ops.push_back({std::move(e), timeout_of(c.mapping), index, kept ? MessageRef::Op::Update : MessageRef::Op::Add});
       for (std::size_t k = first; k < ops.size(); ++k)
         if (set_spec(ops[k].element.set).flags & kSetFlagInterval) interval = true;
     }
     if (!interval) {
-      // Segments: a deletion of a key added earlier in the segment starts the next one.
+      // Segments: a deletion of a key added or updated earlier in the segment starts the next one.
       KeySet added(ops.size());
       std::size_t begin = 0;
       for (std::size_t i = 0; i < ops.size(); ++i) {
         const std::uint64_t h = key_hash(ops[i].element);
-        if (!ops[i].add && added.contains(h)) {
+        const bool del = ops[i].op == MessageRef::Op::Delete;
+        if (del && added.contains(h)) {
           b.append_segment(ops, begin, i);
           begin = i;
           added.clear();
         }
-        if (ops[i].add) added.insert(h);
+        if (!del) added.insert(h);
       }
       b.append_segment(ops, begin, ops.size());
       return b.finish();
@@ -304,25 +352,21 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
   for (std::size_t i = 0; i < changes.changes.size(); ++i) {
     const auto& c = changes.changes[i];
     const int index = static_cast<int>(i);
-    if (c.op == core::Change::Op::Remove || c.op == core::Change::Op::Replace) {
-      const auto& old = c.op == core::Change::Op::Remove ? c.mapping : c.previous;
-      auto elems = mapping_elements(old);
-      if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
-      // Election keys go first (un-election: no packet may re-mark a connection after the
-      // mapping's other elements are gone; the transaction is atomic anyway).
-      std::stable_partition(elems->begin(), elems->end(), [](const Element& e) { return is_election_set(e.set); });
-      for (const auto& e : *elems) {
-        if (!skipped()) b.remove(e, index);
-        ++ordinal;
-      }
+    auto eo = element_ops(c, refresh_in_place);
+    if (!eo) return fail(eo.error().domain, eo.error().code, eo.error().context, index);
+    for (const auto& e : eo->remove) {
+      if (!skipped()) b.remove(e, index);
+      ++ordinal;
     }
-    if (c.op == core::Change::Op::Add || c.op == core::Change::Op::Replace) {
-      auto elems = mapping_elements(c.mapping);
-      if (!elems) return fail(elems.error().domain, elems.error().code, elems.error().context, index);
-      for (const auto& e : *elems) {
-        if (!skipped()) b.add(e, timeout_of(c.mapping), index);
-        ++ordinal;
+    for (const auto& [e, kept] : eo->install) {
+      if (!skipped()) {
+        if (kept) {
+          b.update(e, timeout_of(c.mapping), index);
+        } else {
+          b.add(e, timeout_of(c.mapping), index);
+        }
       }
+      ++ordinal;
     }
   }
   return b.finish();

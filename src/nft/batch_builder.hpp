@@ -18,7 +18,7 @@
 namespace pcpd::nft {
 
 struct MessageRef {
-  enum class Op : std::uint8_t { Add, Delete, Flush };
+  enum class Op : std::uint8_t { Add, Delete, Flush, Update };
   Op op = Op::Add;
   SetId set = SetId::Map4Dnat;
   int change_index = -1;  // index in the ChangeSet, -1 when not from one (or from several)
@@ -52,6 +52,12 @@ class BatchBuilder {
   // nft add element inet <table> <set> { <key> timeout <t>ms comment "<c>" : <data> }
   // sent with NLM_F_CREATE | NLM_F_EXCL (an existing key is an error: `nft create element`).
   void add(const Element& e, std::uint64_t timeout_ms, int change_index);
+  // nft add element inet <table> <set> { <key> timeout <t>ms expires <t>ms [: <data>] }
+  // without NLM_F_EXCL: on an element with the same key and data (kernel >= 6.10, see
+  // NftDatapath::open) the kernel only restarts its timer, in the transaction; on a missing key it
+  // creates the element with the given data (the comment is not rewritten: callers update only
+  // elements whose comment does not change).
+  void update(const Element& e, std::uint64_t timeout_ms, int change_index);
   // nft delete element inet <table> <set> { <key> }
   void remove(const Element& e, int change_index);
   // nft flush set inet <table> <set>
@@ -68,9 +74,14 @@ class BatchBuilder {
   // grace) seconds. A message whose ordinal is set in `skip` is left out (resending a batch
   // without deletions of elements the kernel had already expired). Fails with the index of a
   // change that the table cannot express (see mapping_elements()).
+  // `refresh_in_place`: a Replace updates (update() above) each element it keeps unchanged (same
+  // set, key, data and comment; not in an interval set) instead of deleting and re-adding it:
+  // a refresh with the same lifetime and options becomes one timer restart per element. Only for
+  // kernels that restart the timer (NftDatapath probes it); older ones would leave it running.
   // Grouping::PerSet (only without `skip`): the element operations are cut into segments, a new
-  // one starting at a deletion of a key the segment adds; within a segment all deletions come
-  // before all additions, one message per set and operation, in change order within it. The
+  // one starting at a deletion of a key the segment adds or updates; within a segment all
+  // deletions come before all additions, and these before all updates, one message per set and
+  // operation, in change order within it. The
   // kernel then ends in the same state as with PerElement, and accepts the batch whenever it
   // would accept the PerElement one (deletions moved ahead only of additions of other keys). A
   // refusal names a message of several changes (change_index -1): resend PerElement to learn
@@ -78,25 +89,26 @@ class BatchBuilder {
   [[nodiscard]] static Result<Batch> for_changes(const core::ChangeSet& changes, std::string_view table,
                                                  std::uint32_t grace_seconds, std::uint32_t begin_seq,
                                                  const std::vector<bool>& skip = {},
-                                                 Grouping grouping = Grouping::PerElement);
+                                                 Grouping grouping = Grouping::PerElement,
+                                                 bool refresh_in_place = false);
 
  private:
   void append_elem_message(std::uint16_t type, std::uint16_t flags, const Element& e,
-                           const std::uint64_t* timeout_ms);
+                           const std::uint64_t* timeout_ms, bool expiration);
   struct PendingOp {
     Element element;
     std::uint64_t timeout_ms = 0;
     int change_index = -1;
-    bool add = false;
+    MessageRef::Op op = MessageRef::Op::Delete;  // Delete, Add or Update
   };
-  // The PerSet messages of one segment: deletions, then additions, one message per set.
+  // The PerSet messages of one segment: deletions, additions, then updates, one message per set.
   void append_segment(const std::vector<PendingOp>& ops, std::size_t begin, std::size_t end);
   void put_attr(std::uint16_t type, const void* data, std::size_t len);
   std::size_t open_nest(std::uint16_t type);
   void close_nest(std::size_t at);
   std::size_t open_message(std::uint16_t type, std::uint16_t flags, SetId set);
   void close_message(std::size_t at);
-  void put_element(const Element& e, const std::uint64_t* timeout_ms);
+  void put_element(const Element& e, const std::uint64_t* timeout_ms, bool expiration);
   std::string table_;
   Batch batch_;
   std::vector<char> scratch_;

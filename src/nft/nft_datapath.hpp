@@ -23,6 +23,9 @@ struct TableSpec {
   // ct mark bits (DESIGN.md "Checkpointing"); must match the constants in pcpd.nft.
   std::uint32_t elected_mark = 0x1;  // connection of an elected (CHECKPOINT_REQUIRED) mapping
   std::uint32_t sticky_mark = 0x2;   // "was replicated": kept after un-election until the end
+  // Refresh unchanged elements in place when the kernel can (probe_refresh_in_place(); tests turn
+  // it off to exercise the delete-and-add path a kernel before 6.10 takes).
+  bool refresh_in_place = true;
 };
 
 // Thrown only at start-up (open, verify): the message tells the operator what is wrong and how
@@ -38,6 +41,7 @@ struct NftCounters {
   std::uint64_t grouped_refused = 0;     // one-message-per-set batches refused, then resent per element
   std::uint64_t elements_added = 0;
   std::uint64_t elements_deleted = 0;
+  std::uint64_t elements_updated = 0;    // timers restarted in place (refresh_in_place)
   std::uint64_t already_expired = 0;     // deletions dropped: the kernel had expired the element
   std::uint64_t conntrack_deleted = 0;   // connections of deleted mappings dropped
   std::uint64_t conntrack_errors = 0;    // conntrack failures (logged, never fail an apply)
@@ -121,6 +125,15 @@ class NftDatapath final : public core::Datapath {
   [[nodiscard]] Result<RulesetStamp> ruleset_stamp();
 
   [[nodiscard]] NftCounters counters() const;
+  // Whether a refresh restarts the timers of unchanged elements in place (one update per element)
+  // rather than deleting and re-adding them: TableSpec::refresh_in_place and the kernel passed
+  // probe_refresh_in_place(). False until that probe.
+  [[nodiscard]] bool refresh_in_place() const;
+  // With TableSpec::refresh_in_place, asks the kernel whether an element re-added without
+  // NLM_F_EXCL gets the new expiration (Linux 6.10+; older kernels accept it and change nothing):
+  // three transactions and a get on a map4_snat key no mapping has. They change the ruleset
+  // generation, so the daemon runs this after ruleset_stamp(). Logs and returns the outcome.
+  bool probe_refresh_in_place();
 
  private:
   struct Impl;

@@ -185,6 +185,13 @@ nlohmann::json Daemon::control_stats() {
   m.family("pcpd_netlink_grouped_refused_total", "counter",
            "batches of several changes sent one message per set, refused, and resent one message per element")
       .sample(static_cast<double>(nc.grouped_refused));
+  m.family("pcpd_netlink_elements_total", "counter", "nftables set elements written, by operation")
+      .sample(static_cast<double>(nc.elements_added), {{"op", "add"}})
+      .sample(static_cast<double>(nc.elements_deleted), {{"op", "delete"}})
+      .sample(static_cast<double>(nc.elements_updated), {{"op", "update"}});
+  m.family("pcpd_netlink_refresh_in_place", "gauge",
+           "1 when a refresh restarts the timers of unchanged elements in place (kernel 6.10+)")
+      .sample(datapath_->refresh_in_place() ? 1 : 0);
   m.family("pcpd_datapath_resyncs_total", "counter",
            "re-installs of every mapping after table inet pcpd was deleted or re-created")
       .sample(static_cast<double>(nc.resyncs));

@@ -114,6 +114,7 @@ bool Daemon::start() {
   // Before pcpd's own first transaction (set_external_interfaces bumps the generation id): is the
   // kernel as the last clean stop left it? (restore_snapshot below)
   const auto kernel_stamp = datapath_->ruleset_stamp();
+  datapath_->probe_refresh_in_place();  // commits: after the stamp
   if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r) {
     log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
     notify_status("nftables: cannot set the external interface");

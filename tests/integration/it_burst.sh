@@ -12,6 +12,11 @@
 #      and applies each request alone: 7 SUCCESS, that one NO_RESOURCES with a short lifetime
 #      (R-HDR-10, R-RC-2), retried_per_request +1, grouped_refused +1 (the grouped transaction
 #      was refused, then the same one per element), and nothing of the refused request anywhere.
+#   3. Refreshes (issue 7, R-MAP-6): on a kernel that restarts element timers in place (6.10+,
+#      pcpd_netlink_refresh_in_place 1, found by pcpd's probe at start), a refresh with the same
+#      lifetime writes 2 element updates and no add or delete; on an older one 2 deletes and 2
+#      adds. Either way the kernel's DNAT and SNAT timers are restarted (nft -j: expires close to
+#      the timeout again) and pcpctl list still matches the table.
 set -u
 LAB_WATCHDOG=${LAB_WATCHDOG:-120}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
@@ -101,5 +106,44 @@ lab_rtr nft delete element inet pcpd map4_dnat '{ 203.0.113.1 . tcp . 7777 }' ||
 check "nothing of the refused request: pcpctl list and inet pcpd match (15 mappings)" lab_consistent two 15
 check "its neighbour 192.0.2.10:6005 is in pcpctl list" grep -q '"internal": "192.0.2.10:6005"' "$LAB_DIR/list.two.json"
 check_not "192.0.2.10:6004 is not" grep -q '"internal": "192.0.2.10:6004"' "$LAB_DIR/list.two.json"
+
+lab_log "3: a refresh with the same lifetime restarts the kernel timers"
+# Remaining seconds of the map4_dnat / map4_snat element for 192.0.2.10:5001 (nft -j list).
+expires_of() {
+  lab_rtr nft -j list map inet pcpd "$1" | python3 -c '
+import json, sys
+want = sys.argv[1]
+for o in json.load(sys.stdin)["nftables"]:
+    for e in o.get("map", {}).get("elem", []):
+        k = e[0]["elem"] if isinstance(e[0], dict) and "elem" in e[0] else None
+        if k and want in json.dumps(k["val"]): print(k["expires"], k["timeout"]); sys.exit(0)
+print("-1 -1")' "$2"
+}
+in_place=$(lab_stat pcpd_netlink_refresh_in_place)
+kernel=$(uname -r | awk -F. '{print $1 * 1000 + $2}')
+check "pcpd_netlink_refresh_in_place is 1 exactly on kernels 6.10 and later (here $(uname -r))" \
+  lab_eq "refresh_in_place" "$in_place" "$([ "$kernel" -ge 6010 ] && echo 1 || echo 0)"
+sleep 3
+read -r dnat_before timeout < <(expires_of map4_dnat '"203.0.113.1", "tcp", 5001')
+read -r snat_before _ < <(expires_of map4_snat '"192.0.2.10", "tcp", 5001')
+echo "    before the refresh: DNAT expires in ${dnat_before}s, SNAT in ${snat_before}s (timeout ${timeout}s)"
+check "the timers ran down by more than 3 s before the refresh" lab_ge "timeout - 4 - DNAT" $((timeout - 4 - dnat_before)) 0
+u0=$(lab_stat 'pcpd_netlink_elements_total{op="update"}')
+a0=$(lab_stat 'pcpd_netlink_elements_total{op="add"}')
+d0=$(lab_stat 'pcpd_netlink_elements_total{op="delete"}')
+lab_pcpc --json map -p tcp -i 5001 -l 600 -n "$(lab_json "$r.one.5001" nonce)" >"$r.refresh" 2>&1
+check "R-MAP-6 the refresh: SUCCESS, same external port" \
+  lab_eq "refresh" "$(lab_json "$r.refresh" result)/$(lab_json "$r.refresh" external_port)" \
+  "SUCCESS/$(lab_json "$r.one.5001" external_port)"
+read -r dnat_after _ < <(expires_of map4_dnat '"203.0.113.1", "tcp", 5001')
+read -r snat_after _ < <(expires_of map4_snat '"192.0.2.10", "tcp", 5001')
+echo "    after: DNAT expires in ${dnat_after}s, SNAT in ${snat_after}s"
+check "the DNAT timer was restarted (expires $dnat_before -> $dnat_after s of $timeout)" lab_ge "DNAT" "$dnat_after" $((timeout - 3))
+check "the SNAT timer was restarted (expires $snat_before -> $snat_after s)" lab_ge "SNAT" "$snat_after" $((timeout - 3))
+writes="$(( $(lab_stat 'pcpd_netlink_elements_total{op="update"}') - u0 ))/$(( $(lab_stat 'pcpd_netlink_elements_total{op="add"}') - a0 ))/$(( $(lab_stat 'pcpd_netlink_elements_total{op="delete"}') - d0 ))"
+check "element writes update/add/delete: 2/0/0 in place, 0/2/2 otherwise" \
+  lab_eq "writes" "$writes" "$([ "$in_place" = 1 ] && echo 2/0/0 || echo 0/2/2)"
+check "pcpctl list and inet pcpd still match (15 mappings)" lab_consistent three 15
+
 check "pcpd is still running" kill -0 "$LAB_PCPD_PID"
 lab_finish

@@ -139,6 +139,43 @@ void check_same(const core::Mapping& a, const core::Mapping& b) {
   CHECK(a.description == b.description);
 }
 
+// Remaining time of the element of `set_name` whose listing starts with `key` ("expires 2m8s996ms"
+// in nft list), in ms; -1 when there is no such element.
+long long expires_ms(const char* set_name, const std::string& key) {
+  const std::string t = set_text(set_name);
+  auto at = t.find(key);
+  if (at == std::string::npos) return -1;
+  at = t.find("expires ", at);
+  if (at == std::string::npos) return -1;
+  long long total = 0, n = 0;
+  for (std::size_t i = at + 8; i < t.size(); ++i) {
+    const char c = t[i];
+    if (c >= '0' && c <= '9') {
+      n = n * 10 + (c - '0');
+    } else if (c == 'd') {
+      total += n * 86400000, n = 0;
+    } else if (c == 'h') {
+      total += n * 3600000, n = 0;
+    } else if (c == 'm' && i + 1 < t.size() && t[i + 1] == 's') {
+      total += n, n = 0, ++i;
+    } else if (c == 'm') {
+      total += n * 60000, n = 0;
+    } else if (c == 's') {
+      total += n * 1000, n = 0;
+    } else {
+      break;
+    }
+  }
+  return total;
+}
+
+// Whether the running kernel is at least major.minor (uname -r).
+bool kernel_at_least(int major, int minor) {
+  int a = 0, b = 0;
+  if (std::sscanf(sh("uname -r").out.c_str(), "%d.%d", &a, &b) != 2) return false;
+  return a > major || (a == major && b >= minor);
+}
+
 }  // namespace
 
 TEST_CASE("nft kernel: the rules file loads twice and keeps its elements") {
@@ -304,6 +341,75 @@ TEST_CASE("nft kernel: add, replace (same key) and remove show up in nft list ta
   auto c = dp->counters();
   CHECK(c.batches == 4);
   CHECK(c.batch_failures == 0);
+}
+
+TEST_CASE("nft kernel: a refresh restarts unchanged elements' timers in place (6.10+), else deletes and re-adds") {
+  // issue 7: a refresh with the same lifetime and options is one timer restart per element.
+  // Either way the kernel must end with the new timeout and comment (RFC 6887 §11.3 / R-MAP-6).
+  for (const bool allow : {true, false}) {
+    CAPTURE(allow);
+    load_rules();
+    TableSpec spec;
+    spec.refresh_in_place = allow;
+    auto dp = NftDatapath::open(spec);
+    CHECK_FALSE(dp->refresh_in_place());  // not before the probe
+    const bool in_place = allow && kernel_at_least(6, 10);
+    CHECK(dp->probe_refresh_in_place() == in_place);
+    CHECK(dp->refresh_in_place() == in_place);
+    CHECK_FALSE(has(set_text("map4_snat"), "0.0.0.0"));  // open()'s probe element is gone
+    auto m = map4(8200, 80);
+    m.lifetime = 100;
+    m.description = "web";
+    REQUIRE(dp->apply(adds({m})).has_value());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const std::string dnat_key = "203.0.113.1 . tcp . 8200 timeout";
+    const std::string snat_key = "192.0.2.10 . tcp . 80 timeout";
+    CHECK(expires_ms("map4_dnat", dnat_key) < 129000);
+    CHECK(expires_ms("map4_snat", snat_key) < 129000);
+
+    auto refresh = [&](const core::Mapping& next, const core::Mapping& prev) {
+      core::ChangeSet cs;
+      cs.changes.push_back({core::Change::Op::Replace, next, prev, false});
+      auto before = dp->counters();
+      auto r = dp->apply(cs);
+      REQUIRE(r.has_value());
+      auto after = dp->counters();
+      return std::array<std::uint64_t, 3>{after.elements_added - before.elements_added,
+                                          after.elements_deleted - before.elements_deleted,
+                                          after.elements_updated - before.elements_updated};
+    };
+    // Same lifetime, same comment: both elements restarted.
+    auto d = refresh(m, m);
+    CHECK(expires_ms("map4_dnat", dnat_key) > 129000);
+    CHECK(expires_ms("map4_snat", snat_key) > 129000);
+    CHECK(d == (in_place ? std::array<std::uint64_t, 3>{0, 0, 2} : std::array<std::uint64_t, 3>{2, 2, 0}));
+
+    // A new lifetime changes the DNAT comment (l=): that element is replaced, the SNAT one updated.
+    auto m2 = m;
+    m2.lifetime = 200;
+    d = refresh(m2, m);
+    CHECK(expires_ms("map4_dnat", dnat_key) > 229000);
+    CHECK(expires_ms("map4_snat", snat_key) > 229000);
+    CHECK(has(set_text("map4_dnat"), "l=200 d=web"));
+    CHECK(d == (in_place ? std::array<std::uint64_t, 3>{1, 1, 1} : std::array<std::uint64_t, 3>{2, 2, 0}));
+
+    // A new description: the comment must change even though the key and data do not.
+    auto m3 = m2;
+    m3.description = "web2";
+    d = refresh(m3, m2);
+    CHECK(has(set_text("map4_dnat"), "l=200 d=web2"));
+    CHECK(d == (in_place ? std::array<std::uint64_t, 3>{1, 1, 1} : std::array<std::uint64_t, 3>{2, 2, 0}));
+
+    // An element gone behind pcpd's back (nft delete element): the refresh puts it back.
+    REQUIRE(sh("nft delete element inet pcpd map4_snat '{ 192.0.2.10 . tcp . 80 }'").rc == 0);
+    d = refresh(m3, m3);
+    CHECK(expires_ms("map4_snat", snat_key) > 229000);
+    CHECK(has(set_text("map4_snat"), ": 203.0.113.1 . 8200"));
+    auto rec = dp->recover(now_ms());
+    REQUIRE(rec.has_value());
+    REQUIRE(rec->size() == 1);
+    check_same(rec->front(), m3);
+  }
 }
 
 TEST_CASE("nft kernel: a refused change leaves nothing of its batch (R-HDR-10), and names the change") {

@@ -8,6 +8,7 @@ pcpd_add_test(test_nft
     ${CMAKE_CURRENT_LIST_DIR}/nft_elements_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_batch_builder_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_batch_grouping_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/nft_batch_refresh_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_conntrack_match_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/nft_checkpoint_test.cpp
   LIBS pcp_nft pcp_ct PkgConfig::NFTNL PkgConfig::MNL)

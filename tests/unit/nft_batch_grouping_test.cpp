@@ -1,119 +1,20 @@
 // BatchBuilder Grouping::PerSet (one message per set and operation, issue 7) against
 // Grouping::PerElement: the batches are parsed back with libnftnl and played on a model of the
-// kernel's transaction (create with NLM_F_EXCL fails on an existing key, delete fails on a missing
-// one, any failure refuses the whole batch). PerSet must be accepted exactly when PerElement is,
-// and end in the same set contents (R-HDR-10: each request all or nothing, one transaction).
+// kernel's transaction (unit/nft_batch_model.hpp). PerSet must be accepted exactly when
+// PerElement is, and end in the same set contents (R-HDR-10: each request all or nothing, one
+// transaction).
 #include <doctest/doctest.h>
-#include <libmnl/libmnl.h>
-#include <libnftnl/set.h>
-#include <libnftnl/udata.h>
-#include <linux/netfilter.h>
-#include <linux/netfilter/nf_tables.h>
-#include <linux/netfilter/nfnetlink.h>
 
-#include <map>
-#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "nft/batch_builder.hpp"
-#include "unit/nft_test_mappings.hpp"
+#include "unit/nft_batch_model.hpp"
 
 using namespace pcpd;
 using namespace pcpd::nft;
 using namespace pcpd::nft_test;
-
-namespace {
-
-struct Op {
-  bool add = false;
-  std::string set;
-  std::vector<std::uint8_t> key, data;
-  std::uint64_t timeout = 0;
-  std::string userdata;
-};
-
-struct Msg {
-  std::uint16_t type = 0;
-  std::uint32_t length = 0;
-  std::vector<Op> ops;
-};
-
-std::vector<std::uint8_t> get(nftnl_set_elem* e, std::uint16_t attr) {
-  if (!nftnl_set_elem_is_set(e, attr)) return {};
-  std::uint32_t len = 0;
-  auto* p = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, attr, &len));
-  return {p, p + len};
-}
-
-// Every element message of the batch (BEGIN and END left out), each with all its elements.
-std::vector<Msg> parse_all(const Batch& b) {
-  std::vector<Msg> out;
-  int len = static_cast<int>(b.bytes.size());
-  for (auto* nlh = reinterpret_cast<const nlmsghdr*>(b.bytes.data()); mnl_nlmsg_ok(nlh, len);
-       nlh = mnl_nlmsg_next(nlh, &len)) {
-    if ((nlh->nlmsg_type >> 8) != NFNL_SUBSYS_NFTABLES) continue;
-    Msg m;
-    m.type = nlh->nlmsg_type & 0xff;
-    m.length = nlh->nlmsg_len;
-    std::unique_ptr<nftnl_set, void (*)(const nftnl_set*)> s(nftnl_set_alloc(), nftnl_set_free);
-    REQUIRE(nftnl_set_elems_nlmsg_parse(nlh, s.get()) == 0);
-    const std::string set = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
-    auto* it = nftnl_set_elems_iter_create(s.get());
-    for (auto* e = nftnl_set_elems_iter_next(it); e != nullptr; e = nftnl_set_elems_iter_next(it)) {
-      Op op;
-      op.add = m.type == NFT_MSG_NEWSETELEM;
-      op.set = set;
-      op.key = get(e, NFTNL_SET_ELEM_KEY);
-      op.data = get(e, NFTNL_SET_ELEM_DATA);
-      if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_TIMEOUT)) op.timeout = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_TIMEOUT);
-      auto ud = get(e, NFTNL_SET_ELEM_USERDATA);
-      op.userdata.assign(ud.begin(), ud.end());
-      m.ops.push_back(std::move(op));
-    }
-    nftnl_set_elems_iter_destroy(it);
-    out.push_back(std::move(m));
-  }
-  CHECK(len == 0);
-  return out;
-}
-
-// set -> key -> (data, timeout, userdata)
-using Contents = std::map<std::string, std::map<std::vector<std::uint8_t>, std::tuple<std::vector<std::uint8_t>, std::uint64_t, std::string>>>;
-
-// The kernel's view of one transaction: nullopt when refused (then nothing changes).
-std::optional<Contents> play(Contents state, const Batch& b) {
-  for (const auto& m : parse_all(b))
-    for (const auto& op : m.ops) {
-      auto& set = state[op.set];
-      if (op.add) {
-        if (!set.emplace(op.key, std::make_tuple(op.data, op.timeout, op.userdata)).second) return std::nullopt;
-      } else if (set.erase(op.key) == 0) {
-        return std::nullopt;
-      }
-    }
-  return state;
-}
-
-std::size_t elements(const Batch& b) {
-  std::size_t n = 0;
-  for (const auto& m : b.messages) n += m.elements;
-  return n;
-}
-
-Batch build(const core::ChangeSet& cs, Grouping g, std::uint32_t seq = 1) {
-  auto b = BatchBuilder::for_changes(cs, "pcpd", 30, seq, {}, g);
-  REQUIRE(b.has_value());
-  return std::move(*b);
-}
-
-void add(core::ChangeSet& cs, core::Change::Op op, const core::Mapping& m, const core::Mapping& prev = {}) {
-  cs.changes.push_back({op, m, prev, false});
-}
-
-}  // namespace
 
 TEST_CASE("nft batch PerSet: a burst of 64 MAP creates is one message per set, same elements as PerElement") {
   core::ChangeSet cs;
