@@ -76,6 +76,17 @@ std::vector<std::uint8_t> bytes_of(nftnl_set_elem* e, std::uint16_t attr) {
   return {p, p + len};
 }
 
+DumpedElement dumped(nftnl_set_elem* e) {
+  DumpedElement d;
+  d.key = bytes_of(e, NFTNL_SET_ELEM_KEY);
+  d.key_end = bytes_of(e, NFTNL_SET_ELEM_KEY_END);
+  d.data = bytes_of(e, NFTNL_SET_ELEM_DATA);
+  if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
+    d.expiration_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
+  d.comment = comment_of(e);
+  return d;
+}
+
 }  // namespace
 
 struct NftDatapath::Impl {
@@ -253,14 +264,7 @@ Result<std::vector<DumpedElement>> NftDatapath::Impl::dump_set(const SetSpec& se
     if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) return;
     auto* it = nftnl_set_elems_iter_create(s.get());
     for (auto* e = nftnl_set_elems_iter_next(it); e != nullptr; e = nftnl_set_elems_iter_next(it)) {
-      DumpedElement d;
-      d.key = bytes_of(e, NFTNL_SET_ELEM_KEY);
-      d.key_end = bytes_of(e, NFTNL_SET_ELEM_KEY_END);
-      d.data = bytes_of(e, NFTNL_SET_ELEM_DATA);
-      if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_EXPIRATION))
-        d.expiration_ms = nftnl_set_elem_get_u64(e, NFTNL_SET_ELEM_EXPIRATION);
-      d.comment = comment_of(e);
-      out.push_back(std::move(d));
+      out.push_back(dumped(e));
     }
     nftnl_set_elems_iter_destroy(it);
   };
@@ -297,14 +301,7 @@ Result<std::optional<DumpedElement>> NftDatapath::Impl::get_element(const Elemen
     SetPtr s(nftnl_set_alloc());
     if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) return;
     auto* it = nftnl_set_elems_iter_create(s.get());
-    if (auto* x = nftnl_set_elems_iter_next(it); x != nullptr) {
-      DumpedElement d;
-      d.key = bytes_of(x, NFTNL_SET_ELEM_KEY);
-      d.data = bytes_of(x, NFTNL_SET_ELEM_DATA);
-      if (nftnl_set_elem_is_set(x, NFTNL_SET_ELEM_EXPIRATION))
-        d.expiration_ms = nftnl_set_elem_get_u64(x, NFTNL_SET_ELEM_EXPIRATION);
-      out = std::move(d);
-    }
+    if (auto* x = nftnl_set_elems_iter_next(it); x != nullptr) out = dumped(x);
     nftnl_set_elems_iter_destroy(it);
   };
   auto r = nl->dump(build, on_message, [&] { out.reset(); });

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -126,5 +127,66 @@ inline nft::Batch build(const core::ChangeSet& cs, nft::Grouping g, std::uint32_
 inline void add(core::ChangeSet& cs, core::Change::Op op, const core::Mapping& m, const core::Mapping& prev = {}) {
   cs.changes.push_back({op, m, prev, false});
 }
+
+// Random bursts for the model tests: Add / Remove / Replace over a pool of mappings (MAP, elected
+// MAP, PEER, pinhole, IPv6 PEER; with `filters`, also MAPs with a FILTER), mostly valid against
+// what the accepted bursts left, sometimes not (Add of a present mapping, Remove or Replace of an
+// absent one). A Replace keeps the lifetime half of the time and now and then flips the election
+// or changes the description.
+class BurstGenerator {
+ public:
+  BurstGenerator(std::uint32_t seed, bool filters) : rng_(seed) {
+    for (std::uint16_t i = 0; i < 5; ++i) {
+      pool_.push_back(map4(static_cast<std::uint16_t>(20000 + i), static_cast<std::uint16_t>(20000 + i)));
+      auto e = map4(static_cast<std::uint16_t>(21000 + i), static_cast<std::uint16_t>(81 + i));
+      e.checkpoint = true;
+      pool_.push_back(e);
+      if (filters) {
+        auto f = map4(static_cast<std::uint16_t>(22000 + i), static_cast<std::uint16_t>(22000 + i));
+        f.filters = {filter("198.51.100.0/24", i)};
+        pool_.push_back(f);
+      }
+      pool_.push_back(peer4(static_cast<std::uint16_t>(30000 + i)));
+      pool_.push_back(pin6(static_cast<std::uint16_t>(40000 + i)));
+      pool_.push_back(peer6(static_cast<std::uint16_t>(41000 + i)));
+    }
+    reset();
+  }
+  // Empty kernel, nothing present.
+  void reset() { present_.assign(pool_.size(), std::nullopt); }
+  // The next burst (1 to 12 changes), against what accept() last kept.
+  core::ChangeSet next() {
+    core::ChangeSet cs;
+    pending_ = present_;
+    const int n = 1 + static_cast<int>(rng_() % 12);
+    for (int k = 0; k < n; ++k) {
+      const std::size_t i = rng_() % pool_.size();
+      const bool wrong = rng_() % 20 == 0;
+      auto& now = pending_[i];
+      if (!now.has_value() ^ wrong) {
+        add(cs, core::Change::Op::Add, pool_[i]);
+        now = pool_[i];
+      } else if (rng_() % 3 == 0) {
+        add(cs, core::Change::Op::Remove, pool_[i]);
+        now.reset();
+      } else {
+        auto renewed = now.value_or(pool_[i]);
+        if (rng_() % 2 == 0) renewed.lifetime = 60 + static_cast<std::uint32_t>(rng_() % 3600);
+        if (rng_() % 5 == 0) renewed.checkpoint = !renewed.checkpoint;
+        if (rng_() % 5 == 0) renewed.description = "d" + std::to_string(rng_() % 3);
+        add(cs, core::Change::Op::Replace, renewed, now.value_or(pool_[i]));
+        now = renewed;
+      }
+    }
+    return cs;
+  }
+  // The kernel took the last burst.
+  void accept() { present_ = pending_; }
+
+ private:
+  std::mt19937 rng_;
+  std::vector<core::Mapping> pool_;
+  std::vector<std::optional<core::Mapping>> present_, pending_;
+};
 
 }  // namespace pcpd::nft_test

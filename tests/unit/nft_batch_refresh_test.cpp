@@ -123,51 +123,17 @@ TEST_CASE("nft refresh in place: changed comments, elections and FILTER ranges s
 }
 
 TEST_CASE("nft refresh in place: random bursts end where delete-and-add ends, grouped or not") {
-  // Bursts of Add / Remove / Replace (same lifetime half of the time, new descriptions and
-  // elections now and then) over MAP, PEER, pinhole, elected and filtered mappings, sometimes
-  // invalid. In place, PerSet and PerElement must agree on acceptance and end state; whenever
-  // delete-and-add is accepted, in place is too and ends in the same contents. (In place also
-  // accepts a refresh of an element the kernel no longer has: it creates it again.)
-  std::mt19937 rng(6887);
-  std::vector<core::Mapping> pool;
-  for (std::uint16_t i = 0; i < 5; ++i) {
-    pool.push_back(map4(static_cast<std::uint16_t>(20000 + i), static_cast<std::uint16_t>(20000 + i)));
-    auto e = map4(static_cast<std::uint16_t>(21000 + i), static_cast<std::uint16_t>(81 + i));
-    e.checkpoint = true;
-    pool.push_back(e);
-    auto f = map4(static_cast<std::uint16_t>(22000 + i), static_cast<std::uint16_t>(22000 + i));
-    f.filters = {filter("198.51.100.0/24", static_cast<std::uint16_t>(i))};
-    pool.push_back(f);
-    pool.push_back(peer4(static_cast<std::uint16_t>(30000 + i)));
-    pool.push_back(pin6(static_cast<std::uint16_t>(40000 + i)));
-    pool.push_back(peer6(static_cast<std::uint16_t>(41000 + i)));
-  }
+  // BurstGenerator (unit/nft_batch_model.hpp), with FILTER mappings. In place, PerSet and
+  // PerElement must agree on acceptance and end state; whenever delete-and-add is accepted, in
+  // place is too and ends in the same contents. (In place also accepts a refresh of an element
+  // the kernel no longer has: it creates it again.)
+  BurstGenerator gen(6887, true);
   int accepted = 0, refused = 0, updates = 0;
   for (int round = 0; round < 300; ++round) {
-    std::vector<std::optional<core::Mapping>> present(pool.size());
+    gen.reset();
     Contents state;
     for (int burst = 0; burst < 4; ++burst) {
-      core::ChangeSet cs;
-      auto now = present;
-      const int n = 1 + static_cast<int>(rng() % 12);
-      for (int k = 0; k < n; ++k) {
-        const std::size_t i = rng() % pool.size();
-        const bool wrong = rng() % 20 == 0;
-        if (!now[i].has_value() ^ wrong) {
-          add(cs, core::Change::Op::Add, pool[i]);
-          now[i] = pool[i];
-        } else if (rng() % 3 == 0) {
-          add(cs, core::Change::Op::Remove, pool[i]);
-          now[i].reset();
-        } else {
-          auto renewed = now[i].value_or(pool[i]);
-          if (rng() % 2 == 0) renewed.lifetime = 60 + static_cast<std::uint32_t>(rng() % 3600);
-          if (rng() % 5 == 0) renewed.checkpoint = !renewed.checkpoint;
-          if (rng() % 5 == 0) renewed.description = "d" + std::to_string(rng() % 3);
-          add(cs, core::Change::Op::Replace, renewed, now[i].value_or(pool[i]));
-          now[i] = renewed;
-        }
-      }
+      const core::ChangeSet cs = gen.next();
       const Batch per_element = build(cs, Grouping::PerElement, 1, true);
       for (const auto& m : per_element.messages) updates += m.op == MessageRef::Op::Update;
       auto a = play(state, per_element);
@@ -182,7 +148,7 @@ TEST_CASE("nft refresh in place: random bursts end where delete-and-add ends, gr
       if (a) {
         CHECK(*a == *b);
         state = *a;
-        present = now;
+        gen.accept();
         ++accepted;
       } else {
         ++refused;
