@@ -101,9 +101,9 @@ struct NftDatapath::Impl {
   Result<void> transact(const std::function<Result<Batch>(std::uint32_t, const std::vector<bool>&)>& build);
   // `changes` as one Grouping::PerSet batch: true when committed, false when refused.
   Result<bool> try_grouped(const core::ChangeSet& changes);
-  Result<std::vector<DumpedElement>> dump_set(const SetSpec& spec);
-  // nft get element: the element with e's key, nullopt when the set has none.
-  Result<std::optional<DumpedElement>> get_element(const Element& e);
+  // Every element of `set` (a dump), or with `only` just the element with its key (nft get
+  // element; empty when the set has none).
+  Result<std::vector<DumpedElement>> read_elements(std::string_view set, const Element* only = nullptr);
   // Whether the kernel restarts an element's timer when the element is re-added without
   // NLM_F_EXCL (Linux 6.10+, 4201f3938914; older kernels accept the message and change nothing).
   bool probe_refresh_in_place();
@@ -247,15 +247,21 @@ Result<void> NftDatapath::Impl::transact(
   return fail(ErrorDomain::Netlink, EIO, "nft: batch refused twice");
 }
 
-Result<std::vector<DumpedElement>> NftDatapath::Impl::dump_set(const SetSpec& set) {
+Result<std::vector<DumpedElement>> NftDatapath::Impl::read_elements(std::string_view set, const Element* only) {
   std::vector<DumpedElement> out;
-  const std::string name(set.name);
+  const std::string name(set);
   auto build = [&](char* buf, std::uint32_t seq) {
-    // nft list set inet pcpd <set>
-    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
+    // nft list set inet pcpd <set>   |   nft get element inet pcpd <set> { <key> }
+    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET,
+                                      only == nullptr ? NLM_F_DUMP | NLM_F_ACK : NLM_F_ACK, seq);
     SetPtr s(nftnl_set_alloc());
     nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec.table.c_str());
     nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    if (only != nullptr) {
+      auto* elem = nftnl_set_elem_alloc();
+      nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, only->key.data(), static_cast<std::uint32_t>(only->key.size()));
+      nftnl_set_elem_add(s.get(), elem);  // owned by the set from here
+    }
     nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
     return nlh;
   };
@@ -269,7 +275,10 @@ Result<std::vector<DumpedElement>> NftDatapath::Impl::dump_set(const SetSpec& se
     nftnl_set_elems_iter_destroy(it);
   };
   auto r = nl->dump(build, on_message, [&] { out.clear(); });
-  if (!r) return tl::unexpected(r.error());
+  if (!r) {
+    if (only != nullptr && r.error().code == ENOENT) return out;  // no such element
+    return tl::unexpected(r.error());
+  }
   return out;
 }
 
@@ -280,36 +289,6 @@ void NftDatapath::Impl::count(const Batch& batch) {
     if (m.op == MessageRef::Op::Delete) counters.elements_deleted += m.elements;
     if (m.op == MessageRef::Op::Update) counters.elements_updated += m.elements;
   }
-}
-
-Result<std::optional<DumpedElement>> NftDatapath::Impl::get_element(const Element& e) {
-  std::optional<DumpedElement> out;
-  const std::string name(set_spec(e.set).name);
-  auto build = [&](char* buf, std::uint32_t seq) {
-    // nft get element inet pcpd <set> { <key> }
-    auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_ACK, seq);
-    SetPtr s(nftnl_set_alloc());
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, spec.table.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
-    auto* elem = nftnl_set_elem_alloc();
-    nftnl_set_elem_set(elem, NFTNL_SET_ELEM_KEY, e.key.data(), static_cast<std::uint32_t>(e.key.size()));
-    nftnl_set_elem_add(s.get(), elem);  // owned by the set from here
-    nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
-    return nlh;
-  };
-  auto on_message = [&](const nlmsghdr* nlh) {
-    SetPtr s(nftnl_set_alloc());
-    if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) return;
-    auto* it = nftnl_set_elems_iter_create(s.get());
-    if (auto* x = nftnl_set_elems_iter_next(it); x != nullptr) out = dumped(x);
-    nftnl_set_elems_iter_destroy(it);
-  };
-  auto r = nl->dump(build, on_message, [&] { out.reset(); });
-  if (!r) {
-    if (r.error().code == ENOENT) return std::optional<DumpedElement>{};
-    return tl::unexpected(r.error());
-  }
-  return out;
 }
 
 bool NftDatapath::Impl::probe_refresh_in_place() {
@@ -338,9 +317,9 @@ bool NftDatapath::Impl::probe_refresh_in_place() {
   bool ok = run([&](BatchBuilder& b) { b.update(probe, 600000, -1); });
   std::uint64_t remaining = 0;
   if (ok) {
-    auto got = get_element(probe);
-    ok = got && got->has_value();
-    if (ok) remaining = (*got)->expiration_ms;
+    auto got = read_elements(set_spec(probe.set).name, &probe);
+    ok = got && got->size() == 1;
+    if (ok) remaining = got->front().expiration_ms;
   }
   if (!run(remove)) log::warn("nft.probe_failed", {{"what", "refresh in place"}, {"step", "delete"}});
   log::debug("nft.probe", {{"what", "refresh in place"}, {"expiration_ms", remaining}});
@@ -519,7 +498,7 @@ Result<std::vector<core::Mapping>> NftDatapath::recover(core::Millis now) {
     SetContents contents;
     for (const auto& s : all_sets()) {
       if (s.id == SetId::WanIfnames) continue;
-      auto d = impl_->dump_set(s);
+      auto d = impl_->read_elements(s.name);
       if (!d) return tl::unexpected(d.error());
       contents[static_cast<std::size_t>(s.id)] = std::move(*d);
     }
