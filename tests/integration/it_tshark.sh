@@ -20,8 +20,11 @@ lab_pcpd_start "$conf"
 cap=$LAB_DIR/pcp.pcapng
 lab_spawn "$LAB_RTR" "$LAB_DIR/tshark.log" tshark -i lan0 -f 'udp port 5351' -w "$cap" -a duration:90
 tpid=$LAB_LASTPID
-for _ in $(seq 1 100); do grep -q 'Capturing on' "$LAB_DIR/tshark.log" && break; sleep 0.1; done
-grep -q 'Capturing on' "$LAB_DIR/tshark.log" || { lab_ev <"$LAB_DIR/tshark.log"; lab_die "tshark did not start"; }
+# tshark prints 'Capturing on' before dumpcap has the interface open; 'Capture started' comes
+# once dumpcap reports the capture file, after the filter is in place. Waiting for the first
+# line only lost the first request in one CI run.
+for _ in $(seq 1 150); do grep -q 'Capture started' "$LAB_DIR/tshark.log" && break; sleep 0.1; done
+grep -q 'Capture started' "$LAB_DIR/tshark.log" || { lab_ev <"$LAB_DIR/tshark.log"; lab_die "tshark did not start"; }
 r=$LAB_DIR/r
 n=$(lab_nonce)
 lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$n" --filter 203.0.113.100/32 --description "tshark check"
