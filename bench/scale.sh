@@ -269,27 +269,34 @@ for level in $levels; do
   forward "$level"
 done
 
-# Restart with every mapping still in the kernel: time from exec to the first answered request.
-log "restart with $have mappings in the kernel"
-kill "$pcpd_pid"; wait "$pcpd_pid" || true
-t0=$(date +%s.%N)
-start_pcpd
-served=
-deadline=$(( $(date +%s) + restart_max ))
-while [ "$(date +%s)" -lt $deadline ]; do   # bounded by --restart-max
-  if lg 192.0.2.10 refresh --count 1 --span 1 --base-port 1024 --window 1 --timeout-ms 100 \
-      --existing "$have" 2>/dev/null | grep -q '"success":1'; then
-    served=$(date +%s.%N); break
+# Restart with every mapping still in the kernel: time from exec to the first answered request,
+# after SIGTERM (snapshot written at the stop) and after kill -9 (snapshot + mapping journal).
+restart() {   # restart SIGNAL
+  log "restart after $1 with $have mappings in the kernel"
+  kill "-$1" "$pcpd_pid"; wait "$pcpd_pid" || true
+  local t0 served= n source deadline
+  t0=$(date +%s.%N)
+  start_pcpd
+  deadline=$(( $(date +%s) + restart_max ))
+  while [ "$(date +%s)" -lt $deadline ]; do   # bounded by --restart-max
+    if lg 192.0.2.10 refresh --count 1 --span 1 --base-port 1024 --window 1 --timeout-ms 100 \
+        --existing "$have" 2>/dev/null | grep -q '"success":1'; then
+      served=$(date +%s.%N); break
+    fi
+  done
+  sleep 0.5
+  # pcpd logs at info "mappings.recovered source=S found=N restored=N ..." once it took them over.
+  n=$(grep 'mappings.recovered' "$tmp/pcpd.log" | tail -1 | sed -n 's/.*restored=\([0-9]*\).*/\1/p')
+  source=$(grep 'mappings.recovered' "$tmp/pcpd.log" | tail -1 | sed -n 's/.*source=\([a-z_]*\).*/\1/p')
+  if [ -n "$served" ]; then
+    emit "{\"op\":\"restart\",\"signal\":\"$1\",\"existing\":$have,\"restored\":${n:-0},\"source\":\"${source:-}\",\"seconds_to_first_answer\":$(echo "$served $t0" | awk '{printf "%.3f", $1 - $2}')}"
+  else
+    emit "{\"op\":\"restart\",\"signal\":\"$1\",\"existing\":$have,\"restored\":${n:-0},\"source\":\"${source:-}\",\"seconds_to_first_answer\":null,\"gave_up_after_s\":$restart_max}"
   fi
-done
-sleep 0.5
-# pcpd logs at info "mappings.recovered found=N restored=N conflicts=N" once it took them over.
-n=$(grep 'mappings.recovered' "$tmp/pcpd.log" | tail -1 | sed -n 's/.*restored=\([0-9]*\).*/\1/p')
-if [ -n "$served" ]; then
-  emit "{\"op\":\"restart\",\"existing\":$have,\"restored\":${n:-0},\"seconds_to_first_answer\":$(echo "$served $t0" | awk '{printf "%.3f", $1 - $2}')}"
-else
-  emit "{\"op\":\"restart\",\"existing\":$have,\"restored\":${n:-0},\"seconds_to_first_answer\":null,\"gave_up_after_s\":$restart_max}"
-fi
+}
+restart TERM
+restart KILL
+grep 'mappings.snapshot_written\|mappings.journal' "$tmp/pcpd.log" | tail -8 >&2
 emit "{\"op\":\"udp_rcvbuf_errors\",\"count\":$(rcvbuf_errors)}"
 kill -0 "$pcpd_pid" 2>/dev/null || { log "pcpd died:"; tail -5 "$tmp/pcpd.log" >&2; exit 1; }
 [ -s "$tmp/pcpd.log" ] && { log "pcpd log (tail):"; tail -5 "$tmp/pcpd.log" >&2; }

@@ -103,8 +103,10 @@ def main():
         if r.get("op") == "restart":
             s = r["seconds_to_first_answer"]
             L.append("")
-            L.append(f"Restart with {r['existing']:,} mappings in the kernel: " +
-                     (f"first answer after **{s:.1f} s**, {r['restored']:,} mappings restored" if s is not None
+            how = {"TERM": "after SIGTERM", "KILL": "after kill -9"}.get(r.get("signal", "TERM"), "")
+            src = f" from {r['source']}" if r.get("source") else ""
+            L.append(f"Restart {how} with {r['existing']:,} mappings in the kernel: " +
+                     (f"first answer after **{s:.1f} s**, {r['restored']:,} mappings restored{src}" if s is not None
                       else f"**not serving after {r.get('gave_up_after_s', '?')} s** (gave up)"))
         if r.get("op") == "udp_rcvbuf_errors":
             L.append("")

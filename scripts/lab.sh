@@ -213,7 +213,7 @@ lab_config() {
   for kv in "$@"; do v[${kv%%=*}]=${kv#*=}; done
   mkdir -p "$LAB_DIR/state"
   : >"$file"
-  for sec in interfaces mappings errors third_party natpmp announce nftables daemon; do
+  for sec in interfaces mappings errors third_party natpmp announce nftables daemon limits; do
     local lines=""
     for key in "${!v[@]}"; do
       [ "${key%%.*}" = "$sec" ] || continue
@@ -346,8 +346,51 @@ lab_three_mappings() {
   pext=$(lab_json "$r.peer" external_port)
   check "MAP v6 pinhole tcp 8090 exits 0" lab_pc "$r.pin" -s 2001:db8:1::1 map -p tcp -i 8090 -l 900 -n "$n3"
   epoch1=$(lab_json "$r.pin" epoch)
+  desc1=$1
   lab_nft_elements >"$LAB_DIR/before.txt"
 }
+
+# lab_same_list A B: two `pcpctl list --json` outputs hold the same mappings, every field equal but
+# the remaining lifetime (which counts down).
+lab_same_list() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+def load(f):
+    return sorted(json.dumps({k: v for k, v in m.items() if k != "remaining"}, sort_keys=True)
+                  for m in json.load(open(f)))
+a, b = load(sys.argv[1]), load(sys.argv[2])
+print(f"    {len(a)} vs {len(b)} mappings")
+for line in sorted(set(a) ^ set(b)):
+    print("    differs:", line)
+sys.exit(0 if a == b and len(a) > 0 else 1)
+PY
+}
+
+# lab_after_restart TAG (after lab_three_mappings): the mappings are all there with their nonces
+# (refresh with the own nonce keeps the port, another nonce is refused) and the kernel holds the
+# elements of $LAB_DIR/before.txt.
+lab_after_restart() {
+  local tag=$1
+  lab_nft_elements >"$LAB_DIR/after-$tag.txt"
+  check "$tag: every element is still in inet pcpd" diff -q "$LAB_DIR/before.txt" "$LAB_DIR/after-$tag.txt"
+  check "$tag: R-OWN-5 MAP refresh with the old nonce exits 0" lab_pc "$r.map-$tag" -s 192.0.2.1 map -p tcp \
+    -i 8080 -l 900 -n "$n1" --filter 203.0.113.100/32 --description "$desc1"
+  check "$tag: R-SEC-4 MAP refresh keeps the external port" lab_eq external_port \
+    "$(lab_json "$r.map-$tag" external_port)" "$ext"
+  check "$tag: R-EPOCH-3 epoch continuous" lab_ge epoch "$(lab_json "$r.map-$tag" epoch)" "$epoch1"
+  check "$tag: R-OWN-5 PEER refresh with the old nonce exits 0" lab_pc "$r.peer-$tag" -s 192.0.2.1 peer -p tcp \
+    -i 40001 -r 203.0.113.100:9000 -l 900 -n "$n2"
+  check "$tag: ... PEER external port $pext" lab_eq external_port "$(lab_json "$r.peer-$tag" external_port)" "$pext"
+  check "$tag: R-OWN-5 pinhole refresh with the old nonce exits 0" lab_pc "$r.pin-$tag" -s 2001:db8:1::1 map \
+    -p tcp -i 8090 -l 900 -n "$n3"
+  lab_pc "$r.bad-$tag" -s 192.0.2.1 map -p tcp -i 8080 -l 900 -n "$bad"
+  check "$tag: R-OWN-2 MAP with another nonce: NOT_AUTHORIZED" lab_eq result \
+    "$(lab_json "$r.bad-$tag" result)" NOT_AUTHORIZED
+  lab_pc "$r.badpin-$tag" -s 2001:db8:1::1 map -p tcp -i 8090 -l 900 -n "$bad"
+  check "$tag: R-OWN-2 pinhole with another nonce: NOT_AUTHORIZED" lab_eq result \
+    "$(lab_json "$r.badpin-$tag" result)" NOT_AUTHORIZED
+}
+
 
 # `nft list table inet pcpd` in the router.
 lab_nft_table() { lab_rtr nft list table inet "${LAB_TABLE:-pcpd}"; }

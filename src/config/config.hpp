@@ -78,6 +78,11 @@ struct Config {
   // [daemon]
   std::string control_socket = "/run/pcpd/ctl.sock";
   std::string state_dir = "/var/lib/pcpd";
+  // state_dir/mappings.journal: every committed change, so that a restart after kill -9 or a
+  // crash restores the table without the nft set dump (pcpd/mapping_journal.hpp).
+  bool journal = true;
+  // The journal is compacted (a new snapshot, an empty journal) past max(this, the snapshot's size).
+  std::uint32_t journal_max_mb = 64;
   std::uint16_t port = wire::kServerPort;
   log::Target log_target = log::Target::Auto;
   log::Level log_level = log::Level::Info;

@@ -513,7 +513,9 @@ void parse_ha(const Section& s, Config& c) {
 }
 
 void parse_daemon(const Section& s, Config& c) {
-  s.only({"state_dir", "port", "log", "log_level", "control_socket"});
+  s.only({"state_dir", "journal", "journal_max_mb", "port", "log", "log_level", "control_socket"});
+  s.boolean("journal", c.journal);
+  if (auto mb = s.integer("journal_max_mb", 1, 65536)) c.journal_max_mb = static_cast<std::uint32_t>(*mb);
   if (auto path = s.string("control_socket")) {
     if (path->empty() || path->front() != '/' || path->size() >= 108)
       s.fail_key("control_socket", "'" + *path + "' is not an absolute path shorter than 108 bytes");

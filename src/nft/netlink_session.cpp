@@ -106,6 +106,7 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
       if (pr < 0 && errno == EINTR) continue;
       if (pr <= 0) {
         if (!errors.empty()) return errors;  // a batch failing early is not acked message by message
+        ++commits_.unknown;
         return fail(ErrorDomain::Netlink, ETIMEDOUT, "nft: acks missing");
       }
     }
@@ -114,6 +115,7 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       // ENOBUFS: acks were dropped; the outcome is unknown to us.
+      ++commits_.unknown;
       return fail(ErrorDomain::Netlink, errno, "nft: reading acks");
     }
     auto len = static_cast<int>(n);
@@ -126,6 +128,7 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
     }
   }
   stale_ = false;  // nothing follows the last ack
+  if (errors.empty() && !batch.messages.empty()) ++commits_.committed;
   return errors;
 }
 

@@ -38,6 +38,15 @@ class NetlinkSession {
   // could not be sent or acks went missing (then the outcome is unknown).
   [[nodiscard]] Result<std::vector<BatchError>> send_batch(const Batch& batch);
 
+  // Transactions this session committed (a batch of at least one message, every ack 0: each
+  // bumps the nftables generation id by one), and batches sent whose outcome is unknown (acks
+  // missing or unreadable). The mapping journal (pcpd/mapping_journal.hpp) counts on both.
+  struct Commits {
+    std::uint64_t committed = 0;
+    std::uint64_t unknown = 0;
+  };
+  [[nodiscard]] Commits commits() const { return commits_; }
+
   // Sends the request built by `build(buf, seq)` with NLM_F_DUMP and calls `on_message` for every
   // reply message; retried (at most 3 times) when the dump was interrupted by a ruleset change,
   // `on_restart` runs before each retry. Returns the kernel's errno on failure.
@@ -57,6 +66,7 @@ class NetlinkSession {
   std::vector<char> recv_buf_;
   // A send_batch returned before reading its last ack: what is left must be drained first.
   bool stale_ = true;
+  Commits commits_;
 };
 
 }  // namespace pcpd::nft

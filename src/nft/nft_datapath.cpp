@@ -619,6 +619,8 @@ Result<std::size_t> NftDatapath::reinstall(const std::vector<core::Mapping>& map
 
 NftCounters NftDatapath::counters() const { return impl_->counters; }
 
+NetlinkSession::Commits NftDatapath::commits() const { return impl_->nl->commits(); }
+
 Result<NftDatapath::RulesetStamp> NftDatapath::ruleset_stamp() {
   auto read_generation = [&]() -> Result<std::uint32_t> {
     std::optional<std::uint32_t> id;

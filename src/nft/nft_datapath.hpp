@@ -13,6 +13,7 @@
 #include "core/clock.hpp"
 #include "core/datapath.hpp"
 #include "core/mapping.hpp"
+#include "nft/netlink_session.hpp"
 #include "util/result.hpp"
 
 namespace pcpd::nft {
@@ -123,6 +124,9 @@ class NftDatapath final : public core::Datapath {
     std::uint64_t table_handle = 0;
   };
   [[nodiscard]] Result<RulesetStamp> ruleset_stamp();
+  // Transactions committed through this datapath so far, from any call (each moves the generation
+  // id by one), and batches whose outcome is unknown (NetlinkSession::commits).
+  [[nodiscard]] NetlinkSession::Commits commits() const;
 
   [[nodiscard]] NftCounters counters() const;
   // Whether a refresh restarts the timers of unchanged elements in place (one update per element)

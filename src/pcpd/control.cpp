@@ -192,6 +192,17 @@ nlohmann::json Daemon::control_stats() {
   m.family("pcpd_netlink_refresh_in_place", "gauge",
            "1 when a refresh restarts the timers of unchanged elements in place (kernel 6.10+)")
       .sample(datapath_->refresh_in_place() ? 1 : 0);
+  const auto& jc = journal_->counters();
+  m.family("pcpd_journal_bytes", "gauge", "size of state_dir/mappings.journal (0: no journal being written)")
+      .sample(static_cast<double>(journal_->bytes()));
+  m.family("pcpd_journal_records_total", "counter", "records appended to the mapping journal")
+      .sample(static_cast<double>(jc.records));
+  m.family("pcpd_journal_started_total", "counter",
+           "journals started after a new snapshot (start, compaction, re-install, after an end)")
+      .sample(static_cast<double>(jc.started));
+  m.family("pcpd_journal_ended_total", "counter",
+           "journals ended by a batch of unknown outcome or a write error (the next start dumps the sets)")
+      .sample(static_cast<double>(jc.ended));
   m.family("pcpd_datapath_resyncs_total", "counter",
            "re-installs of every mapping after table inet pcpd was deleted or re-created")
       .sample(static_cast<double>(nc.resyncs));

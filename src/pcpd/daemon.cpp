@@ -80,7 +80,7 @@ int Daemon::run() {
     log::error("daemon.loop_failed", {{"error", error_text(result.error())}});
     return 1;
   }
-  write_snapshot();  // after the last kernel change: the next start skips the O(n^2) set dump
+  write_state("stop", true);  // after the last kernel change: the next start skips the O(n^2) set dump
   log::info("daemon.stop", {{"mappings", server_->mapping_count()}});
   return 0;
 }
@@ -114,6 +114,7 @@ bool Daemon::start() {
   // Before pcpd's own first transaction (set_external_interfaces bumps the generation id): is the
   // kernel as the last clean stop left it? (restore_snapshot below)
   const auto kernel_stamp = datapath_->ruleset_stamp();
+  const CommitCount commits_at_stamp = commit_count();
   datapath_->probe_refresh_in_place();  // commits: after the stamp
   if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r) {
     log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
@@ -122,10 +123,11 @@ bool Daemon::start() {
   }
 
   // 3. Core, with the mappings the kernel still holds (restart recovery).
-  tap_ = std::make_unique<ChangeTap>(*datapath_);
+  journal_ = std::make_unique<JournalTap>(*datapath_, [this] { return commit_count(); }, clock_);
+  tap_ = std::make_unique<ChangeTap>(*journal_);
   server_ = std::make_unique<core::Server>(cfg.policy, *tap_, clock_);
   bool fully_recovered = false;
-  if (restore_snapshot(kernel_stamp)) {
+  if (restore_state(kernel_stamp, commits_at_stamp)) {
     fully_recovered = server_->stats().restore_conflicts == 0;
   } else if (auto recovered = datapath_->recover(clock_.now()); recovered) {
     const std::size_t found = recovered->size();
@@ -136,6 +138,9 @@ bool Daemon::start() {
   } else {
     log::warn("mappings.recover_failed", {{"error", error_text(recovered.error())}});
   }
+
+  // After a dump (or a snapshot without journal): the journal starts from a snapshot of now.
+  if (cfg.journal && !journal_->active()) write_state("start", false);
 
   // 4. Epoch (RFC 6887 §8.5): continuous after a full recovery in the same boot, else reset.
   setup_epoch(fully_recovered);
@@ -195,7 +200,7 @@ bool Daemon::start_ha() {
   const config::Config& cfg = *config_;
   if (!cfg.ha.enabled) return true;
   std::string error;
-  ha_ = HaPeer::open(cfg.ha, *server_, *datapath_, *tap_, clock_, [this] {
+  ha_ = HaPeer::open(cfg.ha, *server_, *journal_, *tap_, clock_, [this] {
     rearm_expiry();
     schedule_conntrack_flush();  // replicated deletes drop their connections too
   }, error);
@@ -210,62 +215,6 @@ bool Daemon::start_ha() {
     return false;
   }
   return true;
-}
-
-bool Daemon::restore_snapshot(const Result<nft::NftDatapath::RulesetStamp>& kernel) {
-  const auto started = std::chrono::steady_clock::now();
-  const std::string path = config_->state_dir + "/" + kSnapshotFileName;
-  auto unused = [&](const char* reason, const std::string& detail) {
-    log::info("mappings.snapshot_unused", {{"reason", reason}, {"detail", detail}, {"path", path},
-                                           {"recovery", "nft_dump"}});
-    return false;
-  };
-  auto file = take_snapshot_file(path);  // deleted here: never used twice
-  if (!file) return unused(to_string(SnapshotReject::Unreadable), error_text(file.error()));
-  if (!*file) return unused(to_string(SnapshotReject::NoFile), "no clean stop before (kill -9, crash, first start)");
-  auto snapshot = decode_snapshot(**file);
-  if (!snapshot) return unused(to_string(SnapshotReject::Corrupt), to_string(snapshot.error()));
-  if (!kernel) return unused(to_string(SnapshotReject::NoStamp), error_text(kernel.error()));
-  const SnapshotStamp current{read_boot_id().value_or(""), kernel->generation, kernel->table_handle};
-  if (auto why = check_stamp(snapshot->stamp, current)) {
-    const SnapshotStamp& saved = snapshot->stamp;
-    return unused(to_string(*why), "saved generation " + std::to_string(saved.generation) + " handle " +
-                                       std::to_string(saved.table_handle) + ", now generation " +
-                                       std::to_string(current.generation) + " handle " +
-                                       std::to_string(current.table_handle));
-  }
-  const std::size_t found = snapshot->mappings.size();
-  const std::size_t accepted = server_->restore(std::move(snapshot->mappings));  // drops expired
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  log::info("mappings.recovered", {{"source", "snapshot"}, {"found", found}, {"restored", accepted},
-                                   {"conflicts", server_->stats().restore_conflicts},
-                                   {"generation", current.generation}, {"ms", ms.count()}});
-  return true;
-}
-
-void Daemon::write_snapshot() {
-  const auto started = std::chrono::steady_clock::now();
-  const std::string path = config_->state_dir + "/" + kSnapshotFileName;
-  auto skipped = [&](const std::string& reason) {
-    log::warn("mappings.snapshot_skipped", {{"reason", reason}, {"path", path}});
-  };
-  // Only a table that holds what core holds: not while the datapath watch waits to re-install.
-  auto state = datapath_->check_table();
-  if (!state) return skipped("table check failed: " + error_text(state.error()));
-  if (*state != nft::NftDatapath::TableState::Same) return skipped("table inet pcpd missing or replaced");
-  const auto boot_id = read_boot_id();
-  if (!boot_id) return skipped("boot id unreadable");
-  auto kernel = datapath_->ruleset_stamp();  // just before writing: nothing pcpd does follows
-  if (!kernel) return skipped("generation id unreadable: " + error_text(kernel.error()));
-  const auto mappings = server_->mappings();
-  const auto bytes =
-      encode_snapshot(SnapshotStamp{*boot_id, kernel->generation, kernel->table_handle}, mappings, clock_.now());
-  if (::mkdir(config_->state_dir.c_str(), 0750) != 0 && errno != EEXIST)
-    return skipped("mkdir state_dir: " + std::string(std::strerror(errno)));
-  if (auto r = write_snapshot_file(path, bytes); !r) return skipped(error_text(r.error()));
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  log::info("mappings.snapshot_written", {{"path", path}, {"mappings", mappings.size()}, {"bytes", bytes.size()},
-                                          {"generation", kernel->generation}, {"ms", ms.count()}});
 }
 
 void Daemon::setup_epoch(bool fully_recovered) {
@@ -415,10 +364,13 @@ void Daemon::on_datapath_timer() {
     const std::size_t mappings = server_->mapping_count();
     if (auto n = datapath_->reinstall(server_->mappings(), clock_.now()); n) {
       log::info("datapath.resynced", {{"mappings", *n}, {"in_core", mappings}});
+      if (config_->journal) write_state("table_reinstalled", false);  // the old pair names the old table
     } else {
       log::warn("datapath.resync_failed", {{"mappings", mappings}, {"error", error_text(n.error())}});
       next = kProbeMs;
     }
+  } else {
+    maintain_journal();
   }
   arm_datapath_check(next);
 }
@@ -543,11 +495,13 @@ void Daemon::reload() {
   const config::Config& old = *config_;
   config::Config cfg = *next;
   // These need a restart: keep the running values.
-  if (cfg.nft_table != old.nft_table || cfg.nft_grace != old.nft_grace || cfg.state_dir != old.state_dir) {
-    log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir"}});
+  if (cfg.nft_table != old.nft_table || cfg.nft_grace != old.nft_grace || cfg.state_dir != old.state_dir ||
+      cfg.journal != old.journal) {
+    log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir, daemon.journal"}});
     cfg.nft_table = old.nft_table;
     cfg.nft_grace = old.nft_grace;
     cfg.state_dir = old.state_dir;
+    cfg.journal = old.journal;
   }
   if (cfg.ha.enabled != old.ha.enabled || cfg.ha.peer != old.ha.peer ||
       cfg.ha.peer_port != old.ha.peer_port || cfg.ha.port != old.ha.port ||
@@ -569,6 +523,7 @@ void Daemon::reload() {
   if (cfg.external_interface != old.external_interface) {
     if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r)
       log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
+    journal_->sync();  // a commit outside apply(): the journal counts it now
   }
   const bool external_changed = cfg.policy.external_v4 != old.policy.external_v4;
   // hops-00 R-CAP-7: the effective set (or the code it travels under) changed.

@@ -26,6 +26,7 @@
 #include "pcpd/event_loop.hpp"
 #include "pcpd/ha_peer.hpp"
 #include "pcpd/ingress_filter.hpp"
+#include "pcpd/journal_tap.hpp"
 #include "pcpd/udp_server_socket.hpp"
 #include "util/log.hpp"
 #include "wire/messages.hpp"
@@ -70,11 +71,18 @@ class Daemon {
   [[nodiscard]] std::optional<Sockets> open_sockets(std::uint16_t port) const;
   void install_sockets(Sockets sockets);
   [[nodiscard]] IngressFilter make_filter(const config::Config& config) const;
-  // Restart snapshot (mapping_snapshot.hpp): restores the table from state_dir/mappings.snapshot
-  // when the kernel is as pcpd left it (true), else logs why and returns false (dump instead).
-  bool restore_snapshot(const Result<nft::NftDatapath::RulesetStamp>& kernel);
-  // On a clean stop, after the last kernel change: the whole table to the snapshot file.
-  void write_snapshot();
+  // daemon_state.cpp: the restart state in state_dir (mapping_snapshot.hpp, mapping_journal.hpp).
+  // Restores the table from mappings.snapshot and, with daemon.journal, the mappings.journal
+  // after it, when the kernel is as they say (true; the journal goes on from there); else logs
+  // why and returns false (nft dump instead). `at_stamp`: the commit count when `kernel` was read.
+  bool restore_state(const Result<nft::NftDatapath::RulesetStamp>& kernel, CommitCount at_stamp);
+  // The whole table to mappings.snapshot and, with daemon.journal, a new journal after it.
+  // `durable`: fsync (the clean stop's). Skipped (logged) while the table is not pcpd's.
+  void write_state(const char* reason, bool durable);
+  // Datapath timer: a new snapshot and journal when the journal ended or outgrew
+  // max(daemon.journal_max_mb, the snapshot).
+  void maintain_journal();
+  [[nodiscard]] CommitCount commit_count() const;
   void setup_epoch(bool fully_recovered);
   void reset_epoch(const char* reason);
   bool start_ha();
@@ -119,6 +127,9 @@ class Daemon {
   std::shared_ptr<const config::Config> config_;
   core::BootClock clock_;
   std::unique_ptr<nft::NftDatapath> datapath_;
+  // Mapping journal (journal_tap.hpp): between datapath_ and everything that applies changes.
+  std::unique_ptr<JournalTap> journal_;
+  std::uint64_t snapshot_bytes_ = 0;  // the last snapshot written or read
   // Hot standby ([ha], ha_peer.hpp): core applies through tap_, which feeds the peer link.
   std::unique_ptr<ChangeTap> tap_;
   std::unique_ptr<HaPeer> ha_;

@@ -32,21 +32,6 @@ constexpr std::size_t kMinHeader = kMagic.size() + 2 + 1 + 4 + 8 + 8 + 8;
 constexpr std::uint64_t kMaxWrittenAt =
     static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() - core::kMappingRecordMaxRemaining.count());
 
-bool beyond_core_limits(const core::Mapping& m) {
-  return m.filters.size() > wire::kMaxFilters || m.description.size() > wire::kMaxDescription;
-}
-
-// The mapping as stored: core never holds more than kMaxFilters (one request's worth) or a longer
-// description, so decode_snapshot() rejects anything beyond; such a mapping is stored cut (a copy
-// in `scratch`).
-const core::Mapping& stored(const core::Mapping& m, core::Mapping& scratch) {
-  if (!beyond_core_limits(m)) return m;
-  scratch = m;
-  if (scratch.filters.size() > wire::kMaxFilters) scratch.filters.resize(wire::kMaxFilters);
-  if (scratch.description.size() > wire::kMaxDescription) scratch.description.resize(wire::kMaxDescription);
-  return scratch;
-}
-
 Result<void> write_all(int fd, std::span<const std::uint8_t> bytes, const char* what) {
   std::size_t done = 0;
   while (done < bytes.size()) {
@@ -61,6 +46,20 @@ Result<void> write_all(int fd, std::span<const std::uint8_t> bytes, const char* 
 }
 
 }  // namespace
+
+bool beyond_core_limits(const core::Mapping& m) {
+  return m.filters.size() > wire::kMaxFilters || m.description.size() > wire::kMaxDescription;
+}
+
+// Core never holds more than kMaxFilters (one request's worth) or a longer description, so the
+// decoders reject anything beyond; such a mapping is stored cut (a copy in `scratch`).
+const core::Mapping& within_core_limits(const core::Mapping& m, core::Mapping& scratch) {
+  if (!beyond_core_limits(m)) return m;
+  scratch = m;
+  if (scratch.filters.size() > wire::kMaxFilters) scratch.filters.resize(wire::kMaxFilters);
+  if (scratch.description.size() > wire::kMaxDescription) scratch.description.resize(wire::kMaxDescription);
+  return scratch;
+}
 
 const char* to_string(SnapshotError e) {
   switch (e) {
@@ -103,7 +102,7 @@ std::vector<std::uint8_t> encode_snapshot(const SnapshotStamp& stamp, std::span<
   const std::size_t nb = std::min(stamp.boot_id.size(), kMaxBootId);
   core::Mapping scratch;
   std::size_t size = kMinHeader + nb + kTrailer;
-  for (const auto& m : mappings) size += core::mapping_record_size(stored(m, scratch));
+  for (const auto& m : mappings) size += core::mapping_record_size(within_core_limits(m, scratch));
   std::vector<std::uint8_t> out(size);
   wire::Writer w(out);
   w.bytes(kMagic);
@@ -114,7 +113,7 @@ std::vector<std::uint8_t> encode_snapshot(const SnapshotStamp& stamp, std::span<
   put_u64(w, stamp.table_handle);
   put_u64(w, static_cast<std::uint64_t>(written_at.count()));
   put_u64(w, mappings.size());
-  for (const auto& m : mappings) core::put_mapping(w, stored(m, scratch), written_at);
+  for (const auto& m : mappings) core::put_mapping(w, within_core_limits(m, scratch), written_at);
   // Every record is within the record's limits (stored() cuts to core's, which are lower), so
   // the sizes above are exact; anything else is a bug, and an empty file is refused as BadMagic.
   if (!w.ok() || w.size() != size - kTrailer) return {};
@@ -164,25 +163,28 @@ std::optional<SnapshotReject> check_stamp(const SnapshotStamp& saved, const Snap
   return std::nullopt;
 }
 
-Result<void> write_snapshot_file(const std::string& path, std::span<const std::uint8_t> bytes) {
+namespace {
+
+Result<void> replace_file(const std::string& path, std::span<const std::uint8_t> bytes, bool durable) {
   const std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-  if (!fd) return fail(ErrorDomain::Io, errno, "open mappings.snapshot.tmp");
-  if (auto r = write_all(fd.get(), bytes, "write mappings.snapshot.tmp"); !r) {
+  if (!fd) return fail(ErrorDomain::Io, errno, "open state file .tmp");
+  if (auto r = write_all(fd.get(), bytes, "write state file .tmp"); !r) {
     ::unlink(tmp.c_str());
     return r;
   }
-  if (::fsync(fd.get()) != 0) {
+  if (durable && ::fsync(fd.get()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
-    return fail(ErrorDomain::Io, e, "fsync mappings.snapshot.tmp");
+    return fail(ErrorDomain::Io, e, "fsync state file .tmp");
   }
   fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
-    return fail(ErrorDomain::Io, e, "rename mappings.snapshot");
+    return fail(ErrorDomain::Io, e, "rename state file");
   }
+  if (!durable) return {};
   // The rename itself survives a crash only once the directory is on disk.
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -191,33 +193,52 @@ Result<void> write_snapshot_file(const std::string& path, std::span<const std::u
   return {};
 }
 
-Result<std::optional<std::vector<std::uint8_t>>> take_snapshot_file(const std::string& path) {
+// nullopt when there is no file. With `take`, the file is unlinked before it is read.
+Result<std::optional<std::vector<std::uint8_t>>> read_file(const std::string& path, bool take) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) {
     if (errno == ENOENT) return std::optional<std::vector<std::uint8_t>>{};
     const int e = errno;
-    ::unlink(path.c_str());
-    return fail(ErrorDomain::Io, e, "open mappings.snapshot");
+    if (take) ::unlink(path.c_str());
+    return fail(ErrorDomain::Io, e, "open state file");
   }
   // Gone before it is used: a crash while restoring falls back to the dump next time.
-  const int unlinked = ::unlink(path.c_str()) == 0 ? 0 : errno;
+  const int unlinked = !take || ::unlink(path.c_str()) == 0 ? 0 : errno;
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return fail(ErrorDomain::Io, errno, "stat mappings.snapshot");
+  if (::fstat(fd.get(), &st) != 0) return fail(ErrorDomain::Io, errno, "stat state file");
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
   std::size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(ErrorDomain::Io, errno, "read mappings.snapshot");
+      return fail(ErrorDomain::Io, errno, "read state file");
     }
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
   bytes.resize(done);
   // A snapshot that cannot be removed could be used twice: refuse it.
-  if (unlinked != 0) return fail(ErrorDomain::Io, unlinked, "unlink mappings.snapshot");
+  if (unlinked != 0) return fail(ErrorDomain::Io, unlinked, "unlink state file");
   return std::optional<std::vector<std::uint8_t>>(std::move(bytes));
+}
+
+}  // namespace
+
+Result<void> write_snapshot_file(const std::string& path, std::span<const std::uint8_t> bytes) {
+  return replace_file(path, bytes, true);
+}
+
+Result<void> replace_state_file(const std::string& path, std::span<const std::uint8_t> bytes) {
+  return replace_file(path, bytes, false);
+}
+
+Result<std::optional<std::vector<std::uint8_t>>> take_snapshot_file(const std::string& path) {
+  return read_file(path, true);
+}
+
+Result<std::optional<std::vector<std::uint8_t>>> read_state_file(const std::string& path) {
+  return read_file(path, false);
 }
 
 }  // namespace pcpd::daemon

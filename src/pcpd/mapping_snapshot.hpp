@@ -71,6 +71,11 @@ enum class SnapshotError : std::uint8_t {
 // FNV-1a 64 as the trailer uses it (exposed for tests that re-seal modified bytes).
 [[nodiscard]] std::uint64_t snapshot_checksum(std::span<const std::uint8_t> bytes);
 
+// `m`, or a copy in `scratch` cut to core's limits (wire::kMaxFilters, wire::kMaxDescription):
+// what the snapshot and the journal store.
+[[nodiscard]] const core::Mapping& within_core_limits(const core::Mapping& m, core::Mapping& scratch);
+[[nodiscard]] bool beyond_core_limits(const core::Mapping& m);
+
 // Why a snapshot was not used, for the log (reason=...).
 enum class SnapshotReject : std::uint8_t { NoFile, Unreadable, Corrupt, OtherBoot, GenerationChanged, TableChanged, NoStamp };
 [[nodiscard]] const char* to_string(SnapshotReject r);
@@ -83,5 +88,9 @@ enum class SnapshotReject : std::uint8_t { NoFile, Unreadable, Corrupt, OtherBoo
 // Reads `path` and deletes it before returning, so it is never read twice (also when it turns
 // out corrupt or stale). nullopt when there is no file; an error when it exists but cannot be read.
 [[nodiscard]] Result<std::optional<std::vector<std::uint8_t>>> take_snapshot_file(const std::string& path);
+// Reads `path` and leaves it in place (the snapshot under a journal, and the journal itself).
+[[nodiscard]] Result<std::optional<std::vector<std::uint8_t>>> read_state_file(const std::string& path);
+// As write_snapshot_file without the fsyncs (files that need to outlive the process, not the boot).
+[[nodiscard]] Result<void> replace_state_file(const std::string& path, std::span<const std::uint8_t> bytes);
 
 }  // namespace pcpd::daemon

@@ -11,51 +11,13 @@ set -u
 lab_init it_snapshot
 lab_up
 conf=$LAB_DIR/pcpd.conf
-lab_ctl_config "$conf"
+# daemon.journal=false: the snapshot alone, used once (it_journal.sh covers the journal).
+lab_ctl_config "$conf" daemon.journal=false
 snap=$LAB_DIR/state/mappings.snapshot
-# same_list A B: two `pcpctl list --json` outputs hold the same mappings, every field equal but
-# the remaining lifetime (which counts down).
-same_list() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-def load(f):
-    return sorted(json.dumps({k: v for k, v in m.items() if k != "remaining"}, sort_keys=True)
-                  for m in json.load(open(f)))
-a, b = load(sys.argv[1]), load(sys.argv[2])
-print(f"    {len(a)} vs {len(b)} mappings")
-for line in sorted(set(a) ^ set(b)):
-    print("    differs:", line)
-sys.exit(0 if a == b and len(a) > 0 else 1)
-PY
-}
 lab_pcpd_start "$conf"
 
 lab_log "three mappings: MAP v4 with FILTER and DESCRIPTION, PEER, IPv6 pinhole"
 lab_three_mappings "snapshot web"
-
-# after_restart TAG: the mappings are all there with their nonces (refresh with the own nonce
-# keeps the port, another nonce is refused) and the kernel holds the same elements.
-after_restart() {
-  local tag=$1
-  lab_nft_elements >"$LAB_DIR/after-$tag.txt"
-  check "$tag: every element is still in inet pcpd" diff -q "$LAB_DIR/before.txt" "$LAB_DIR/after-$tag.txt"
-  check "$tag: R-OWN-5 MAP refresh with the old nonce exits 0" lab_pc "$r.map-$tag" -s 192.0.2.1 map -p tcp \
-    -i 8080 -l 900 -n "$n1" --filter 203.0.113.100/32 --description "snapshot web"
-  check "$tag: R-SEC-4 MAP refresh keeps the external port" lab_eq external_port \
-    "$(lab_json "$r.map-$tag" external_port)" "$ext"
-  check "$tag: R-EPOCH-3 epoch continuous" lab_ge epoch "$(lab_json "$r.map-$tag" epoch)" "$epoch1"
-  check "$tag: R-OWN-5 PEER refresh with the old nonce exits 0" lab_pc "$r.peer-$tag" -s 192.0.2.1 peer -p tcp \
-    -i 40001 -r 203.0.113.100:9000 -l 900 -n "$n2"
-  check "$tag: ... PEER external port $pext" lab_eq external_port "$(lab_json "$r.peer-$tag" external_port)" "$pext"
-  check "$tag: R-OWN-5 pinhole refresh with the old nonce exits 0" lab_pc "$r.pin-$tag" -s 2001:db8:1::1 map \
-    -p tcp -i 8090 -l 900 -n "$n3"
-  lab_pc "$r.bad-$tag" -s 192.0.2.1 map -p tcp -i 8080 -l 900 -n "$bad"
-  check "$tag: R-OWN-2 MAP with another nonce: NOT_AUTHORIZED" lab_eq result \
-    "$(lab_json "$r.bad-$tag" result)" NOT_AUTHORIZED
-  lab_pc "$r.badpin-$tag" -s 2001:db8:1::1 map -p tcp -i 8090 -l 900 -n "$bad"
-  check "$tag: R-OWN-2 pinhole with another nonce: NOT_AUTHORIZED" lab_eq result \
-    "$(lab_json "$r.badpin-$tag" result)" NOT_AUTHORIZED
-}
 
 # stop_term: SIGTERM, then the stopped pcpd's log must say it wrote all 3 mappings.
 stop_term() {
@@ -72,7 +34,7 @@ stop_term snapshot
 lab_pcpd_start "$conf"
 pcpctl list --json >"$LAB_DIR/list.snapshot.json"
 check "snapshot: pcpctl list after the restart = before (nonce, filters, description, lifetime, flags)" \
-  same_list "$LAB_DIR/list.before.json" "$LAB_DIR/list.snapshot.json"
+  lab_same_list "$LAB_DIR/list.before.json" "$LAB_DIR/list.snapshot.json"
 lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.snapshot.json"
 check "snapshot: R-HDR-10 restored table and inet pcpd match element for element" \
   python3 "$LAB_SRC/tests/integration/robust_tool.py" consistency --list "$LAB_DIR/list.snapshot.json" \
@@ -83,7 +45,7 @@ check "snapshot: restored from the snapshot, all 3" \
 check_not "snapshot: no nft set dump (nft.recovered) at this start" grep -q 'nft.recovered' "$LAB_PCPD_LOG"
 check "snapshot: the file is gone once read" bash -c "[ ! -e '$snap' ]"
 check "snapshot: epoch continued" grep -q 'epoch.continued' "$LAB_PCPD_LOG"
-after_restart snapshot
+lab_after_restart snapshot
 
 lab_log "case 2: SIGTERM, a ruleset change (nft add element) before the start: nft dump"
 stop_term generation
@@ -100,7 +62,7 @@ check "generation: snapshot refused, reason nft_generation_changed" \
 check "generation: recovered by the nft dump, all 3" \
   grep -q 'mappings.recovered source=nft_dump found=3 restored=3 conflicts=0' "$LAB_PCPD_LOG"
 check "generation: the refused file is gone" bash -c "[ ! -e '$snap' ]"
-after_restart generation
+lab_after_restart generation
 
 lab_log "case 3: SIGTERM, the snapshot cut in half before the start: nft dump, no crash"
 stop_term corrupt
@@ -111,7 +73,7 @@ grep 'mappings\.' "$LAB_PCPD_LOG" | lab_ev
 check "corrupt: snapshot refused, reason corrupt" grep -q 'mappings.snapshot_unused reason=corrupt' "$LAB_PCPD_LOG"
 check "corrupt: recovered by the nft dump, all 3" \
   grep -q 'mappings.recovered source=nft_dump found=3 restored=3 conflicts=0' "$LAB_PCPD_LOG"
-after_restart corrupt
+lab_after_restart corrupt
 
 lab_log "case 4: kill -9 (no snapshot written), start again: nft dump"
 killed_log=$LAB_PCPD_LOG
@@ -123,5 +85,5 @@ grep 'mappings\.' "$LAB_PCPD_LOG" | lab_ev
 check "kill9: reason no_snapshot" grep -q 'mappings.snapshot_unused reason=no_snapshot' "$LAB_PCPD_LOG"
 check "kill9: recovered by the nft dump, all 3" \
   grep -q 'mappings.recovered source=nft_dump found=3 restored=3 conflicts=0' "$LAB_PCPD_LOG"
-after_restart kill9
+lab_after_restart kill9
 lab_finish

@@ -71,6 +71,8 @@ TEST_CASE("config: defaults of a minimal file follow docs/interfaces.md") {
   CHECK(c.nft_table == "pcpd");
   CHECK(c.nft_grace == 30);
   CHECK(c.state_dir == "/var/lib/pcpd");
+  CHECK(c.journal);
+  CHECK(c.journal_max_mb == 64);
   CHECK(c.port == 5351);
   CHECK(c.log_target == log::Target::Auto);
   CHECK(c.log_level == log::Level::Info);
@@ -129,6 +131,8 @@ sticky_mark = 0x20
 [daemon]
 control_socket = "/tmp/pcpd-test.sock"
 state_dir = "/tmp/pcpd-state"
+journal = false
+journal_max_mb = 512
 port = 15351
 log = "stderr"
 log_level = "debug"
@@ -170,6 +174,8 @@ log_level = "debug"
   CHECK(c.nft_table == "pcpd_test");
   CHECK(c.nft_grace == 0);
   CHECK(c.state_dir == "/tmp/pcpd-state");
+  CHECK_FALSE(c.journal);
+  CHECK(c.journal_max_mb == 512);
   CHECK(c.port == 15351);
   CHECK(c.log_target == log::Target::Stderr);
   CHECK(c.log_level == log::Level::Debug);
@@ -312,6 +318,8 @@ TEST_CASE("config errors: [nftables], [daemon]") {
   expect_error(with("nftables", "grace = 86401"), 5, "nftables.grace: 86401 is out of range");
   expect_error(with("daemon", "state_dir = \"var/lib/pcpd\""), 5, "daemon.state_dir: 'var/lib/pcpd' is not an absolute path");
   expect_error(with("daemon", "state_dir = \"\""), 5, "is not an absolute path");
+  expect_error(with("daemon", "journal = 1"), 5, "daemon.journal");
+  expect_error(with("daemon", "journal_max_mb = 0"), 5, "daemon.journal_max_mb");
   expect_error(with("daemon", "port = 0"), 5, "daemon.port: 0 is out of range [1, 65535]");
   expect_error(with("daemon", "port = 70000"), 5, "daemon.port: 70000 is out of range");
   expect_error(with("daemon", "port = \"5351\""), 5, "daemon.port: expected an integer");
@@ -369,7 +377,7 @@ TEST_CASE("config: the shipped packaging/pcpd.conf is valid and documents every 
         "max_lifetime", "port_range", "protocols", "max_per_client", "max_total", "max_filters",
         "allow_all_ports", "description_max", "denied_internal_ports", "nat44", "ipv6_firewall",
         "short_lifetime", "long_lifetime", "enabled", "allow", "copies", "table",
-        "grace", "state_dir", "port", "log", "log_level", "[interfaces]", "[mappings]", "[errors]",
+        "grace", "state_dir", "journal", "journal_max_mb", "port", "log", "log_level", "[interfaces]", "[mappings]", "[errors]",
         "[third_party]", "[natpmp]", "[announce]", "[nftables]", "[daemon]", "[checkpoint]",
         "option_code", "max_per_client", "rate_per_client", "burst_per_client", "elected_mark",
         "sticky_mark", "control_socket", "[capability]", "names", "always"}) {

@@ -3,3 +3,9 @@
 pcpd_add_test(test_snapshot
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/snapshot_test.cpp
   LIBS pcpd_helpers)
+
+# Mapping journal (issue 7): replay against a random model, cut tails, header checks, JournalTap
+# (src/pcpd/mapping_journal.*, journal_tap.*). The daemon side is tests/integration/it_journal.sh.
+pcpd_add_test(test_journal
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/journal_test.cpp
+  LIBS pcpd_helpers)
