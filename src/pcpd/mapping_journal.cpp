@@ -48,6 +48,23 @@ Key key_of(const core::Mapping& m) {
   return {m.kind, core::peer_key(m)};
 }
 
+// A record's checksum: 8 bytes per step (the FNV-1a of the snapshot, a multiply per byte, was
+// 1.2 % of pcpd's CPU under a refresh load). Catches a torn or corrupted record, nothing more.
+std::uint64_t record_checksum(std::span<const std::uint8_t> b) {
+  std::uint64_t h = 0x9E3779B97F4A7C15ull ^ b.size();
+  std::size_t i = 0;
+  for (; i + 8 <= b.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, b.data() + i, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  std::uint64_t tail = 0;
+  for (std::size_t k = 0; i + k < b.size(); ++k) tail |= std::uint64_t{b[i + k]} << (8 * k);
+  h = (h ^ tail) * 0x94D049BB133111EBull;
+  return h ^ (h >> 29);
+}
+
 void put_u64_at(std::vector<std::uint8_t>& out, std::size_t at, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out[at + static_cast<std::size_t>(7 - i)] = static_cast<std::uint8_t>(v >> (8 * i));
 }
@@ -117,7 +134,7 @@ void append_journal_record(std::vector<std::uint8_t>& out, std::uint32_t commits
   head.u32(count);
   const std::size_t sum_at = out.size();
   out.resize(sum_at + 8);
-  put_u64_at(out, sum_at, snapshot_checksum(std::span<const std::uint8_t>(out).subspan(start + 4, body)));
+  put_u64_at(out, sum_at, record_checksum(std::span<const std::uint8_t>(out).subspan(start + 4, body)));
 }
 
 namespace {
@@ -171,7 +188,7 @@ tl::expected<JournalReplay, JournalError> replay_journal(std::vector<core::Mappi
     if (!frame.ok() || len < kBodyHead || frame.remaining() < std::size_t{len} + 8) break;
     const auto body = bytes.subspan(pos + 4, len);
     wire::Reader sum(bytes.subspan(pos + 4 + len, 8));
-    if (get_u64(sum) != snapshot_checksum(body)) break;
+    if (get_u64(sum) != record_checksum(body)) break;
     wire::Reader b(body);
     const std::uint32_t commits = b.u32();
     const std::uint64_t at_raw = get_u64(b);

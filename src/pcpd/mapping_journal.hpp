@@ -16,7 +16,8 @@
 //   header   magic "PCPDJRNL" (8) | version u16 | the stamp of the snapshot it continues: boot id
 //            length u8 + bytes (<= 64) | generation u32 | table handle u64 |
 //            FNV-1a 64 of the header bytes before it (u64)
-//   records  body length u32 | body | FNV-1a 64 of the body (u64)
+//   records  body length u32 | body | checksum of the body (u64; record_checksum in the .cpp,
+//            8 bytes per multiply)
 //   body     commits u32 | at u64 (CLOCK_BOOTTIME ms) | entry count u32 |
 //            entries: op u8 (1 put, 2 erase) | the mapping record of core/mapping_record.hpp
 //            with expiry relative to `at`
