@@ -366,6 +366,18 @@ sys.exit(0 if a == b and len(a) > 0 else 1)
 PY
 }
 
+# lab_check_restored TAG N: after a restart, `pcpctl list` equals $LAB_DIR/list.before.json and
+# agrees with inet pcpd element for element, N mappings.
+lab_check_restored() {
+  pcpctl list --json >"$LAB_DIR/list.$1.json"
+  check "$1: pcpctl list after the restart = before (nonce, filters, description, lifetime, flags)" \
+    lab_same_list "$LAB_DIR/list.before.json" "$LAB_DIR/list.$1.json"
+  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json"
+  check "$1: R-HDR-10 the restored table and inet pcpd agree element for element" \
+    python3 "$LAB_SRC/tests/integration/robust_tool.py" consistency --list "$LAB_DIR/list.$1.json" \
+    --nft "$LAB_DIR/nft.$1.json" --expect "$2"
+}
+
 # lab_after_restart TAG (after lab_three_mappings): the mappings are all there with their nonces
 # (refresh with the own nonce keeps the port, another nonce is refused) and the kernel holds the
 # elements of $LAB_DIR/before.txt.

@@ -53,13 +53,7 @@ restored_by_journal() {
     grep -q "mappings.recovered source=journal found=$2 restored=$2 conflicts=0" "$LAB_PCPD_LOG"
   check_not "$1: no nft set dump (nft.recovered) at this start" grep -q 'nft.recovered' "$LAB_PCPD_LOG"
   check "$1: R-EPOCH-3 epoch continued" grep -q 'epoch.continued' "$LAB_PCPD_LOG"
-  pcpctl list --json >"$LAB_DIR/list.$1.json"
-  check "$1: pcpctl list = before the crash (nonce, filters, description, lifetime, flags)" \
-    lab_same_list "$LAB_DIR/list.before.json" "$LAB_DIR/list.$1.json"
-  lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.$1.json"
-  check "$1: R-HDR-10 the table and inet pcpd agree element for element" \
-    python3 "$LAB_SRC/tests/integration/robust_tool.py" consistency --list "$LAB_DIR/list.$1.json" \
-    --nft "$LAB_DIR/nft.$1.json" --expect "$2"
+  lab_check_restored "$1" "$2"
   check "$1: the journal goes on (no new snapshot at this start)" \
     bash -c "! grep -q 'mappings.snapshot_written' '$LAB_PCPD_LOG'"
 }

@@ -32,13 +32,7 @@ lab_log "case 1: SIGTERM, start again: restored from the snapshot, no dump"
 pcpctl list --json >"$LAB_DIR/list.before.json"
 stop_term snapshot
 lab_pcpd_start "$conf"
-pcpctl list --json >"$LAB_DIR/list.snapshot.json"
-check "snapshot: pcpctl list after the restart = before (nonce, filters, description, lifetime, flags)" \
-  lab_same_list "$LAB_DIR/list.before.json" "$LAB_DIR/list.snapshot.json"
-lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.snapshot.json"
-check "snapshot: R-HDR-10 restored table and inet pcpd match element for element" \
-  python3 "$LAB_SRC/tests/integration/robust_tool.py" consistency --list "$LAB_DIR/list.snapshot.json" \
-  --nft "$LAB_DIR/nft.snapshot.json" --expect 3
+lab_check_restored snapshot 3
 grep 'mappings\.\|epoch\.' "$LAB_PCPD_LOG" | lab_ev
 check "snapshot: restored from the snapshot, all 3" \
   grep -q 'mappings.recovered source=snapshot found=3 restored=3 conflicts=0' "$LAB_PCPD_LOG"
