@@ -6,6 +6,8 @@
 #
 # Usage: bench/scale.sh [--build DIR] [--levels "100 100000 1000000"] [--requests N] [--out FILE]
 #                       [--restart-max SECONDS]   (how long to wait for the restarted pcpd; 120)
+#                       [--journal-refreshes N]   (refreshes sent between the two restarts, so that
+#                       the kill -9 restart replays a journal of N entries; 0)
 # Needs root. Exits 77 when not root, unless CI=true.
 #
 # Lab (RFC 5737 addresses): client namespace with 192.0.2.9 (the measuring client) and
@@ -32,6 +34,7 @@ build=$repo/build
 levels="100 100000 1000000"
 requests=20000
 restart_max=120
+journal_refreshes=0
 batch=1000
 window=256
 out=
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --levels) levels=${2:?}; shift ;;
     --requests) requests=${2:?}; shift ;;
     --restart-max) restart_max=${2:?}; shift ;;
+    --journal-refreshes) journal_refreshes=${2:?}; shift ;;
     --out) out=${2:?}; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "scale.sh: unknown argument $1" >&2; exit 2 ;;
@@ -295,6 +299,13 @@ restart() {   # restart SIGNAL
   fi
 }
 restart TERM
+if [ "$journal_refreshes" -gt 0 ]; then
+  span=$(( have < per_client ? have : per_client ))
+  log "$journal_refreshes refreshes into the journal before kill -9"
+  lg 192.0.2.10 refresh --count "$journal_refreshes" --span "$span" --base-port 1024 --existing "$have" \
+    --window $window >/dev/null
+  emit "{\"op\":\"journal\",\"existing\":$have,\"refreshes\":$journal_refreshes,\"bytes\":$(stat -c %s "$tmp/state/mappings.journal" 2>/dev/null || echo 0)}"
+fi
 restart KILL
 grep 'mappings.snapshot_written\|mappings.journal' "$tmp/pcpd.log" | tail -8 >&2
 emit "{\"op\":\"udp_rcvbuf_errors\",\"count\":$(rcvbuf_errors)}"

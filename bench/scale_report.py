@@ -108,6 +108,9 @@ def main():
             L.append(f"Restart {how} with {r['existing']:,} mappings in the kernel: " +
                      (f"first answer after **{s:.1f} s**, {r['restored']:,} mappings restored{src}" if s is not None
                       else f"**not serving after {r.get('gave_up_after_s', '?')} s** (gave up)"))
+        if r.get("op") == "journal":
+            L.append("")
+            L.append(f"Before the kill -9 restart: {r['refreshes']:,} refreshes, journal {r['bytes'] / 1e6:.1f} MB")
         if r.get("op") == "udp_rcvbuf_errors":
             L.append("")
             L.append(f"UdpRcvbufErrors in the router namespace over the whole run: {r['count']}")
