@@ -78,7 +78,8 @@ class Daemon {
   bool restore_state(const Result<nft::NftDatapath::RulesetStamp>& kernel, CommitCount at_stamp);
   // The whole table to mappings.snapshot and, with daemon.journal, a new journal after it.
   // `durable`: fsync (the clean stop's). Skipped (logged) while the table is not pcpd's.
-  void write_state(const char* reason, bool durable);
+  // False when nothing was written or the new journal could not be started.
+  bool write_state(const char* reason, bool durable);
   // Datapath timer: a new snapshot and journal when the journal ended or outgrew
   // max(daemon.journal_max_mb, the snapshot).
   void maintain_journal();
@@ -130,6 +131,9 @@ class Daemon {
   // Mapping journal (journal_tap.hpp): between datapath_ and everything that applies changes.
   std::unique_ptr<JournalTap> journal_;
   std::uint64_t snapshot_bytes_ = 0;  // the last snapshot written or read
+  // maintain_journal's back-off after a failed write_state.
+  core::Millis state_retry_at_{0};
+  std::int64_t state_retry_ms_ = 0;
   // Hot standby ([ha], ha_peer.hpp): core applies through tap_, which feeds the peer link.
   std::unique_ptr<ChangeTap> tap_;
   std::unique_ptr<HaPeer> ha_;

@@ -108,11 +108,12 @@ bool Daemon::restore_state(const Result<nft::NftDatapath::RulesetStamp>& kernel,
   return true;
 }
 
-void Daemon::write_state(const char* reason, bool durable) {
+bool Daemon::write_state(const char* reason, bool durable) {
   const auto started = std::chrono::steady_clock::now();
   const std::string path = config_->state_dir + "/" + kSnapshotFileName;
   auto skipped = [&](const std::string& why) {
     log::warn("mappings.snapshot_skipped", {{"reason", reason}, {"why", why}, {"path", path}});
+    return false;
   };
   // Only a table that holds what core holds: not while the datapath watch waits to re-install.
   auto state = datapath_->check_table();
@@ -134,11 +135,13 @@ void Daemon::write_state(const char* reason, bool durable) {
   if (!written) return skipped(error_text(written.error()));
   snapshot_bytes_ = bytes.size();
   std::string journal = "off";
+  bool started_journal = false;
   if (config_->journal) {
     const std::string journal_path = config_->state_dir + "/" + kJournalFileName;
     if (auto w = JournalWriter::create(journal_path, stamp); w) {
       journal_->start(std::move(*w), commits);
       journal = "started";
+      started_journal = true;
     } else {
       journal_->stop();  // its file names the old snapshot now: no use going on
       journal = "unavailable: " + error_text(w.error());
@@ -147,16 +150,26 @@ void Daemon::write_state(const char* reason, bool durable) {
   log::info("mappings.snapshot_written", {{"reason", reason}, {"path", path}, {"mappings", mappings.size()},
                                           {"bytes", bytes.size()}, {"generation", kernel->generation},
                                           {"journal", journal}, {"ms", ms_since(started)}});
+  return started_journal || !config_->journal;
 }
 
 void Daemon::maintain_journal() {
   if (!config_->journal) return;
+  // After a failed attempt (disk full, state_dir unwritable) the next waits 5 s, then twice as
+  // long each time up to 5 min: each attempt encodes the whole table (~0.5 s at 1,000,000).
+  constexpr std::int64_t kFirstRetryMs = 5'000, kMaxRetryMs = 300'000;
+  const core::Millis now = clock_.now();
+  if (now < state_retry_at_) return;
   const std::uint64_t limit = std::max<std::uint64_t>(std::uint64_t{config_->journal_max_mb} << 20, snapshot_bytes_);
-  if (!journal_->active()) {
-    write_state("journal_ended", false);
-  } else if (journal_->bytes() > limit) {
-    write_state("journal_compaction", false);
+  const char* reason = !journal_->active() ? "journal_ended" : journal_->bytes() > limit ? "journal_compaction" : nullptr;
+  if (reason == nullptr) return;
+  if (write_state(reason, false)) {
+    state_retry_ms_ = 0;
+    return;
   }
+  state_retry_ms_ = state_retry_ms_ == 0 ? kFirstRetryMs : std::min(2 * state_retry_ms_, kMaxRetryMs);
+  state_retry_at_ = now + core::Millis(state_retry_ms_);
+  log::warn("mappings.journal_retry", {{"reason", reason}, {"in_ms", state_retry_ms_}});
 }
 
 }  // namespace pcpd::daemon
