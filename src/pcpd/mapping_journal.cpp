@@ -65,10 +65,6 @@ std::uint64_t record_checksum(std::span<const std::uint8_t> b) {
   return h ^ (h >> 29);
 }
 
-void put_u64_at(std::vector<std::uint8_t>& out, std::size_t at, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) out[at + static_cast<std::size_t>(7 - i)] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
 // Appends one entry (op + mapping record) at the end of `out`.
 void put_entry(std::vector<std::uint8_t>& out, std::uint8_t op, const core::Mapping& m, core::Millis at) {
   core::Mapping scratch;
@@ -132,9 +128,11 @@ void append_journal_record(std::vector<std::uint8_t>& out, std::uint32_t commits
   head.u32(commits);
   put_u64(head, static_cast<std::uint64_t>(at.count()));
   head.u32(count);
+  const std::uint64_t sum = record_checksum(std::span<const std::uint8_t>(out).subspan(start + 4, body));
   const std::size_t sum_at = out.size();
   out.resize(sum_at + 8);
-  put_u64_at(out, sum_at, record_checksum(std::span<const std::uint8_t>(out).subspan(start + 4, body)));
+  wire::Writer tail(std::span<std::uint8_t>(out).subspan(sum_at));
+  put_u64(tail, sum);
 }
 
 namespace {
