@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
-#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -24,7 +23,6 @@ using core::get_u64;
 using core::put_u64;
 
 constexpr std::array<std::uint8_t, 8> kMagic = {'P', 'C', 'P', 'D', 'J', 'R', 'N', 'L'};
-constexpr std::size_t kMaxBootId = 64;
 constexpr std::uint8_t kPut = 1;
 constexpr std::uint8_t kErase = 2;
 // Record framing: body length u32 before, checksum u64 after; body head: commits, at, count.
@@ -89,15 +87,11 @@ const char* to_string(JournalError e) {
 }
 
 std::vector<std::uint8_t> encode_journal_header(const SnapshotStamp& base) {
-  const std::size_t nb = std::min(base.boot_id.size(), kMaxBootId);
-  std::vector<std::uint8_t> out(kMagic.size() + 2 + 1 + nb + 4 + 8 + 8);
+  std::vector<std::uint8_t> out(kMagic.size() + 2 + stamp_size(base) + 8);
   wire::Writer w(out);
   w.bytes(kMagic);
   w.u16(kJournalVersion);
-  w.u8(static_cast<std::uint8_t>(nb));
-  w.text(std::string_view(base.boot_id).substr(0, nb));
-  w.u32(base.generation);
-  put_u64(w, base.table_handle);
+  put_stamp(w, base);
   put_u64(w, snapshot_checksum(std::span<const std::uint8_t>(out).first(w.size())));
   return out;
 }
@@ -146,11 +140,7 @@ tl::expected<std::pair<SnapshotStamp, std::size_t>, JournalError> read_header(st
   r.skip(kMagic.size());
   if (r.u16() != kJournalVersion || !r.ok()) return unexpected(JournalError::BadVersion);
   SnapshotStamp base;
-  const std::uint8_t nb = r.u8();
-  if (!r.ok() || nb > kMaxBootId) return unexpected(JournalError::BadHeader);
-  base.boot_id = std::string(r.text(nb));
-  base.generation = r.u32();
-  base.table_handle = get_u64(r);
+  if (!get_stamp(r, base)) return unexpected(JournalError::BadHeader);
   const std::size_t header = r.offset();
   const std::uint64_t sum = get_u64(r);
   if (!r.ok() || sum != snapshot_checksum(bytes.first(header))) return unexpected(JournalError::BadHeader);

@@ -24,7 +24,6 @@ using core::get_u64;
 using core::put_u64;
 
 constexpr std::array<std::uint8_t, 8> kMagic = {'P', 'C', 'P', 'D', 'S', 'N', 'A', 'P'};
-constexpr std::size_t kMaxBootId = 64;
 constexpr std::size_t kTrailer = 8;
 // Smallest header: magic, version, boot id length 0, generation, handle, written_at, count.
 constexpr std::size_t kMinHeader = kMagic.size() + 2 + 1 + 4 + 8 + 8 + 8;
@@ -46,6 +45,25 @@ Result<void> write_all(int fd, std::span<const std::uint8_t> bytes, const char* 
 }
 
 }  // namespace
+
+std::size_t stamp_size(const SnapshotStamp& s) { return 1 + std::min(s.boot_id.size(), kMaxBootId) + 4 + 8; }
+
+void put_stamp(wire::Writer& w, const SnapshotStamp& s) {
+  const std::size_t nb = std::min(s.boot_id.size(), kMaxBootId);
+  w.u8(static_cast<std::uint8_t>(nb));
+  w.text(std::string_view(s.boot_id).substr(0, nb));
+  w.u32(s.generation);
+  put_u64(w, s.table_handle);
+}
+
+bool get_stamp(wire::Reader& r, SnapshotStamp& s) {
+  const std::uint8_t nb = r.u8();
+  if (!r.ok() || nb > kMaxBootId) return false;
+  s.boot_id = std::string(r.text(nb));
+  s.generation = r.u32();
+  s.table_handle = get_u64(r);
+  return r.ok();
+}
 
 bool beyond_core_limits(const core::Mapping& m) {
   return m.filters.size() > wire::kMaxFilters || m.description.size() > wire::kMaxDescription;
@@ -99,18 +117,14 @@ std::uint64_t snapshot_checksum(std::span<const std::uint8_t> bytes) {
 std::vector<std::uint8_t> encode_snapshot(const SnapshotStamp& stamp, std::span<const core::Mapping> mappings,
                                           core::Millis now) {
   const core::Millis written_at = now < core::Millis(0) ? core::Millis(0) : now;
-  const std::size_t nb = std::min(stamp.boot_id.size(), kMaxBootId);
   core::Mapping scratch;
-  std::size_t size = kMinHeader + nb + kTrailer;
+  std::size_t size = kMagic.size() + 2 + stamp_size(stamp) + 8 + 8 + kTrailer;
   for (const auto& m : mappings) size += core::mapping_record_size(within_core_limits(m, scratch));
   std::vector<std::uint8_t> out(size);
   wire::Writer w(out);
   w.bytes(kMagic);
   w.u16(kSnapshotVersion);
-  w.u8(static_cast<std::uint8_t>(nb));
-  w.text(std::string_view(stamp.boot_id).substr(0, nb));
-  w.u32(stamp.generation);
-  put_u64(w, stamp.table_handle);
+  put_stamp(w, stamp);
   put_u64(w, static_cast<std::uint64_t>(written_at.count()));
   put_u64(w, mappings.size());
   for (const auto& m : mappings) core::put_mapping(w, within_core_limits(m, scratch), written_at);
@@ -136,11 +150,7 @@ tl::expected<Snapshot, SnapshotError> decode_snapshot(std::span<const std::uint8
   wire::Reader r(body);
   r.skip(kMagic.size() + 2);  // magic, version: checked above
   Snapshot s;
-  const std::uint8_t nb = r.u8();
-  if (!r.ok() || nb > kMaxBootId) return unexpected(SnapshotError::BadHeader);
-  s.stamp.boot_id = std::string(r.text(nb));
-  s.stamp.generation = r.u32();
-  s.stamp.table_handle = get_u64(r);
+  if (!get_stamp(r, s.stamp)) return unexpected(SnapshotError::BadHeader);
   const std::uint64_t written_at = get_u64(r);
   const std::uint64_t count = get_u64(r);
   if (!r.ok() || written_at > kMaxWrittenAt) return unexpected(SnapshotError::BadHeader);

@@ -28,6 +28,8 @@
 
 #include "core/mapping.hpp"
 #include "util/result.hpp"
+#include "wire/reader.hpp"
+#include "wire/writer.hpp"
 
 namespace pcpd::daemon {
 
@@ -70,6 +72,15 @@ enum class SnapshotError : std::uint8_t {
 [[nodiscard]] tl::expected<Snapshot, SnapshotError> decode_snapshot(std::span<const std::uint8_t> bytes);
 // FNV-1a 64 as the trailer uses it (exposed for tests that re-seal modified bytes).
 [[nodiscard]] std::uint64_t snapshot_checksum(std::span<const std::uint8_t> bytes);
+
+// The stamp as the headers of both state files hold it (this one and mapping_journal.hpp's):
+// boot id length u8 + bytes (at most kMaxBootId; a longer one is stored cut), generation u32,
+// table handle u64.
+inline constexpr std::size_t kMaxBootId = 64;
+[[nodiscard]] std::size_t stamp_size(const SnapshotStamp& s);
+void put_stamp(wire::Writer& w, const SnapshotStamp& s);
+// False when `r` runs out or the boot id length is over kMaxBootId.
+[[nodiscard]] bool get_stamp(wire::Reader& r, SnapshotStamp& s);
 
 // `m`, or a copy in `scratch` cut to core's limits (wire::kMaxFilters, wire::kMaxDescription):
 // what the snapshot and the journal store.
