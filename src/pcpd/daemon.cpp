@@ -364,7 +364,10 @@ void Daemon::on_datapath_timer() {
     const std::size_t mappings = server_->mapping_count();
     if (auto n = datapath_->reinstall(server_->mappings(), clock_.now()); n) {
       log::info("datapath.resynced", {{"mappings", *n}, {"in_core", mappings}});
-      if (config_->journal) write_state("table_reinstalled", false);  // the old pair names the old table
+      // The snapshot and journal name the old table: a new pair, through maintain_journal's
+      // retries like any ended journal.
+      journal_->stop();
+      maintain_journal();
     } else {
       log::warn("datapath.resync_failed", {{"mappings", mappings}, {"error", error_text(n.error())}});
       next = kProbeMs;
