@@ -35,7 +35,6 @@ void JournalTap::record(const core::ChangeSet& changes) {
   if (auto w = writer_->append(buf_); !w) return end("write_failed", w.error().code);
   base_ = now;
   ++counters_.records;
-  counters_.bytes += buf_.size();
 }
 
 void JournalTap::end(const char* reason, int error) {

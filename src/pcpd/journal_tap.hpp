@@ -25,7 +25,6 @@ struct CommitCount {
 
 struct JournalCounters {
   std::uint64_t records = 0;   // records appended
-  std::uint64_t bytes = 0;     // bytes appended (all journals of this process)
   std::uint64_t started = 0;   // journals started (start, compaction, after a re-install)
   std::uint64_t ended = 0;     // journals ended by an unknown outcome or a write error
 };
