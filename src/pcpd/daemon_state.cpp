@@ -22,6 +22,9 @@ std::int64_t ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
 }
 
+// How much of the snapshot is encoded before it goes to the file.
+constexpr std::size_t kStateWriteChunk = std::size_t{1} << 20;
+
 std::string describe(const SnapshotStamp& s) {
   return "generation " + std::to_string(s.generation) + " handle " + std::to_string(s.table_handle);
 }
@@ -125,15 +128,34 @@ bool Daemon::write_state(const char* reason, bool durable) {
   if (!kernel) return skipped("generation id unreadable: " + error_text(kernel.error()));
   const SnapshotStamp stamp{*boot_id, kernel->generation, kernel->table_handle};
   const CommitCount commits = commit_count();
-  const auto mappings = server_->mappings();
-  const auto bytes = encode_snapshot(stamp, mappings, clock_.now());
   if (::mkdir(config_->state_dir.c_str(), 0750) != 0 && errno != EEXIST)
     return skipped("mkdir state_dir: " + std::string(std::strerror(errno)));
   // The old snapshot and journal stay true until both new files are in place; between the two
   // renames, the new snapshot with the old journal (another base) is used without the journal.
-  auto written = durable ? write_snapshot_file(path, bytes) : replace_state_file(path, bytes);
-  if (!written) return skipped(error_text(written.error()));
-  snapshot_bytes_ = bytes.size();
+  // The records go to the file 1 MiB at a time, straight from the table: no copy of the table
+  // and no buffer of the whole file (together 260 MB at 1,000,000 mappings).
+  auto file = StateFileWriter::open(path);
+  if (!file) return skipped(error_text(file.error()));
+  const std::size_t count = server_->mapping_count();
+  SnapshotEncoder encoder(stamp, count, clock_.now());
+  std::uint64_t bytes = 0;
+  Result<void> io{};
+  auto flush = [&] {
+    const auto piece = encoder.take();
+    bytes += piece.size();
+    if (io) io = file->write(piece);
+  };
+  server_->for_each_mapping([&](const core::Mapping& m) {
+    if (!io) return;  // the file is gone: skip the rest
+    encoder.add(m);
+    if (encoder.buffered() >= kStateWriteChunk) flush();
+  });
+  if (!io) return skipped(error_text(io.error()));
+  if (!encoder.finish()) return skipped("mapping count differs from the table");  // a bug
+  flush();
+  if (io) io = file->commit(durable);
+  if (!io) return skipped(error_text(io.error()));
+  snapshot_bytes_ = bytes;
   std::string journal = "off";
   bool started_journal = false;
   if (config_->journal) {
@@ -147,8 +169,8 @@ bool Daemon::write_state(const char* reason, bool durable) {
       journal = "unavailable: " + error_text(w.error());
     }
   }
-  log::info("mappings.snapshot_written", {{"reason", reason}, {"path", path}, {"mappings", mappings.size()},
-                                          {"bytes", bytes.size()}, {"generation", kernel->generation},
+  log::info("mappings.snapshot_written", {{"reason", reason}, {"path", path}, {"mappings", count},
+                                          {"bytes", bytes}, {"generation", kernel->generation},
                                           {"journal", journal}, {"ms", ms_since(started)}});
   return started_journal || !config_->journal;
 }

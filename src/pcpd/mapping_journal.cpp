@@ -46,23 +46,6 @@ Key key_of(const core::Mapping& m) {
   return {m.kind, core::peer_key(m)};
 }
 
-// A record's checksum: 8 bytes per step (the FNV-1a of the snapshot, a multiply per byte, was
-// 1.2 % of pcpd's CPU under a refresh load). Catches a torn or corrupted record, nothing more.
-std::uint64_t record_checksum(std::span<const std::uint8_t> b) {
-  std::uint64_t h = 0x9E3779B97F4A7C15ull ^ b.size();
-  std::size_t i = 0;
-  for (; i + 8 <= b.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, b.data() + i, 8);
-    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-  }
-  std::uint64_t tail = 0;
-  for (std::size_t k = 0; i + k < b.size(); ++k) tail |= std::uint64_t{b[i + k]} << (8 * k);
-  h = (h ^ tail) * 0x94D049BB133111EBull;
-  return h ^ (h >> 29);
-}
-
 // Appends one entry (op + mapping record) at the end of `out`.
 void put_entry(std::vector<std::uint8_t>& out, std::uint8_t op, const core::Mapping& m, core::Millis at) {
   core::Mapping scratch;
@@ -92,7 +75,7 @@ std::vector<std::uint8_t> encode_journal_header(const SnapshotStamp& base) {
   w.bytes(kMagic);
   w.u16(kJournalVersion);
   put_stamp(w, base);
-  put_u64(w, snapshot_checksum(std::span<const std::uint8_t>(out).first(w.size())));
+  put_u64(w, state_checksum(std::span<const std::uint8_t>(out).first(w.size())));
   return out;
 }
 
@@ -122,7 +105,7 @@ void append_journal_record(std::vector<std::uint8_t>& out, std::uint32_t commits
   head.u32(commits);
   put_u64(head, static_cast<std::uint64_t>(at.count()));
   head.u32(count);
-  const std::uint64_t sum = record_checksum(std::span<const std::uint8_t>(out).subspan(start + 4, body));
+  const std::uint64_t sum = state_checksum(std::span<const std::uint8_t>(out).subspan(start + 4, body));
   const std::size_t sum_at = out.size();
   out.resize(sum_at + 8);
   wire::Writer tail(std::span<std::uint8_t>(out).subspan(sum_at));
@@ -143,7 +126,7 @@ tl::expected<std::pair<SnapshotStamp, std::size_t>, JournalError> read_header(st
   if (!get_stamp(r, base)) return unexpected(JournalError::BadHeader);
   const std::size_t header = r.offset();
   const std::uint64_t sum = get_u64(r);
-  if (!r.ok() || sum != snapshot_checksum(bytes.first(header))) return unexpected(JournalError::BadHeader);
+  if (!r.ok() || sum != state_checksum(bytes.first(header))) return unexpected(JournalError::BadHeader);
   return std::pair{std::move(base), r.offset()};
 }
 
@@ -176,7 +159,7 @@ tl::expected<JournalReplay, JournalError> replay_journal(std::vector<core::Mappi
     if (!frame.ok() || len < kBodyHead || frame.remaining() < std::size_t{len} + 8) break;
     const auto body = bytes.subspan(pos + 4, len);
     wire::Reader sum(bytes.subspan(pos + 4 + len, 8));
-    if (get_u64(sum) != record_checksum(body)) break;
+    if (get_u64(sum) != state_checksum(body)) break;
     wire::Reader b(body);
     const std::uint32_t commits = b.u32();
     const std::uint64_t at_raw = get_u64(b);

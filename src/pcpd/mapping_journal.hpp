@@ -12,12 +12,11 @@
 // records. A record cut short by the crash, a commit whose record was never written, or anyone's
 // `nft` command makes the numbers differ, and the daemon falls back to the set dump.
 //
-// Format, version 1 (big-endian, wire::Writer / wire::Reader):
+// Format, version 2 (big-endian, wire::Writer / wire::Reader):
 //   header   magic "PCPDJRNL" (8) | version u16 | the stamp of the snapshot it continues: boot id
 //            length u8 + bytes (<= 64) | generation u32 | table handle u64 |
-//            FNV-1a 64 of the header bytes before it (u64)
-//   records  body length u32 | body | checksum of the body (u64; record_checksum in the .cpp,
-//            8 bytes per multiply)
+//            StateChecksum (mapping_snapshot.hpp) of the header bytes before it (u64)
+//   records  body length u32 | body | StateChecksum of the body (u64)
 //   body     commits u32 | at u64 (CLOCK_BOOTTIME ms) | entry count u32 |
 //            entries: op u8 (1 put, 2 erase) | the mapping record of core/mapping_record.hpp
 //            with expiry relative to `at`
@@ -39,7 +38,7 @@
 
 namespace pcpd::daemon {
 
-inline constexpr std::uint16_t kJournalVersion = 1;
+inline constexpr std::uint16_t kJournalVersion = 2;  // 1: FNV-1a header checksum (refused)
 inline constexpr const char* kJournalFileName = "mappings.journal";
 
 [[nodiscard]] std::vector<std::uint8_t> encode_journal_header(const SnapshotStamp& base);

@@ -105,33 +105,93 @@ const char* to_string(SnapshotReject r) {
   return "unknown";
 }
 
-std::uint64_t snapshot_checksum(std::span<const std::uint8_t> bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64 offset basis
-  for (std::uint8_t b : bytes) {
-    h ^= b;
-    h *= 0x100000001b3ull;  // FNV prime
+void StateChecksum::mix(std::uint64_t word) {
+  h_ = (h_ ^ word) * 0xBF58476D1CE4E5B9ull;
+  h_ ^= h_ >> 31;
+}
+
+void StateChecksum::update(std::span<const std::uint8_t> b) {
+  total_ += b.size();
+  std::size_t i = 0;
+  for (; carry_len_ > 0 && carry_len_ < 8 && i < b.size(); ++i) carry_ |= std::uint64_t{b[i]} << (8 * carry_len_++);
+  if (carry_len_ == 8) {
+    mix(carry_);
+    carry_ = 0;
+    carry_len_ = 0;
   }
-  return h;
+  for (; i + 8 <= b.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, b.data() + i, 8);  // host order: the files are read on the host that wrote them
+    mix(w);
+  }
+  for (; i < b.size(); ++i) carry_ |= std::uint64_t{b[i]} << (8 * carry_len_++);
+}
+
+std::uint64_t StateChecksum::value() const {
+  std::uint64_t h = (h_ ^ carry_) * 0x94D049BB133111EBull;
+  h = (h ^ total_) * 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 29);
+}
+
+std::uint64_t state_checksum(std::span<const std::uint8_t> bytes) {
+  StateChecksum c;
+  c.update(bytes);
+  return c.value();
+}
+
+SnapshotEncoder::SnapshotEncoder(const SnapshotStamp& stamp, std::uint64_t count, core::Millis now)
+    : count_(count), written_at_(now < core::Millis(0) ? core::Millis(0) : now) {
+  buf_.resize(kMagic.size() + 2 + stamp_size(stamp) + 8 + 8);
+  wire::Writer w(buf_);
+  w.bytes(kMagic);
+  w.u16(kSnapshotVersion);
+  put_stamp(w, stamp);
+  put_u64(w, static_cast<std::uint64_t>(written_at_.count()));
+  put_u64(w, count);
+  PCPD_ASSERT(w.ok() && w.size() == buf_.size());
+}
+
+void SnapshotEncoder::add(const core::Mapping& m) {
+  PCPD_ASSERT(!sealed_);
+  core::Mapping scratch;
+  const core::Mapping& s = within_core_limits(m, scratch);
+  const std::size_t at = buf_.size();
+  const std::size_t size = core::mapping_record_size(s);
+  buf_.resize(at + size);
+  wire::Writer w(std::span<std::uint8_t>(buf_).subspan(at));
+  core::put_mapping(w, s, written_at_);
+  // Every record is within the record's limits (within_core_limits cuts to core's, which are
+  // lower), so the size is exact; anything else is a bug.
+  PCPD_ASSERT(w.ok() && w.size() == size);
+  ++added_;
+}
+
+bool SnapshotEncoder::finish() {
+  if (added_ != count_) return false;
+  sum_.update(buf_);
+  const std::size_t at = buf_.size();
+  buf_.resize(at + kTrailer);
+  wire::Writer w(std::span<std::uint8_t>(buf_).subspan(at));
+  put_u64(w, sum_.value());
+  sealed_ = true;  // the rest of buf_ is in the checksum, and the trailer is not part of it
+  return true;
+}
+
+std::span<const std::uint8_t> SnapshotEncoder::take() {
+  if (!sealed_) sum_.update(buf_);
+  out_.swap(buf_);
+  buf_.clear();
+  return out_;
 }
 
 std::vector<std::uint8_t> encode_snapshot(const SnapshotStamp& stamp, std::span<const core::Mapping> mappings,
                                           core::Millis now) {
-  const core::Millis written_at = now < core::Millis(0) ? core::Millis(0) : now;
-  core::Mapping scratch;
-  std::size_t size = kMagic.size() + 2 + stamp_size(stamp) + 8 + 8 + kTrailer;
-  for (const auto& m : mappings) size += core::mapping_record_size(within_core_limits(m, scratch));
-  std::vector<std::uint8_t> out(size);
-  wire::Writer w(out);
-  w.bytes(kMagic);
-  w.u16(kSnapshotVersion);
-  put_stamp(w, stamp);
-  put_u64(w, static_cast<std::uint64_t>(written_at.count()));
-  put_u64(w, mappings.size());
-  for (const auto& m : mappings) core::put_mapping(w, within_core_limits(m, scratch), written_at);
-  // Every record is within the record's limits (stored() cuts to core's, which are lower), so
-  // the sizes above are exact; anything else is a bug, and an empty file is refused as BadMagic.
-  if (!w.ok() || w.size() != size - kTrailer) return {};
-  put_u64(w, snapshot_checksum(std::span<const std::uint8_t>(out).first(size - kTrailer)));
+  SnapshotEncoder e(stamp, mappings.size(), now);
+  std::vector<std::uint8_t> out;
+  for (const auto& m : mappings) e.add(m);
+  if (!e.finish()) return {};
+  const auto bytes = e.take();
+  out.assign(bytes.begin(), bytes.end());
   return out;
 }
 
@@ -145,7 +205,7 @@ tl::expected<Snapshot, SnapshotError> decode_snapshot(std::span<const std::uint8
   if (bytes.size() < kMinHeader + kTrailer) return unexpected(SnapshotError::Truncated);
   const auto body = bytes.first(bytes.size() - kTrailer);
   wire::Reader trailer(bytes.last(kTrailer));
-  if (get_u64(trailer) != snapshot_checksum(body)) return unexpected(SnapshotError::BadChecksum);
+  if (get_u64(trailer) != state_checksum(body)) return unexpected(SnapshotError::BadChecksum);
 
   wire::Reader r(body);
   r.skip(kMagic.size() + 2);  // magic, version: checked above
@@ -176,31 +236,10 @@ std::optional<SnapshotReject> check_stamp(const SnapshotStamp& saved, const Snap
 namespace {
 
 Result<void> replace_file(const std::string& path, std::span<const std::uint8_t> bytes, bool durable) {
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-  if (!fd) return fail(ErrorDomain::Io, errno, "open state file .tmp");
-  if (auto r = write_all(fd.get(), bytes, "write state file .tmp"); !r) {
-    ::unlink(tmp.c_str());
-    return r;
-  }
-  if (durable && ::fsync(fd.get()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return fail(ErrorDomain::Io, e, "fsync state file .tmp");
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return fail(ErrorDomain::Io, e, "rename state file");
-  }
-  if (!durable) return {};
-  // The rename itself survives a crash only once the directory is on disk.
-  const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d) ::fsync(d.get());
-  return {};
+  auto f = StateFileWriter::open(path);
+  if (!f) return tl::unexpected(f.error());
+  if (auto r = f->write(bytes); !r) return r;
+  return f->commit(durable);
 }
 
 // nullopt when there is no file. With `take`, the file is unlinked before it is read.
@@ -234,6 +273,51 @@ Result<std::optional<std::vector<std::uint8_t>>> read_file(const std::string& pa
 }
 
 }  // namespace
+
+Result<StateFileWriter> StateFileWriter::open(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!fd) return fail(ErrorDomain::Io, errno, "open state file .tmp");
+  return StateFileWriter(path, std::move(fd));
+}
+
+Result<void> StateFileWriter::write(std::span<const std::uint8_t> bytes) {
+  if (!fd_) return fail(ErrorDomain::Io, EBADF, "write state file .tmp");
+  auto r = write_all(fd_.get(), bytes, "write state file .tmp");
+  if (!r) discard();
+  return r;
+}
+
+Result<void> StateFileWriter::commit(bool durable) {
+  if (!fd_) return fail(ErrorDomain::Io, EBADF, "rename state file");
+  if (durable && ::fsync(fd_.get()) != 0) {
+    const int e = errno;
+    discard();
+    return fail(ErrorDomain::Io, e, "fsync state file .tmp");
+  }
+  fd_.reset();
+  const std::string tmp = path_ + ".tmp";
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    return fail(ErrorDomain::Io, e, "rename state file");
+  }
+  if (!durable) return {};
+  // The rename itself survives a crash only once the directory is on disk.
+  const auto slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d) ::fsync(d.get());
+  return {};
+}
+
+void StateFileWriter::discard() {
+  if (!fd_) return;
+  fd_.reset();
+  ::unlink((path_ + ".tmp").c_str());
+}
+
+StateFileWriter::~StateFileWriter() { discard(); }
 
 Result<void> write_snapshot_file(const std::string& path, std::span<const std::uint8_t> bytes) {
   return replace_file(path, bytes, true);

@@ -218,7 +218,7 @@ TEST_CASE("journal: header checks and the base stamp") {
   b[0] = 'X';
   CHECK(journal_base(b).error() == JournalError::BadMagic);
   b = h;
-  b[9] = 2;
+  b[9] = 1;  // version 1: the FNV-1a header checksum
   CHECK(journal_base(b).error() == JournalError::BadVersion);
   b = h;
   b[12] ^= 1;  // in the boot id: the header checksum no longer matches

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +37,7 @@ core::Mapping as_read(core::Mapping m, Millis written_at) {
 }
 
 void reseal(std::vector<std::uint8_t>& b) {
-  const std::uint64_t sum = snapshot_checksum(std::span<const std::uint8_t>(b).first(b.size() - 8));
+  const std::uint64_t sum = state_checksum(std::span<const std::uint8_t>(b).first(b.size() - 8));
   for (int i = 0; i < 8; ++i) b[b.size() - 8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(sum >> (56 - 8 * i));
 }
 
@@ -289,6 +290,102 @@ TEST_CASE("snapshot file: atomic write, read once, then gone") {
 
   // A directory that does not exist: an error, not a crash.
   CHECK_FALSE(write_snapshot_file(dir + "/missing/x", bytes).has_value());
+  ::rmdir(dir.c_str());
+}
+
+TEST_CASE("state checksum: pieces of any length give the one-piece value, and the length and every bit count") {
+  std::vector<std::uint8_t> b(77);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(i * 37 + 11);
+  const std::uint64_t whole = state_checksum(b);
+  const std::span<const std::uint8_t> all(b);
+  // Every split in two, and pieces of every fixed length 1..17 (carries across word boundaries).
+  for (std::size_t cut = 0; cut <= b.size(); ++cut) {
+    StateChecksum c;
+    c.update(all.first(cut));
+    c.update(all.subspan(cut));
+    CHECK(c.value() == whole);
+  }
+  for (std::size_t step = 1; step <= 17; ++step) {
+    StateChecksum c;
+    for (std::size_t at = 0; at < b.size(); at += step) c.update(all.subspan(at, std::min(step, b.size() - at)));
+    CAPTURE(step);
+    CHECK(c.value() == whole);
+  }
+  // Zero bytes of different lengths differ (the length is mixed in), and so does any one flipped bit.
+  std::vector<std::uint64_t> zeros;
+  for (std::size_t n = 0; n <= 16; ++n) zeros.push_back(state_checksum(std::vector<std::uint8_t>(n, 0)));
+  std::sort(zeros.begin(), zeros.end());
+  CHECK(std::adjacent_find(zeros.begin(), zeros.end()) == zeros.end());
+  for (std::size_t bit = 0; bit < b.size() * 8; ++bit) {
+    auto f = b;
+    f[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
+    CAPTURE(bit);
+    CHECK(state_checksum(f) != whole);
+  }
+}
+
+TEST_CASE("snapshot encoder: taken piece by piece it writes the bytes of encode_snapshot") {
+  std::vector<core::Mapping> v;
+  for (int round = 0; round < 5; ++round)
+    for (const auto& m : sample()) v.push_back(m);
+  const auto whole = encode_snapshot(kStamp, v, kNow);
+  REQUIRE_FALSE(whole.empty());
+  for (std::size_t every : {std::size_t{1}, std::size_t{2}, std::size_t{7}, v.size() + 1}) {
+    CAPTURE(every);
+    SnapshotEncoder e(kStamp, v.size(), kNow);
+    std::vector<std::uint8_t> out;
+    auto take = [&] {
+      const auto piece = e.take();
+      out.insert(out.end(), piece.begin(), piece.end());
+    };
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      e.add(v[i]);
+      if ((i + 1) % every == 0) take();
+    }
+    REQUIRE(e.finish());
+    take();
+    CHECK(e.take().empty());
+    CHECK(out == whole);
+    REQUIRE(decode_snapshot(out).has_value());
+  }
+  // Fewer or more records than the header's count: finish() refuses to seal it.
+  SnapshotEncoder fewer(kStamp, 2, kNow);
+  fewer.add(v[0]);
+  CHECK_FALSE(fewer.finish());
+  SnapshotEncoder more(kStamp, 0, kNow);
+  more.add(v[0]);
+  CHECK_FALSE(more.finish());
+}
+
+TEST_CASE("state file writer: pieces, commit, and nothing left behind without a commit") {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/" + kSnapshotFileName;
+  const std::vector<std::uint8_t> a{1, 2, 3}, b{4, 5};
+  REQUIRE(write_snapshot_file(path, a).has_value());
+  {
+    auto f = StateFileWriter::open(path);
+    REQUIRE(f.has_value());
+    REQUIRE(f->write(b).has_value());
+    CHECK(::access((path + ".tmp").c_str(), F_OK) == 0);
+  }  // dropped without commit: the .tmp goes, the old file stays
+  CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
+  auto got = read_state_file(path);
+  REQUIRE((got && *got));
+  CHECK(**got == a);
+  for (bool durable : {false, true}) {
+    auto f = StateFileWriter::open(path);
+    REQUIRE(f.has_value());
+    REQUIRE(f->write(b).has_value());
+    REQUIRE(f->write(a).has_value());
+    REQUIRE(f->commit(durable).has_value());
+    CHECK_FALSE(f->commit(durable).has_value());  // once
+    got = read_state_file(path);
+    REQUIRE((got && *got));
+    CHECK(**got == std::vector<std::uint8_t>{4, 5, 1, 2, 3});
+    CHECK(::access((path + ".tmp").c_str(), F_OK) != 0);
+  }
+  CHECK_FALSE(StateFileWriter::open(dir + "/missing/x").has_value());
+  ::unlink(path.c_str());
   ::rmdir(dir.c_str());
 }
 
