@@ -3,6 +3,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/set.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <cstddef>
 #include <endian.h>
+#include <vector>
 
 namespace pcpd::nft {
 namespace {
@@ -161,6 +163,22 @@ void BatchBuilder::flush(SetId set) {
   // nft flush set inet pcpd map4_dnat   (DELSETELEM without an element list)
   close_message(open_message(NFT_MSG_DELSETELEM, 0, set));
   batch_.messages.push_back({MessageRef::Op::Flush, set, -1, 0});
+}
+
+void BatchBuilder::update_set(SetId set, nftnl_set* s) {
+  // nft add map inet pcpd map4_dnat { type ...; flags timeout; gc-interval 1m; } on an existing
+  // map (nft 1.0.6 parses gc-interval for sets only; the kernel takes it for maps too).
+  nftnl_set_unset(s, NFTNL_SET_HANDLE);
+  // NEWSET needs NFTA_SET_ID (the transaction-local id a new set gets; unused for an update).
+  nftnl_set_set_u32(s, NFTNL_SET_ID, batch_.end_seq());
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  auto* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE, batch_.end_seq());
+  nftnl_set_nlmsg_build_payload(nlh, s);
+  const std::size_t at = batch_.bytes.size();
+  auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
+  batch_.bytes.insert(batch_.bytes.end(), p, p + nlh->nlmsg_len);
+  last_message_ = at;
+  batch_.messages.push_back({MessageRef::Op::SetUpdate, set, -1, 0});
 }
 
 Batch BatchBuilder::finish() {

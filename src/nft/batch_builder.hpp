@@ -12,13 +12,15 @@
 #include <vector>
 
 #include "core/datapath.hpp"
+
+struct nftnl_set;
 #include "nft/element.hpp"
 #include "util/result.hpp"
 
 namespace pcpd::nft {
 
 struct MessageRef {
-  enum class Op : std::uint8_t { Add, Delete, Flush, Update };
+  enum class Op : std::uint8_t { Add, Delete, Flush, Update, SetUpdate };
   Op op = Op::Add;
   SetId set = SetId::Map4Dnat;
   int change_index = -1;  // index in the ChangeSet, -1 when not from one (or from several)
@@ -62,6 +64,10 @@ class BatchBuilder {
   void remove(const Element& e, int change_index);
   // nft flush set inet <table> <set>
   void flush(SetId set);
+  // NEWSET without NLM_F_EXCL for an existing set `s` (as dumped from the kernel; its handle is
+  // not sent): the kernel updates the set's timeout and gc-interval when everything else is the
+  // same (MessageRef::Op::SetUpdate, elements 0).
+  void update_set(SetId set, nftnl_set* s);
   // Appends END and hands the batch over; the builder is empty afterwards. Only the last message
   // carries NLM_F_ACK (errors are reported for every message anyway; that ack ends the batch).
   Batch finish();

@@ -126,6 +126,15 @@ struct NftDatapath::Impl {
   Result<std::optional<std::uint64_t>> read_table_handle();
   // What does not match in the table's sets (empty: all match); fails with ENOENT without table.
   Result<std::vector<std::string>> verify_sets();
+  // The sets of the table as the kernel describes them (nft list sets table inet <table>).
+  Result<std::vector<SetPtr>> dump_sets();
+  // The table's timeout sets of pcpd's layout: (id, kernel gc-interval in ms, 0 when unset).
+  struct GcState {
+    SetId id;
+    std::uint32_t gc_ms;
+    nftnl_set* set;  // in the dump it came from
+  };
+  static std::vector<GcState> gc_states(const std::vector<SetPtr>& sets);
 };
 
 Result<std::optional<std::uint64_t>> NftDatapath::Impl::read_table_handle() {
@@ -146,9 +155,9 @@ Result<std::optional<std::uint64_t>> NftDatapath::Impl::read_table_handle() {
   return handle;
 }
 
-Result<std::vector<std::string>> NftDatapath::Impl::verify_sets() {
+Result<std::vector<SetPtr>> NftDatapath::Impl::dump_sets() {
   // nft list sets table inet pcpd
-  std::map<std::string, SetInfo> found;
+  std::vector<SetPtr> sets;
   auto build = [&](char* buf, std::uint32_t seq) {
     auto* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP | NLM_F_ACK, seq);
     SetPtr s(nftnl_set_alloc());
@@ -160,16 +169,26 @@ Result<std::vector<std::string>> NftDatapath::Impl::verify_sets() {
     SetPtr s(nftnl_set_alloc());
     if (nftnl_set_nlmsg_parse(nlh, s.get()) < 0) return;
     const char* table = nftnl_set_get_str(s.get(), NFTNL_SET_TABLE);
-    if (table == nullptr || spec.table != table) return;
+    if (table == nullptr || spec.table != table || !nftnl_set_is_set(s.get(), NFTNL_SET_NAME)) return;
+    sets.push_back(std::move(s));
+  };
+  auto r = nl->dump(build, on_message, [&] { sets.clear(); });
+  if (!r) return tl::unexpected(r.error());
+  return sets;
+}
+
+Result<std::vector<std::string>> NftDatapath::Impl::verify_sets() {
+  auto sets = dump_sets();
+  if (!sets) return tl::unexpected(sets.error());
+  std::map<std::string, SetInfo> found;
+  for (const auto& s : *sets) {
     auto u32 = [&](std::uint16_t attr) {
       return nftnl_set_is_set(s.get(), attr) ? nftnl_set_get_u32(s.get(), attr) : 0u;
     };
     found[nftnl_set_get_str(s.get(), NFTNL_SET_NAME)] =
         SetInfo{u32(NFTNL_SET_KEY_TYPE), u32(NFTNL_SET_KEY_LEN), u32(NFTNL_SET_DATA_TYPE),
                 u32(NFTNL_SET_DATA_LEN), u32(NFTNL_SET_FLAGS)};
-  };
-  auto r = nl->dump(build, on_message, [&] { found.clear(); });
-  if (!r) return tl::unexpected(r.error());
+  }
   std::vector<std::string> problems;
   for (const auto& s : all_sets()) {
     auto it = found.find(std::string(s.name));
@@ -334,6 +353,57 @@ void NftDatapath::Impl::queue_forget(const core::ChangeSet& changes) {
       pending_forget.cancel(c.mapping);
     }
   }
+}
+
+std::vector<NftDatapath::Impl::GcState> NftDatapath::Impl::gc_states(const std::vector<SetPtr>& sets) {
+  std::vector<GcState> out;
+  for (const auto& s : sets) {
+    const std::string_view name = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
+    const auto spec = std::find_if(all_sets().begin(), all_sets().end(), [&](const SetSpec& x) { return x.name == name; });
+    if (spec == all_sets().end() || !nftnl_set_is_set(s.get(), NFTNL_SET_FLAGS) ||
+        (nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS) & kSetFlagTimeout) == 0)
+      continue;
+    const std::uint32_t gc =
+        nftnl_set_is_set(s.get(), NFTNL_SET_GC_INTERVAL) ? nftnl_set_get_u32(s.get(), NFTNL_SET_GC_INTERVAL) : 0;
+    out.push_back({spec->id, gc, s.get()});
+  }
+  return out;
+}
+
+Result<std::size_t> NftDatapath::tune_gc_interval() {
+  auto& impl = *impl_;
+  auto sets = impl.dump_sets();
+  if (!sets) return tl::unexpected(sets.error());
+  std::size_t ours = 0, asked = 0;
+  BatchBuilder b(impl.spec.table, impl.nl->reserve_seq(0));
+  for (const auto& g : Impl::gc_states(*sets)) {
+    if (g.gc_ms == kGcIntervalMs) ++ours;
+    if (g.gc_ms != 0) continue;  // pcpd's, or the operator's own: kept
+    nftnl_set_set_u32(g.set, NFTNL_SET_GC_INTERVAL, kGcIntervalMs);
+    b.update_set(g.id, g.set);
+    ++asked;
+  }
+  if (asked == 0) return ours;
+  const Batch batch = b.finish();
+  impl.nl->reserve_seq(static_cast<std::uint32_t>(batch.messages.size()) + 2);
+  auto errors = impl.nl->send_batch(batch);
+  if (!errors) return tl::unexpected(errors.error());
+  if (!errors->empty()) {
+    const int e = errors->front().error;
+    const auto* m = batch.message(errors->front().seq);
+    log::warn("nft.gc_interval_refused", {{"sets", asked}, {"refused", errors->size()},
+                                          {"first", m != nullptr ? std::string(set_spec(m->set).name) : std::string("-")},
+                                          {"errno", e}, {"error", std::strerror(e)}});
+    return ours;
+  }
+  // Kernels before 6.4 (123b99619cca) accept the update and keep the old interval: read back.
+  auto after = impl.dump_sets();
+  if (!after) return tl::unexpected(after.error());
+  std::size_t now = 0;
+  for (const auto& g : Impl::gc_states(*after)) now += g.gc_ms == kGcIntervalMs ? 1 : 0;
+  log::info("nft.gc_interval", {{"interval_ms", kGcIntervalMs}, {"asked", asked}, {"applied", now - ours},
+                                {"result", now - ours == asked ? "applied" : "kernel_kept_its_interval"}});
+  return now;
 }
 
 bool NftDatapath::refresh_in_place() const { return impl_->refresh_in_place; }
@@ -614,6 +684,8 @@ Result<std::size_t> NftDatapath::reinstall(const std::vector<core::Mapping>& map
   ++impl.counters.resyncs;
   impl.counters.resync_mappings += installed;
   log::info("nft.reinstalled", {{"mappings", installed}, {"left_out", left_out}, {"table", impl.spec.table}});
+  // A table loaded anew has the kernel's 1 s gc-interval again.
+  if (auto g = tune_gc_interval(); !g) log::warn("nft.gc_interval_failed", {{"error", error_text(g.error())}});
   return installed;
 }
 

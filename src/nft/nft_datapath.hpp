@@ -111,7 +111,8 @@ class NftDatapath final : public core::Datapath {
   // Installs `mappings` afresh in one transaction (all or nothing): flushes every set, puts the
   // last set_external_interfaces() names back, adds each mapping's elements with timeout =
   // remaining lifetime (expires - now, at least 1 s) + grace. Mappings already expired or that
-  // the table cannot express are left out. On success check_table() says Same again.
+  // the table cannot express are left out. On success check_table() says Same again, and
+  // tune_gc_interval() runs (a second transaction when the new sets have no gc-interval).
   [[nodiscard]] Result<std::size_t> reinstall(const std::vector<core::Mapping>& mappings, core::Millis now);
 
   // Restart snapshot validation (added by the restart-snapshot part, issue 7): the nftables
@@ -138,6 +139,18 @@ class NftDatapath final : public core::Datapath {
   // three transactions and a get on a map4_snat key no mapping has. They change the ruleset
   // generation, so the daemon runs this after ruleset_stamp(). Logs and returns the outcome.
   bool probe_refresh_in_place();
+
+  // The kernel garbage-collects a timeout set by walking all of it every gc-interval, 1 s unless
+  // the set names one: at 1,000,000 mappings that is ~9 % of a CPU per map, all the time
+  // (bench/RESULTS.md). pcpd deletes expired mappings itself, so the walk only reclaims what a
+  // stopped pcpd left (lookups skip expired elements anyway). Gives every timeout set of the
+  // table that has no gc-interval kGcIntervalMs, in one transaction (a set update: the kernel's
+  // own key, data, flags and field lengths sent back; Linux 6.4+, older kernels accept it and
+  // change nothing), then reads the sets back. Sets with an operator's gc-interval are left
+  // alone. Commits only when a set needs it, so the daemon runs this after ruleset_stamp() and
+  // after reinstall(). Logs the outcome; returns how many sets have pcpd's interval now.
+  static constexpr std::uint32_t kGcIntervalMs = 60'000;
+  Result<std::size_t> tune_gc_interval();
 
  private:
   struct Impl;

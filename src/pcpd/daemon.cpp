@@ -116,6 +116,8 @@ bool Daemon::start() {
   const auto kernel_stamp = datapath_->ruleset_stamp();
   const CommitCount commits_at_stamp = commit_count();
   datapath_->probe_refresh_in_place();  // commits: after the stamp
+  if (auto r = datapath_->tune_gc_interval(); !r)  // commits when a set has no gc-interval yet
+    log::warn("nft.gc_interval_failed", {{"error", error_text(r.error())}});
   if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r) {
     log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
     notify_status("nftables: cannot set the external interface");

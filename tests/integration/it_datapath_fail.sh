@@ -9,6 +9,9 @@
 #      again, the old nonce refreshes with the same port, a new MAP succeeds.
 #   3. The table replaced in one transaction with no gap (what `systemctl restart nftables`
 #      does: flush ruleset + reload): found by the periodic check (every 5 s), re-installed too.
+# Each time the table is new, pcpd gives its timeout sets a 60 s gc-interval (the kernel's 1 s
+# walk of every element costs ~9 % of a CPU per million; NftDatapath::tune_gc_interval); a set
+# the operator gave an interval of its own keeps it.
 # Requirements: R-HDR-10 (all or nothing), R-RC-2 (short-lifetime error), R-OWN-5 (nonce kept),
 # R-EPOCH-3 (nothing lost: the epoch stays continuous).
 set -u
@@ -38,6 +41,29 @@ wait_resynced() { # wait_resynced COUNT SECONDS: until pcpd_datapath_resyncs_tot
   done
   return 1
 }
+
+gc_intervals() { # gc_intervals FILE: "set seconds" for every timeout set of inet pcpd (0: none)
+  lab_rtr nft -j list table inet pcpd | python3 -c '
+import json, sys
+for o in json.load(sys.stdin)["nftables"]:
+    s = o.get("set") or o.get("map")
+    if s and "timeout" in s.get("flags", []):
+        print(s["name"], s.get("gc-interval", 0))' >"$1"
+  sed 's/^/    /' "$1"
+}
+all_gc() { # all_gc TAG SECONDS [EXCEPT_SET EXCEPT_SECONDS]: 15 timeout sets, each at SECONDS
+  local n f=$LAB_DIR/gc.$1
+  gc_intervals "$f"
+  n=$(wc -l <"$f")
+  echo "    timeout sets: $n (want 15)"
+  [ "$n" = 15 ] || return 1
+  awk -v want="$2" -v xs="${3:-}" -v xv="${4:-}" '
+    { w = ($1 == xs) ? xv : want; if ($2 != w) { print "    " $1 ": " $2 " s, want " w; bad = 1 } }
+    END { exit bad }' "$f"
+}
+
+check "every timeout set has pcpd's 60 s gc-interval" all_gc start 60
+check "... logged as applied" grep -q 'nft.gc_interval interval_ms=60000 asked=15 applied=15 result=applied' "$LAB_PCPD_LOG"
 
 lab_log "before: a MAP and a PEER"
 check "MAP tcp 8080 exits 0" lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$n1"
@@ -74,6 +100,7 @@ lab_rtr nft -f "$LAB_SRC/nft-rules/pcpd.nft" || lab_die "nft -f pcpd.nft"
 check "pcpd re-installs its mappings within 5 s" wait_resynced 1 5
 grep -E 'datapath.resynced|nft.reinstalled' "$LAB_PCPD_LOG" | lab_ev
 check "the table holds the 2 mappings again, element for element" lab_consistent back 2
+check "the new table's timeout sets have the 60 s gc-interval again" all_gc back 60
 check "wan_ifnames holds wan0 again" bash -c "ip netns exec $LAB_RTR nft list set inet pcpd wan_ifnames | grep -q wan0"
 check "inbound 203.0.113.1:$ext reaches the client again" lab_connect "$LAB_WAN" 203.0.113.1 "$ext"
 check "PEER translates 40001 -> $pext again" lab_connect "$LAB_CLI" 203.0.113.100 9000 --sport 40001
@@ -91,11 +118,13 @@ cat >"$LAB_DIR/ruleset.nft" <<EOF
 flush ruleset
 include "$LAB_SRC/nft-rules/example-router.nft"
 include "$LAB_SRC/nft-rules/pcpd.nft"
+add set inet pcpd pin6 { type ipv6_addr . inet_proto . inet_service; flags timeout; gc-interval 2m; }
 EOF
 lab_rtr nft -f "$LAB_DIR/ruleset.nft" || lab_die "nft -f ruleset.nft"
 check_not "right after the reload the table is empty (the checker sees the loss)" lab_consistent empty 3
 check "pcpd re-installs its mappings within 8 s (periodic check)" wait_resynced 2 8
 check "the table holds the 3 mappings again, element for element" lab_consistent replaced 3
+check "gc-interval: 60 s again, the operator's 120 s on pin6 kept" all_gc replaced 60 pin6 120
 check "inbound 203.0.113.1:$ext reaches the client after the reload" lab_connect "$LAB_WAN" 203.0.113.1 "$ext"
 check "pcpd is still the same process" kill -0 "$LAB_PCPD_PID"
 check "one pcpd start in its log (no restart)" lab_eq starts "$(grep -c 'daemon.start' "$LAB_PCPD_LOG")" 1

@@ -197,6 +197,45 @@ TEST_CASE("nft batch: flush and interface elements") {
   CHECK_FALSE(msgs[2].elem.has_timeout);  // wan_ifnames has no timeout flag
 }
 
+TEST_CASE("nft batch: a set update is NEWSET without EXCL, the kernel's set with an id and no handle") {
+  // What NftDatapath::tune_gc_interval sends: the set as dumped, gc-interval added.
+  std::unique_ptr<nftnl_set, void (*)(const nftnl_set*)> dumped(nftnl_set_alloc(), nftnl_set_free);
+  nftnl_set_set_str(dumped.get(), NFTNL_SET_TABLE, "pcpd");
+  nftnl_set_set_str(dumped.get(), NFTNL_SET_NAME, "map4_dnat");
+  nftnl_set_set_u64(dumped.get(), NFTNL_SET_HANDLE, 7);
+  nftnl_set_set_u32(dumped.get(), NFTNL_SET_FLAGS, kSetFlagMap | kSetFlagTimeout);
+  nftnl_set_set_u32(dumped.get(), NFTNL_SET_KEY_LEN, 12);
+  const std::uint8_t fields[3] = {4, 4, 4};
+  nftnl_set_set_data(dumped.get(), NFTNL_SET_DESC_CONCAT, fields, sizeof fields);
+  nftnl_set_set_u32(dumped.get(), NFTNL_SET_GC_INTERVAL, 60000);
+  BatchBuilder b("pcpd", 90);
+  b.update_set(SetId::Map4Dnat, dumped.get());
+  const Batch batch = b.finish();
+  REQUIRE(batch.messages.size() == 1);
+  CHECK(batch.messages[0].op == MessageRef::Op::SetUpdate);
+  CHECK(batch.messages[0].elements == 0);
+  int len = static_cast<int>(batch.bytes.size());
+  auto* nlh = reinterpret_cast<const nlmsghdr*>(batch.bytes.data());
+  nlh = mnl_nlmsg_next(nlh, &len);  // past BEGIN
+  REQUIRE(mnl_nlmsg_ok(nlh, len));
+  CHECK(nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSET));
+  CHECK(nlh->nlmsg_seq == 91);
+  CHECK((nlh->nlmsg_flags & NLM_F_CREATE) != 0);
+  CHECK((nlh->nlmsg_flags & NLM_F_EXCL) == 0);   // an existing set: update, not "File exists"
+  CHECK((nlh->nlmsg_flags & NLM_F_ACK) != 0);    // the last message ends the transaction
+  std::unique_ptr<nftnl_set, void (*)(const nftnl_set*)> sent(nftnl_set_alloc(), nftnl_set_free);
+  REQUIRE(nftnl_set_nlmsg_parse(nlh, sent.get()) == 0);
+  CHECK(std::string(nftnl_set_get_str(sent.get(), NFTNL_SET_NAME)) == "map4_dnat");
+  CHECK(nftnl_set_get_u32(sent.get(), NFTNL_SET_GC_INTERVAL) == 60000);
+  CHECK(nftnl_set_get_u32(sent.get(), NFTNL_SET_FLAGS) == (kSetFlagMap | kSetFlagTimeout));
+  CHECK(nftnl_set_is_set(sent.get(), NFTNL_SET_ID));        // the kernel refuses NEWSET without one
+  CHECK_FALSE(nftnl_set_is_set(sent.get(), NFTNL_SET_HANDLE));
+  CHECK(nftnl_set_is_set(sent.get(), NFTNL_SET_DESC_CONCAT));  // field lengths must match the set's
+  nlh = mnl_nlmsg_next(nlh, &len);
+  REQUIRE(mnl_nlmsg_ok(nlh, len));
+  CHECK(nlh->nlmsg_type == NFNL_MSG_BATCH_END);
+}
+
 TEST_CASE("nft batch: 10,000 changes make one batch with one message per element") {
   core::ChangeSet cs;
   for (std::uint16_t i = 0; i < 10000; ++i) cs.changes.push_back({core::Change::Op::Add, map4(static_cast<std::uint16_t>(10000 + i)), {}, false});
