@@ -21,7 +21,7 @@ MappingTable::Id MappingTable::alloc_slot() {
     free_ = slot(id).addr_next;
     return id;
   }
-  PCPD_ASSERT(high_ < kNone);
+  PCPD_ASSERT(high_ < kCapacity);  // insert() only when !conflicts(): size_ < kCapacity
   if ((high_ >> kChunkBits) == chunks_.size())
     chunks_.push_back(std::make_unique<Slot[]>(std::size_t{1} << kChunkBits));
   return high_++;
@@ -137,7 +137,7 @@ std::vector<const Mapping*> MappingTable::of_client(const IpAddr& client) const 
 }
 
 bool MappingTable::conflicts(const Mapping& m) const {
-  if (id_of(m) != kNone) return true;
+  if (size_ >= kCapacity || id_of(m) != kNone) return true;
   if (const Id b = binding_member(internal_key(m)); b != kNone)
     return slot(b).m.external_addr != m.external_addr || slot(b).m.external_port != m.external_port;
   return !external_free(external_key(m));

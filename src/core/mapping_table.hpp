@@ -53,6 +53,8 @@ class MappingTable {
                                                             std::uint16_t hi,
                                                             std::uint16_t start) const;
 
+  // The most mappings the table can hold (its ids are IdIndex's 26 bits: ~12 GB of mappings).
+  static constexpr std::size_t kCapacity = IdIndex::kMaxId + 1;
   [[nodiscard]] std::size_t size() const { return size_; }
   [[nodiscard]] std::size_t count_for_internal(const IpAddr& internal) const;
   [[nodiscard]] std::vector<const Mapping*> of_internal(const IpAddr& internal) const;
@@ -72,7 +74,7 @@ class MappingTable {
   }
 
   // Would inserting `m` clash with the table (same key, or an external endpoint used by another
-  // internal endpoint, or its internal endpoint already bound elsewhere)?
+  // internal endpoint, or its internal endpoint already bound elsewhere), or is the table full?
   [[nodiscard]] bool conflicts(const Mapping& m) const;
 
   // Mutations. Preconditions: insert() only when !conflicts(m); erase()/replace() name a mapping

@@ -135,7 +135,8 @@ std::optional<ResultCode> Server::Impl::check_quota(const IpAddr& internal) cons
   // RFC 6887 §11.3, §17.2 / R-QUOTA-1, R-RC-5: per subscriber first (more specific, R-RC-1).
   if (table.count_for_internal(internal) >= policy.max_mappings_per_client)
     return ResultCode::UserExQuota;
-  if (table.size() >= policy.max_mappings) return ResultCode::NoResources;  // R-QUOTA-2
+  if (table.size() >= policy.max_mappings || table.size() >= MappingTable::kCapacity)
+    return ResultCode::NoResources;  // R-QUOTA-2
   return std::nullopt;
 }
 
