@@ -387,10 +387,13 @@ void MappingTable::replace(const Mapping& m) {
   // The key (and so internal_addr) is unchanged; only the election may differ.
   count_elected(cur, false);
   count_elected(m, true);
+  const bool later = m.expires > cur.expires, sooner = m.expires < cur.expires;
   cur = m;
   add_third_party(id);
-  heap_up(slot(id).heap_pos);
-  heap_down(slot(id).heap_pos);
+  // Only the way the expiry moved: a refresh (later) never needs heap_up, whose compare with the
+  // parent reads another mapping (a cache miss at 1,000,000 mappings).
+  if (sooner) heap_up(slot(id).heap_pos);
+  if (later) heap_down(slot(id).heap_pos);
 }
 
 void MappingTable::commit(const ChangeSet& changes) {
