@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -25,6 +26,12 @@ using core::put_u64;
 constexpr std::array<std::uint8_t, 8> kMagic = {'P', 'C', 'P', 'D', 'J', 'R', 'N', 'L'};
 constexpr std::uint8_t kPut = 1;
 constexpr std::uint8_t kErase = 2;
+constexpr std::uint8_t kRefresh = 3;
+// A refresh entry: op, kind, internal address, protocol, internal port, [PEER: remote address,
+// remote port], remaining ms (u64, relative to the record's `at`), lifetime (u32).
+constexpr std::size_t kRefreshMap = 1 + 1 + 16 + 1 + 2 + 8 + 4;
+constexpr std::size_t kRefreshPeerExtra = 16 + 2;
+constexpr std::size_t kMinEntry = kRefreshMap;
 // Record framing: body length u32 before, checksum u64 after; body head: commits, at, count.
 constexpr std::size_t kFrame = 4 + 8;
 constexpr std::size_t kBodyHead = 4 + 8 + 4;
@@ -44,6 +51,54 @@ struct KeyHash {
 Key key_of(const core::Mapping& m) {
   if (m.kind == core::MappingKind::Map) return {m.kind, {core::internal_key(m), {}, 0}};
   return {m.kind, core::peer_key(m)};
+}
+
+// A Replace that changes nothing but the expiry and the lifetime: a refresh (RFC 6887 §15),
+// journaled as a refresh entry (33 bytes for a MAP instead of a 102-byte put).
+bool refresh_only(const core::Mapping& a, const core::Mapping& b) {
+  return a.kind == b.kind && a.origin == b.origin && a.protocol == b.protocol &&
+         a.internal_addr == b.internal_addr && a.internal_port == b.internal_port &&
+         a.external_addr == b.external_addr && a.external_port == b.external_port &&
+         a.remote_addr == b.remote_addr && a.remote_port == b.remote_port && a.client_addr == b.client_addr &&
+         a.nonce == b.nonce && a.third_party == b.third_party && a.checkpoint == b.checkpoint &&
+         a.filters == b.filters && a.description == b.description;
+}
+
+void put_refresh(std::vector<std::uint8_t>& out, const core::Mapping& m, core::Millis at) {
+  const bool peer = m.kind == core::MappingKind::Peer;
+  const std::size_t start = out.size();
+  out.resize(start + kRefreshMap + (peer ? kRefreshPeerExtra : 0));
+  wire::Writer w(std::span<std::uint8_t>(out).subspan(start));
+  w.u8(kRefresh);
+  w.u8(static_cast<std::uint8_t>(m.kind));
+  w.addr(m.internal_addr);
+  w.u8(m.protocol);
+  w.u16(m.internal_port);
+  if (peer) {
+    w.addr(m.remote_addr);
+    w.u16(m.remote_port);
+  }
+  put_u64(w, m.expires > at ? static_cast<std::uint64_t>((m.expires - at).count()) : 0);
+  w.u32(m.lifetime);
+}
+
+// Reads a refresh entry (after its op) into the key fields, expires and lifetime of `m`.
+bool get_refresh(wire::Reader& r, core::Millis at, core::Mapping& m) {
+  const std::uint8_t kind = r.u8();
+  if (kind > static_cast<std::uint8_t>(core::MappingKind::Peer)) return false;
+  m.kind = static_cast<core::MappingKind>(kind);
+  m.internal_addr = r.addr();
+  m.protocol = r.u8();
+  m.internal_port = r.u16();
+  if (m.kind == core::MappingKind::Peer) {
+    m.remote_addr = r.addr();
+    m.remote_port = r.u16();
+  }
+  const std::uint64_t remaining = get_u64(r);
+  m.lifetime = r.u32();
+  constexpr auto kMax = static_cast<std::uint64_t>(core::kMappingRecordMaxRemaining.count());
+  m.expires = at + core::Millis(static_cast<std::int64_t>(remaining < kMax ? remaining : kMax));
+  return r.ok();
 }
 
 // Appends one entry (op + mapping record) at the end of `out`.
@@ -90,6 +145,11 @@ void append_journal_record(std::vector<std::uint8_t>& out, std::uint32_t commits
       case core::Change::Op::Add: put_entry(out, kPut, c.mapping, at); ++count; break;
       case core::Change::Op::Remove: put_entry(out, kErase, c.mapping, at); ++count; break;
       case core::Change::Op::Replace:
+        if (refresh_only(c.previous, c.mapping)) {
+          put_refresh(out, c.mapping, at);
+          ++count;
+          break;
+        }
         if (!(key_of(c.previous) == key_of(c.mapping))) {
           put_entry(out, kErase, c.previous, at);
           ++count;
@@ -172,23 +232,41 @@ tl::expected<JournalReplay, JournalError> replay_journal(std::vector<core::Mappi
       core::Mapping m;
     };
     std::vector<Entry> entries;
-    bool good = count <= b.remaining() / (1 + core::kMappingRecordFixedSize);
-    for (std::uint32_t i = 0; good && i < count; ++i) {
-      Entry e{b.u8(), {}};
-      good = b.ok() && (e.op == kPut || e.op == kErase) && core::get_mapping(b, at, e.m) && !beyond_core_limits(e.m);
-      if (good) entries.push_back(std::move(e));
-    }
-    if (!good || !b.at_end()) break;
-    if (!entries.empty() && !indexed) {
+    bool good = count <= b.remaining() / kMinEntry;
+    if (good && count > 0 && !indexed) {
       index.reserve(mappings.size());
       for (std::size_t i = 0; i < mappings.size(); ++i) index.emplace(key_of(mappings[i]), i);
       erased.assign(mappings.size(), false);
       indexed = true;
     }
+    for (std::uint32_t i = 0; good && i < count; ++i) {
+      Entry e{b.u8(), {}};
+      if (e.op == kRefresh) {
+        good = b.ok() && get_refresh(b, at, e.m);
+        // Of a mapping present at this point (the latest put or erase of its key in this record,
+        // else the table): otherwise the journal does not continue this table, and the record
+        // is dropped like a corrupt one.
+        if (good) {
+          const Key k = key_of(e.m);
+          auto last = std::find_if(entries.rbegin(), entries.rend(),
+                                   [&](const Entry& x) { return x.op != kRefresh && key_of(x.m) == k; });
+          good = last != entries.rend() ? last->op == kPut : index.count(k) != 0;
+        }
+      } else {
+        good = b.ok() && (e.op == kPut || e.op == kErase) && core::get_mapping(b, at, e.m) && !beyond_core_limits(e.m);
+      }
+      if (good) entries.push_back(std::move(e));
+    }
+    if (!good || !b.at_end()) break;
     for (auto& e : entries) {
       const Key k = key_of(e.m);
       auto it = index.find(k);
-      if (e.op == kErase) {
+      if (e.op == kRefresh) {
+        if (it != index.end()) {  // always: checked while decoding
+          mappings[it->second].expires = e.m.expires;
+          mappings[it->second].lifetime = e.m.lifetime;
+        }
+      } else if (e.op == kErase) {
         if (it != index.end()) {
           erased[it->second] = true;
           index.erase(it);

@@ -19,9 +19,15 @@
 //   records  body length u32 | body | StateChecksum of the body (u64)
 //   body     commits u32 | at u64 (CLOCK_BOOTTIME ms) | entry count u32 |
 //            entries: op u8 (1 put, 2 erase) | the mapping record of core/mapping_record.hpp
-//            with expiry relative to `at`
+//            with expiry relative to `at`; or op 3 (refresh) | kind u8 | internal address (16)
+//            | protocol u8 | internal port u16 | [PEER: remote address (16) | remote port u16] |
+//            remaining ms u64 (relative to `at`) | lifetime u32: 33 bytes for a MAP, 51 for a
+//            PEER, where a put is ~102 (issue 7: a third of the journal's bytes under refreshes)
 // A put adds or replaces the mapping with the same key (kind, internal endpoint, remote endpoint
-// for PEER); an erase removes it. A Replace whose key changed is an erase and a put.
+// for PEER); an erase removes it. A Replace whose key changed is an erase and a put; one that
+// changes only expiry and lifetime is a refresh, which sets those two on the mapping with its
+// key, and must find one (in the table or put earlier in the record), else the record is
+// dropped like a corrupt one.
 // Encode and replay are pure; JournalWriter does the file I/O.
 #pragma once
 

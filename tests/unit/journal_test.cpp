@@ -137,8 +137,8 @@ Generated generate(std::mt19937& rng, int records) {
           c.previous = old;
           c.mapping.expires = at + Millis(90'000);
           c.mapping.lifetime += 1;
-          c.mapping.description += "+";
-          if (pick(4) == 0) {  // onto another key (core's table re-keys on a THIRD_PARTY change)
+          if (pick(3) == 0) {  // a refresh: only expiry and lifetime change (a refresh entry)
+          } else if (c.mapping.description += "+"; pick(4) == 0) {  // onto another key (core's table re-keys on a THIRD_PARTY change)
             c.mapping.internal_port = static_cast<std::uint16_t>(8100 + pick(3));
             if (std::any_of(scratch.begin(), scratch.end(), [&](const Mapping& x) { return same_key(x, c.mapping); }))
               continue;
@@ -242,6 +242,66 @@ TEST_CASE("journal: every Mapping field survives a record (the snapshot's record
     if (want.expires < at) want.expires = at;  // stored relative to `at`
     CHECK(same(r->mappings[i], want));
   }
+}
+
+TEST_CASE("journal: a refresh is a 33-byte entry (51 for PEER) and only of a mapping present") {
+  const Millis at{5'000};
+  const std::vector<Mapping> base = {keyed(false, 6, 1, 0, 1, at + Millis(1'000)), keyed(true, 17, 2, 1, 2, at + Millis(1'000))};
+  auto refresh = [&](const Mapping& m, std::uint32_t lifetime) {
+    Change c{Change::Op::Replace, m, m, false};
+    c.mapping.expires = at + Millis(std::int64_t{lifetime} * 1000);
+    c.mapping.lifetime = lifetime;
+    return c;
+  };
+  auto j = encode_journal_header(kBase);
+  const std::size_t header = j.size();
+  ChangeSet cs;
+  cs.changes = {refresh(base[0], 600), refresh(base[1], 700)};
+  append_journal_record(j, 1, cs, at);
+  // frame 4 + head 16 + entries + checksum 8
+  CHECK(j.size() - header == 4 + 16 + 33 + 51 + 8);
+  auto r = replay_journal(base, j);
+  REQUIRE(r);
+  CHECK(r->tail_bytes == 0);
+  REQUIRE(r->mappings.size() == 2);
+  Mapping want0 = base[0], want1 = base[1];
+  want0.expires = at + Millis(600'000);
+  want0.lifetime = 600;
+  want1.expires = at + Millis(700'000);
+  want1.lifetime = 700;
+  CHECK(same_table(r->mappings, {want0, want1}));
+
+  // Anything else changed: a whole put (here the description).
+  auto k = encode_journal_header(kBase);
+  ChangeSet other;
+  other.changes = {refresh(base[0], 600)};
+  other.changes[0].mapping.description = "other";
+  append_journal_record(k, 1, other, at);
+  CHECK(k.size() - header > 4 + 16 + 33 + 8);
+
+  // A refresh of a mapping the table does not have, or one this record erased first: the
+  // record is dropped (the journal does not continue this table).
+  for (int variant = 0; variant < 2; ++variant) {
+    CAPTURE(variant);
+    auto bad = encode_journal_header(kBase);
+    ChangeSet cs2;
+    if (variant == 1) cs2.changes.push_back({Change::Op::Remove, base[0], {}, false});
+    cs2.changes.push_back(refresh(base[0], 600));
+    append_journal_record(bad, 1, cs2, at);
+    auto rb = replay_journal(variant == 0 ? std::vector<Mapping>{base[1]} : base, bad);
+    REQUIRE(rb);
+    CHECK(rb->records == 0);
+    CHECK(rb->tail_bytes == bad.size() - header);
+  }
+  // A put earlier in the same record makes it present.
+  auto ok = encode_journal_header(kBase);
+  ChangeSet cs3;
+  cs3.changes = {{Change::Op::Add, base[0], {}, false}, refresh(base[0], 600)};
+  append_journal_record(ok, 1, cs3, at);
+  auto ro = replay_journal({}, ok);
+  REQUIRE(ro);
+  CHECK(ro->records == 1);
+  CHECK(same_table(ro->mappings, {want0}));
 }
 
 TEST_CASE("journal tap: records what was committed, commits outside apply, and ends on an unknown outcome") {
