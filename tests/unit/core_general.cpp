@@ -1,5 +1,6 @@
 // pcp_core general processing: R-ADDR, R-TP, R-ANN, R-EPOCH, R-RC, R-QUOTA, all-or-nothing apply,
 // restore, policy and stats.
+#include <algorithm>
 #include <set>
 
 #include "unit/core_fixture.hpp"
@@ -386,6 +387,31 @@ TEST_CASE("R-MAP-5 several external addresses: the next address is used when one
   Fixture g(p);
   auto s = g.map({.suggested_port = 30000, .suggested_addr = ip("203.0.113.2")});
   CHECK(map_body(s).external_addr == ip("203.0.113.2"));
+}
+
+TEST_CASE("R-MAP-5 a pool of 5 addresses with one port each: every address once, a suggested one first") {
+  auto p = default_policy();
+  p.external_v4 = {ip("203.0.113.1"), ip("203.0.113.2"), ip("203.0.113.3"), ip("203.0.113.4"), ip("203.0.113.5")};
+  p.port_min = 30000;
+  p.port_max = 30000;
+  // Without a suggestion, and with one of ours (203.0.113.4, taken after the first mapping):
+  // the suggested address, then the rest of the pool in turn, none twice, then NO_RESOURCES.
+  for (bool suggest : {false, true}) {
+    CAPTURE(suggest);
+    Fixture f(p);
+    std::vector<IpAddr> got;
+    for (std::uint16_t port = 1; port <= 5; ++port) {
+      auto r = f.map({.internal_port = port, .suggested_addr = suggest ? ip("203.0.113.4") : IpAddr{}});
+      REQUIRE(r.kind == Reply::Kind::Success);
+      got.push_back(map_body(r).external_addr);
+    }
+    if (suggest) CHECK(got.front() == ip("203.0.113.4"));
+    std::vector<IpAddr> sorted = got;
+    std::sort(sorted.begin(), sorted.end(), [](const IpAddr& a, const IpAddr& b) { return a.to_string() < b.to_string(); });
+    CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());  // 5 different addresses
+    auto full = f.map({.internal_port = 6, .suggested_addr = suggest ? ip("203.0.113.4") : IpAddr{}});
+    CHECK(full.response.result == ResultCode::NoResources);
+  }
 }
 
 TEST_CASE("mapping_counts: MAP and PEER by address family, without copying the table (metrics)") {
