@@ -1,2 +1,4 @@
 # The benchmark harness, run for a few seconds (issue: "a CI smoke run proves the harness works").
 pcpd_add_netns_test(bench_smoke integration/bench_smoke.sh)
+# bench/flat.sh (the 100 vs 1,000,000 comparison), tiny sizes.
+pcpd_add_netns_test(bench_flat_smoke integration/bench_flat_smoke.sh)

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""bench/flat_report.py FILE: the summary of a bench/flat.sh run (markdown on stdout).
+
+For every round, the large/small ratio of req/s (refresh, create, delete) and of pcpd's CPU time
+per request (refresh; create+delete share one figure), then the median and range over the rounds.
+Issue 7's target: at most 10 % slower at the large level, i.e. a rate ratio >= 0.90 and a CPU
+ratio <= 1.10 (1 / 0.9 = 1.11 would be the exact mirror; 1.10 is the stricter reading).
+"""
+import json
+import statistics
+import sys
+
+
+def main(path):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    meas = [r for r in rows if "round" in r]
+    if not meas:
+        print("flat_report.py: no measurements in", path)
+        return 1
+    rounds = sorted({r["round"] for r in meas})
+    sizes = {r["lab"]: r["existing"] for r in rows if r.get("op") == "fill"}
+
+    def one(rnd, lab, op):
+        for r in meas:
+            if r["round"] == rnd and r["lab"] == lab and r["op"] == op:
+                return r
+        return None
+
+    series = {k: [] for k in ("refresh", "create", "delete", "cpu refresh", "cpu create+delete")}
+    print(f"large ({sizes.get('large', '?'):,} mappings) vs small ({sizes.get('small', '?'):,}),"
+          f" {len(rounds)} rounds")
+    print()
+    print("| round | refresh req/s s / l | create | delete | CPU µs/req refresh s / l |"
+          " create+delete | rate ratios r / c / d | CPU ratios r / c+d |")
+    print("|---:|---|---|---|---|---|---|---|")
+    bad = {}
+    for rnd in rounds:
+        cells, rates, cpus = [], [], []
+        for op in ("refresh", "create", "delete"):
+            s, l = one(rnd, "small", op), one(rnd, "large", op)
+            if not s or not l:
+                cells.append("-")
+                continue
+            cells.append(f"{s['req_per_s']:,.0f} / {l['req_per_s']:,.0f}")
+            ratio = l["req_per_s"] / s["req_per_s"]
+            series[op].append(ratio)
+            rates.append(f"{ratio:.2f}")
+            for r in (s, l):
+                for code, n in r.get("results", {}).items():
+                    if code != "SUCCESS":
+                        bad[(r["lab"], op, code)] = bad.get((r["lab"], op, code), 0) + n
+        for op, key in (("refresh", "cpu refresh"), ("create", "cpu create+delete")):
+            s, l = one(rnd, "small", op), one(rnd, "large", op)
+            if not s or not l or not s.get("cpu_us_per_req") or l.get("cpu_us_per_req") is None:
+                cells.append("-")
+                continue
+            cells.append(f"{s['cpu_us_per_req']:.2f} / {l['cpu_us_per_req']:.2f}")
+            ratio = l["cpu_us_per_req"] / s["cpu_us_per_req"]
+            series[key].append(ratio)
+            cpus.append(f"{ratio:.2f}")
+        print(f"| {rnd} | " + " | ".join(cells) + f" | {' / '.join(rates)} | {' / '.join(cpus)} |")
+    print()
+    print("| ratio large/small | median | min | max | target | met (median)? |")
+    print("|---|---:|---:|---:|---|---|")
+    for key, vals in series.items():
+        if not vals:
+            continue
+        cpu = key.startswith("cpu")
+        med = statistics.median(vals)
+        target = "<= 1.10" if cpu else ">= 0.90"
+        met = med <= 1.10 if cpu else med >= 0.90
+        name = f"CPU per request, {key[4:]}" if cpu else f"req/s, {key}"
+        print(f"| {name} | {med:.3f} | {min(vals):.3f} | {max(vals):.3f} | {target} |"
+              f" {'yes' if met else 'no'} |")
+    snaps = [r for r in rows if r.get("op") == "snapshot"]
+    if snaps:
+        print()
+        for lab in ("small", "large"):
+            during = [r for r in snaps if r["lab"] == lab and not r["at_stop"]]
+            stop = [r for r in snaps if r["lab"] == lab and r["at_stop"]]
+            text = f"{lab}: {len(during)} snapshot(s) during the rounds"
+            if during:
+                text += " (" + ", ".join(f"{r['reason']} {r['bytes'] / 1e6:.1f} MB in {r['ms']} ms"
+                                         for r in during) + ")"
+            if stop:
+                text += f"; at the stop {stop[-1]['bytes'] / 1e6:.1f} MB in {stop[-1]['ms']} ms"
+            print(text)
+    if bad:
+        print()
+        print("Answers other than SUCCESS: " +
+              ", ".join(f"{lab} {op} {code} {n}" for (lab, op, code), n in sorted(bad.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
