@@ -83,35 +83,9 @@ lab() {
   local name=$1 n=$2 cli=pcpf-cli-$1-$rnd rtr=pcpf-rtr-$1-$rnd i nclients naddr
   nclients=$(( (n + per_client - 1) / per_client ))
   naddr=$(( n / 60000 + 2 ))
-  bench_ns "$cli" "$rtr"
-  ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
-  ip -n "$rtr" link add wan0 type veth peer name wan0peer
-  ip -n "$rtr" addr add 192.0.2.1/24 dev lan0
-  for i in $(seq 1 "$naddr"); do ip -n "$rtr" addr add "203.0.113.$i/24" dev wan0; done
-  for i in lo lan0 wan0 wan0peer; do ip -n "$rtr" link set "$i" up; done
-  ip -n "$cli" addr add 192.0.2.9/24 dev eth0
-  for i in $(seq 0 $(( nclients - 1 ))); do ip -n "$cli" addr add "192.0.2.$(( 10 + i ))/24" dev eth0; done
-  ip -n "$cli" link set lo up
-  ip -n "$cli" link set eth0 up
+  bench_scale_lab "$cli" "$rtr" "$naddr" "$nclients"
   mkdir -p "$tmp/$name/state"
-  cat > "$tmp/$name/pcpd.conf" <<EOF
-[interfaces]
-internal = ["lan0"]
-external = "wan0"
-[mappings]
-max_per_client = 65535
-max_total = $(( n + 100000 ))
-[announce]
-enabled = false
-[limits]
-client_rate = 0
-global_rate = 0
-[daemon]
-state_dir = "$tmp/$name/state"
-control_socket = "$tmp/$name/ctl.sock"
-log = "stderr"
-log_level = "info"
-EOF
+  bench_scale_conf "$tmp/$name/pcpd.conf" "$tmp/$name" $(( n + 100000 )) info
   ip netns exec "$rtr" nft -f "$repo/nft-rules/pcpd.nft"
   ip netns exec "$rtr" "$pcpd" -c "$tmp/$name/pcpd.conf" 2>>"$tmp/$name/pcpd.log" &
   pid[$name]=$!

@@ -78,23 +78,10 @@ echo_bin=$build/bench/pcpd-echo
 [ -x "$echo_bin" ] || { echo "scale.sh: $echo_bin not built" >&2; exit 2; }
 log() { echo "scale.sh: $*" >&2; }
 
-bench_ns "$cli" "$rtr" "$wan"
-ip link add lan0 netns "$rtr" type veth peer name eth0 netns "$cli"
-ip link add wan0 netns "$rtr" type veth peer name eth0 netns "$wan"
-ip -n "$rtr" addr add 192.0.2.1/24 dev lan0
-for i in $(seq 1 "$naddr"); do ip -n "$rtr" addr add "203.0.113.$i/24" dev wan0; done
-for l in lo lan0 wan0; do ip -n "$rtr" link set "$l" up; done
-ip -n "$wan" addr add 203.0.113.200/24 dev eth0
-ip -n "$wan" link set lo up
-ip -n "$wan" link set eth0 up
+bench_scale_lab "$cli" "$rtr" "$naddr" "$nclients" "$wan"
 ip netns exec "$rtr" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=1 2>/dev/null ||
   { ip netns exec "$rtr" nft add table ip ctload; ip netns exec "$rtr" nft delete table ip ctload;
     ip netns exec "$rtr" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=1; }
-ip -n "$cli" addr add 192.0.2.9/24 dev eth0
-for i in $(seq 0 $(( nclients - 1 ))); do ip -n "$cli" addr add "192.0.2.$(( 10 + i ))/24" dev eth0; done
-ip -n "$cli" link set lo up
-ip -n "$cli" link set eth0 up
-ip -n "$cli" route add default via 192.0.2.1
 ip netns exec "$cli" nft -f - <<'EOF'
 table inet flood {
   counter delivered { }
@@ -116,27 +103,8 @@ mkdir -p "$(dirname "$out")"
 seed=$(( $(od -An -N4 -tu4 /dev/urandom) ))
 
 mkdir -p "$tmp/state"
-cat > "$tmp/pcpd.conf" <<EOF
-[interfaces]
-internal = ["lan0"]
-external = "wan0"
-
-[mappings]
-max_per_client = 65535
-max_total = $(( max + 100000 ))
-
-[announce]
-enabled = false
-
-[daemon]
-state_dir = "$tmp/state"
-control_socket = "$tmp/ctl.sock"
-log = "stderr"
-log_level = "info"
-EOF
-if grep -q -a 'client_rate' "$pcpd"; then   # request rate limits off: measure the server
-  printf '\n[limits]\nclient_rate = 0\nglobal_rate = 0\n' >> "$tmp/pcpd.conf"
-fi
+# request rate limits off (measure the server), unless the binary predates those keys
+bench_scale_conf "$tmp/pcpd.conf" "$tmp" $(( max + 100000 )) info "$(grep -q -a 'client_rate' "$pcpd" && echo 1 || echo 0)"
 ip netns exec "$rtr" nft -f "$repo/nft-rules/pcpd.nft"
 
 wait_udp_5351() {
