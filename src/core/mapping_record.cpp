@@ -8,10 +8,6 @@ namespace {
 constexpr std::uint8_t kFlagThirdParty = 0x01;
 constexpr std::uint8_t kFlagElected = 0x02;
 
-std::uint64_t remaining_ms(const Mapping& m, Millis now) {
-  return m.expires > now ? static_cast<std::uint64_t>((m.expires - now).count()) : 0;
-}
-
 bool get_kind(std::uint8_t v, MappingKind& out) {
   if (v > static_cast<std::uint8_t>(MappingKind::Peer)) return false;
   out = static_cast<MappingKind>(v);
@@ -45,7 +41,7 @@ void put_mapping(wire::Writer& w, const Mapping& m, Millis now) {
   w.u16(m.remote_port);
   w.addr(m.client_addr);
   w.bytes(m.nonce);
-  put_u64(w, remaining_ms(m, now));
+  put_expiry(w, m.expires, now);
   w.u32(m.lifetime);
   w.u8(static_cast<std::uint8_t>(m.filters.size()));
   w.u16(static_cast<std::uint16_t>(m.description.size()));
@@ -55,6 +51,16 @@ void put_mapping(wire::Writer& w, const Mapping& m, Millis now) {
     w.addr(f.remote_addr);
   }
   w.text(m.description);
+}
+
+void put_expiry(wire::Writer& w, Millis expires, Millis now) {
+  put_u64(w, expires > now ? static_cast<std::uint64_t>((expires - now).count()) : 0);
+}
+
+Millis get_expiry(wire::Reader& r, Millis now) {
+  constexpr auto kMaxRemaining = static_cast<std::uint64_t>(kMappingRecordMaxRemaining.count());
+  const std::uint64_t remaining = get_u64(r);
+  return now + Millis(static_cast<std::int64_t>(remaining < kMaxRemaining ? remaining : kMaxRemaining));
 }
 
 bool get_mapping(wire::Reader& r, Millis now, Mapping& m) {
@@ -70,7 +76,7 @@ bool get_mapping(wire::Reader& r, Millis now, Mapping& m) {
   m.remote_port = r.u16();
   m.client_addr = r.addr();
   r.copy_to(m.nonce);
-  const std::uint64_t remaining = get_u64(r);
+  m.expires = get_expiry(r, now);
   m.lifetime = r.u32();
   const std::size_t filters = r.u8();
   const std::size_t description = r.u16();
@@ -81,8 +87,6 @@ bool get_mapping(wire::Reader& r, Millis now, Mapping& m) {
   m.origin = static_cast<Origin>(origin);
   m.third_party = (flags & kFlagThirdParty) != 0;
   m.checkpoint = (flags & kFlagElected) != 0;
-  constexpr auto kMaxRemaining = static_cast<std::uint64_t>(kMappingRecordMaxRemaining.count());
-  m.expires = now + Millis(static_cast<std::int64_t>(remaining < kMaxRemaining ? remaining : kMaxRemaining));
   m.filters.clear();
   m.filters.reserve(filters);
   for (std::size_t i = 0; i < filters; ++i) {

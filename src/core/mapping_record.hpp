@@ -55,6 +55,12 @@ inline void put_u64(wire::Writer& w, std::uint64_t v) {
   return (hi << 32) | lo;
 }
 
+// An expiry as the record stores it: remaining ms relative to `now` (u64, 0 when already
+// expired); read back as now + remaining, remaining capped at kMappingRecordMaxRemaining.
+// put_mapping()/get_mapping() use them, and so does the journal's refresh entry.
+void put_expiry(wire::Writer& w, Millis expires, Millis now);
+[[nodiscard]] Millis get_expiry(wire::Reader& r, Millis now);
+
 // Exact number of bytes put_mapping() writes for `m` (when within the limits below).
 [[nodiscard]] std::size_t mapping_record_size(const Mapping& m);
 // Writes `m` with its expiry as remaining ms relative to `now`. A mapping beyond the record

@@ -78,7 +78,7 @@ void put_refresh(std::vector<std::uint8_t>& out, const core::Mapping& m, core::M
     w.addr(m.remote_addr);
     w.u16(m.remote_port);
   }
-  put_u64(w, m.expires > at ? static_cast<std::uint64_t>((m.expires - at).count()) : 0);
+  core::put_expiry(w, m.expires, at);
   w.u32(m.lifetime);
 }
 
@@ -94,10 +94,8 @@ bool get_refresh(wire::Reader& r, core::Millis at, core::Mapping& m) {
     m.remote_addr = r.addr();
     m.remote_port = r.u16();
   }
-  const std::uint64_t remaining = get_u64(r);
+  m.expires = core::get_expiry(r, at);
   m.lifetime = r.u32();
-  constexpr auto kMax = static_cast<std::uint64_t>(core::kMappingRecordMaxRemaining.count());
-  m.expires = at + core::Millis(static_cast<std::int64_t>(remaining < kMax ? remaining : kMax));
   return r.ok();
 }
 
