@@ -34,30 +34,26 @@ def main(path):
           " create+delete | rate ratios r / c / d | CPU ratios r / c+d |")
     print("|---:|---|---|---|---|---|---|---|")
     bad = {}
+    def pair(rnd, op, field, fmt, key, out):
+        """The 'small / large' cell of one field, its ratio appended to series[key] and out."""
+        s, l = one(rnd, "small", op), one(rnd, "large", op)
+        if not s or not l or not s.get(field) or l.get(field) is None:
+            return "-"
+        ratio = l[field] / s[field]
+        series[key].append(ratio)
+        out.append(f"{ratio:.2f}")
+        return f"{s[field]:{fmt}} / {l[field]:{fmt}}"
+
     for rnd in rounds:
         cells, rates, cpus = [], [], []
         for op in ("refresh", "create", "delete"):
-            s, l = one(rnd, "small", op), one(rnd, "large", op)
-            if not s or not l:
-                cells.append("-")
-                continue
-            cells.append(f"{s['req_per_s']:,.0f} / {l['req_per_s']:,.0f}")
-            ratio = l["req_per_s"] / s["req_per_s"]
-            series[op].append(ratio)
-            rates.append(f"{ratio:.2f}")
-            for r in (s, l):
-                for code, n in r.get("results", {}).items():
+            cells.append(pair(rnd, op, "req_per_s", ",.0f", op, rates))
+            for r in (one(rnd, "small", op), one(rnd, "large", op)):
+                for code, n in (r or {}).get("results", {}).items():
                     if code != "SUCCESS":
                         bad[(r["lab"], op, code)] = bad.get((r["lab"], op, code), 0) + n
         for op, key in (("refresh", "cpu refresh"), ("create", "cpu create+delete")):
-            s, l = one(rnd, "small", op), one(rnd, "large", op)
-            if not s or not l or not s.get("cpu_us_per_req") or l.get("cpu_us_per_req") is None:
-                cells.append("-")
-                continue
-            cells.append(f"{s['cpu_us_per_req']:.2f} / {l['cpu_us_per_req']:.2f}")
-            ratio = l["cpu_us_per_req"] / s["cpu_us_per_req"]
-            series[key].append(ratio)
-            cpus.append(f"{ratio:.2f}")
+            cells.append(pair(rnd, op, "cpu_us_per_req", ".2f", key, cpus))
         print(f"| {rnd} | " + " | ".join(cells) + f" | {' / '.join(rates)} | {' / '.join(cpus)} |")
     print()
     print("| ratio large/small | median | min | max | target | met (median)? |")
