@@ -11,9 +11,13 @@
 #
 # Usage: bench/flat.sh [--build DIR] [--pcpd BIN] [--rounds 7] [--requests 100000]
 #                      [--small 100] [--large 1000000] [--window 256] [--out FILE] [--perf DIR]
-#   --perf DIR  also `perf record -g` each pcpd during its measurements of round 1
-#               (DIR/LAB-OP.data; read with `perf report -i ...`); round 1's CPU then includes
+#                      [--perf-round 1] [--pcpd-b BIN]
+#   --perf DIR  also `perf record -g` each pcpd during its measurements of round --perf-round
+#               (DIR/LAB-OP.data; read with `perf report -i ...`); that round's CPU then includes
 #               perf's overhead
+#   --pcpd-b BIN  an A/B run: two more labs, small_b and large_b, run BIN with the same levels, and
+#               every round measures all four in a rotating order; the summary adds BIN's ratios
+#               and BIN's CPU per request over the first binary's at each level
 # Writes JSON lines to --out (default bench/results/flat-<stamp>.jsonl), the summary on stderr.
 # Needs root; exits 77 when not root unless CI=true.
 #
@@ -35,6 +39,8 @@ window=256
 batch=1000
 out=
 perf_dir=
+perf_round=1
+pcpd_b=
 while [ $# -gt 0 ]; do
   case $1 in
     --build) build=$(cd "${2:?--build DIR}" && pwd); shift ;;
@@ -46,7 +52,9 @@ while [ $# -gt 0 ]; do
     --window) window=${2:?}; shift ;;
     --out) out=${2:?}; shift ;;
     --perf) perf_dir=${2:?}; mkdir -p "$perf_dir"; perf_dir=$(realpath "$perf_dir"); shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --perf-round) perf_round=${2:?}; shift ;;
+    --pcpd-b) pcpd_b=$(realpath "${2:?}"); shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "flat.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -78,16 +86,16 @@ mkdir -p "$(dirname "$out")"
 emit() { echo "$1" | tee -a "$out" | sed 's/^/  /' >&2; }
 
 declare -A pid level
-# lab NAME LEVEL: namespaces cli-NAME / rtr-NAME, nftables rules, pcpd started
+# lab NAME LEVEL BIN: namespaces cli-NAME / rtr-NAME, nftables rules, pcpd BIN started
 lab() {
-  local name=$1 n=$2 cli=pcpf-cli-$1-$rnd rtr=pcpf-rtr-$1-$rnd i nclients naddr
+  local name=$1 n=$2 bin=$3 cli=pcpf-cli-$1-$rnd rtr=pcpf-rtr-$1-$rnd i nclients naddr
   nclients=$(( (n + per_client - 1) / per_client ))
   naddr=$(( n / 60000 + 2 ))
   bench_scale_lab "$cli" "$rtr" "$naddr" "$nclients"
   mkdir -p "$tmp/$name/state"
   bench_scale_conf "$tmp/$name/pcpd.conf" "$tmp/$name" $(( n + 100000 )) info
   ip netns exec "$rtr" nft -f "$repo/nft-rules/pcpd.nft"
-  ip netns exec "$rtr" "$pcpd" -c "$tmp/$name/pcpd.conf" 2>>"$tmp/$name/pcpd.log" &
+  ip netns exec "$rtr" "$bin" -c "$tmp/$name/pcpd.conf" 2>>"$tmp/$name/pcpd.log" &
   pid[$name]=$!
   started+=("${pid[$name]}")
   level[$name]=$n
@@ -127,7 +135,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/${pid[$1]}/stat"; }
 measure() {   # measure ROUND NAME OP: one loadgen run, its JSON lines with the CPU per request
   local round=$1 name=$2 op=$3 n=${level[$2]} c0 c1 lines span perf_pid=
   span=$(( n < per_client ? n : per_client ))
-  if [ -n "$perf_dir" ] && [ "$round" = 1 ]; then
+  if [ -n "$perf_dir" ] && [ "$round" = "$perf_round" ]; then
     perf record -q -g -p "${pid[$name]}" -o "$perf_dir/$name-$op.data" >/dev/null 2>&1 &
     perf_pid=$!
     started+=("$perf_pid")
@@ -153,11 +161,17 @@ for l in lines:
     print(json.dumps(l))' | while read -r l; do emit "$l"; done
 }
 
-log "labs: small ($small mappings) and large ($large), pcpd $pcpd"
-lab small "$small"
-lab large "$large"
+log "labs: small ($small mappings) and large ($large), pcpd $pcpd${pcpd_b:+, and small_b / large_b with $pcpd_b}"
+labs=(small large)
+lab small "$small" "$pcpd"
+lab large "$large" "$pcpd"
+if [ -n "$pcpd_b" ]; then
+  labs+=(small_b large_b)
+  lab small_b "$small" "$pcpd_b"
+  lab large_b "$large" "$pcpd_b"
+fi
 log "fill"
-fill small; fill large
+for name in "${labs[@]}"; do fill "$name"; done
 sleep 1
 emit "{\"op\":\"rss\",\"small_kib\":$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/${pid[small]}/status"),\"large_kib\":$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/${pid[large]}/status")}"
 # The host's CPU while both labs sit idle (the kernel's own work for the sets, e.g. their garbage
@@ -170,15 +184,18 @@ emit "{\"op\":\"idle\",\"host_busy_percent_of_one_cpu\":$(pct "$b0" "$b1"),\"pcp
 
 # Journal compactions (a snapshot of the whole table) during the rounds are part of the large
 # level's cost: counted here, in the CPU of the rounds they fall in, and listed at the end.
-for name in small large; do wc -l < "$tmp/$name/pcpd.log" > "$tmp/$name/log-mark"; done
+for name in "${labs[@]}"; do wc -l < "$tmp/$name/pcpd.log" > "$tmp/$name/log-mark"; done
 for r in $(seq "$rounds"); do
-  order="small large"; [ $(( r % 2 )) = 0 ] && order="large small"
+  # two labs: swapped every round; four: rotated by one every round
+  k=$(( r % ${#labs[@]} ))
+  [ ${#labs[@]} = 2 ] && k=$(( (r + 1) % 2 ))
+  order="${labs[*]:$k} ${labs[*]:0:$k}"
   log "round $r of $rounds ($order)"
   for op in refresh cycle; do
     for name in $order; do measure "$r" "$name" "$op"; done
   done
 done
-for name in small large; do
+for name in "${labs[@]}"; do
   kill -0 "${pid[$name]}" 2>/dev/null || { log "pcpd ($name) died"; tail -5 "$tmp/$name/pcpd.log" >&2; exit 1; }
   # the snapshots written during the rounds, then the one a stop writes (SIGTERM)
   tail -n +"$(( $(cat "$tmp/$name/log-mark") + 1 ))" "$tmp/$name/pcpd.log" > "$tmp/$name/rounds.log"
