@@ -43,6 +43,16 @@ struct Mapping {
   std::string description;             // RFC 7220, already truncated to the configured maximum
 
   [[nodiscard]] bool is_v4() const { return internal_addr.is_v4(); }
+  // Every field but `expires` equal: `o` is this mapping refreshed with nothing else changed (so
+  // the datapath only restarts its timers). A field added above belongs here too.
+  [[nodiscard]] bool same_but_expiry(const Mapping& o) const {
+    return kind == o.kind && origin == o.origin && protocol == o.protocol && internal_addr == o.internal_addr &&
+           internal_port == o.internal_port && external_addr == o.external_addr &&
+           external_port == o.external_port && remote_addr == o.remote_addr && remote_port == o.remote_port &&
+           client_addr == o.client_addr && nonce == o.nonce && lifetime == o.lifetime &&
+           third_party == o.third_party && checkpoint == o.checkpoint && filters == o.filters &&
+           description == o.description;
+  }
   // Remaining lifetime in whole seconds, rounded up; 0 when expired.
   [[nodiscard]] std::uint32_t remaining(Millis now) const {
     if (expires <= now) return 0;

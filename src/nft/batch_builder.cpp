@@ -286,23 +286,37 @@ namespace {
 
 // The element operations of one change, in the order PerElement sends them: deletions (election
 // keys first: no packet may re-mark a connection after the mapping's other elements are gone),
-// then additions and updates in mapping_elements() order.
+// then additions and updates in mapping_elements() order. Reused from one change to the next
+// (no allocation per change once the vectors have grown, issue 7).
 struct ElementOps {
   std::vector<Element> remove;
   std::vector<std::pair<Element, bool>> install;  // (element, update in place)
+  std::vector<Element> built;                     // scratch
 };
 
-Result<ElementOps> element_ops(const core::Change& c, bool refresh_in_place) {
-  ElementOps out;
+Result<void> element_ops(const core::Change& c, bool refresh_in_place, ElementOps& out) {
+  out.remove.clear();
+  out.install.clear();
+  out.built.clear();
+  if (refresh_in_place && c.op == core::Change::Op::Replace && c.mapping.same_but_expiry(c.previous)) {
+    // A plain refresh: the previous mapping's elements are the new ones, built once (issue 7:
+    // half of a refresh's element work). Each is kept (a timer restart), but those of interval
+    // sets, which always go through delete and add, as below.
+    if (auto r = append_mapping_elements(c.mapping, out.built); !r) return r;
+    for (auto& e : out.built) {
+      const bool interval = (set_spec(e.set).flags & kSetFlagInterval) != 0;
+      if (interval) out.remove.push_back(e);
+      out.install.emplace_back(std::move(e), !interval);
+    }
+    return {};
+  }
   if (c.op == core::Change::Op::Remove || c.op == core::Change::Op::Replace) {
-    auto elems = mapping_elements(c.op == core::Change::Op::Remove ? c.mapping : c.previous);
-    if (!elems) return tl::unexpected(elems.error());
-    out.remove = std::move(*elems);
+    if (auto r = append_mapping_elements(c.op == core::Change::Op::Remove ? c.mapping : c.previous, out.remove); !r)
+      return r;
   }
   if (c.op == core::Change::Op::Add || c.op == core::Change::Op::Replace) {
-    auto elems = mapping_elements(c.mapping);
-    if (!elems) return tl::unexpected(elems.error());
-    for (auto& e : *elems) {
+    if (auto r = append_mapping_elements(c.mapping, out.built); !r) return r;
+    for (auto& e : out.built) {
       bool kept = false;
       // An element a Replace keeps as it is (same set, key, data, comment) only has its timer
       // restarted; interval sets (FILTER ranges) always go through delete and add.
@@ -317,7 +331,7 @@ Result<ElementOps> element_ops(const core::Change& c, bool refresh_in_place) {
     }
   }
   std::stable_partition(out.remove.begin(), out.remove.end(), [](const Element& e) { return is_election_set(e.set); });
-  return out;
+  return {};
 }
 
 }  // namespace
@@ -331,6 +345,7 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
     return std::max<std::uint64_t>(ms, 1000);
   };
   BatchBuilder b(table, begin_seq);
+  ElementOps eo;
   if (grouping == Grouping::PerSet && skip.empty()) {
     std::vector<PendingOp> ops;
     ops.reserve(changes.changes.size() * 4);
@@ -338,11 +353,11 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
     for (std::size_t i = 0; i < changes.changes.size() && !interval; ++i) {
       const auto& c = changes.changes[i];
       const int index = static_cast<int>(i);
-      auto eo = element_ops(c, refresh_in_place);
-      if (!eo) return fail(eo.error().domain, eo.error().code, eo.error().context, index);
+      if (auto r = element_ops(c, refresh_in_place, eo); !r)
+        return fail(r.error().domain, r.error().code, r.error().context, index);
       const std::size_t first = ops.size();
-      for (auto& e : eo->remove) ops.push_back({std::move(e), 0, index, MessageRef::Op::Delete});
-      for (auto& [e, kept] : eo->install)
+      for (auto& e : eo.remove) ops.push_back({std::move(e), 0, index, MessageRef::Op::Delete});
+      for (auto& [e, kept] : eo.install)
         ops.push_back({std::move(e), timeout_of(c.mapping), index, kept ? MessageRef::Op::Update : MessageRef::Op::Add});
       for (std::size_t k = first; k < ops.size(); ++k)
         if (set_spec(ops[k].element.set).flags & kSetFlagInterval) interval = true;
@@ -370,13 +385,13 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
   for (std::size_t i = 0; i < changes.changes.size(); ++i) {
     const auto& c = changes.changes[i];
     const int index = static_cast<int>(i);
-    auto eo = element_ops(c, refresh_in_place);
-    if (!eo) return fail(eo.error().domain, eo.error().code, eo.error().context, index);
-    for (const auto& e : eo->remove) {
+    if (auto r = element_ops(c, refresh_in_place, eo); !r)
+      return fail(r.error().domain, r.error().code, r.error().context, index);
+    for (const auto& e : eo.remove) {
       if (!skipped()) b.remove(e, index);
       ++ordinal;
     }
-    for (const auto& [e, kept] : eo->install) {
+    for (const auto& [e, kept] : eo.install) {
       if (!skipped()) {
         if (kept) {
           b.update(e, timeout_of(c.mapping), index);

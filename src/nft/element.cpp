@@ -12,11 +12,11 @@
 namespace pcpd::nft {
 namespace {
 
-std::vector<std::uint8_t> endpoint(const wire::IpAddr& a, std::uint8_t proto, std::uint16_t port) {
+KeyBytes endpoint(const wire::IpAddr& a, std::uint8_t proto, std::uint16_t port) {
   return KeyWriter{}.addr(a).proto(proto).port(port).take();
 }
 
-void add_filters(const core::Mapping& m, const std::vector<std::uint8_t>& ep, SetId on, SetId allow,
+void add_filters(const core::Mapping& m, const KeyBytes& ep, SetId on, SetId allow,
                  std::vector<Element>& out) {
   if (m.filters.empty()) return;
   out.push_back({on, ep, {}, {}, {}});
@@ -31,14 +31,13 @@ void add_filters(const core::Mapping& m, const std::vector<std::uint8_t>& ep, Se
                        .addr(prefix_last(f.remote_addr, f.prefix_length))
                        .port(f.remote_port == 0 ? 0xffff : f.remote_port)
                        .take();
-    lo.insert(lo.end(), lo_tail.begin(), lo_tail.end());
-    hi.insert(hi.end(), hi_tail.begin(), hi_tail.end());
-    out.push_back({allow, std::move(lo), std::move(hi), {}, {}});
+    lo.append(lo_tail);
+    hi.append(hi_tail);
+    out.push_back({allow, lo, hi, {}, {}});
   }
 }
 
-std::string element_id(SetId set, const std::vector<std::uint8_t>& key,
-                       const std::vector<std::uint8_t>& key_end) {
+std::string element_id(SetId set, std::span<const std::uint8_t> key, std::span<const std::uint8_t> key_end) {
   std::string id;
   id.reserve(1 + key.size() + key_end.size());
   id += static_cast<char>(set);
@@ -70,7 +69,7 @@ struct FilterIndex {
     std::string ep(e.key.begin(), e.key.begin() + static_cast<std::ptrdiff_t>(ep_len));
     by_endpoint[ep].push_back({*len, port, *first});
   }
-  std::vector<wire::Filter> get(const std::vector<std::uint8_t>& ep) const {
+  std::vector<wire::Filter> get(std::span<const std::uint8_t> ep) const {
     auto it = by_endpoint.find(std::string(ep.begin(), ep.end()));
     return it == by_endpoint.end() ? std::vector<wire::Filter>{} : it->second;
   }
@@ -134,11 +133,12 @@ std::optional<core::Mapping> decode_primary(SetId set, const DumpedElement& e) {
 }
 
 // RFC 7767: the keys pcpd.nft's elect4/elect6 chains match to elect the mapping's connections.
-void add_election(const core::Mapping& m, std::vector<Element>& out) {
+// `primary` is the index in `out` of the mapping's primary element.
+void add_election(const core::Mapping& m, std::vector<Element>& out, std::size_t primary) {
   if (!m.checkpoint) return;
   const bool v4 = m.is_v4();
   if (m.kind == core::MappingKind::Peer) {
-    out.push_back({v4 ? SetId::Elect4Peer : SetId::Elect6Peer, out.front().key, {}, {}, {}});
+    out.push_back({v4 ? SetId::Elect4Peer : SetId::Elect6Peer, out[primary].key, {}, {}, {}});
     return;
   }
   if (v4) {
@@ -153,10 +153,10 @@ void add_election(const core::Mapping& m, std::vector<Element>& out) {
 
 }  // namespace
 
-Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
+Result<void> append_mapping_elements(const core::Mapping& m, std::vector<Element>& out) {
   // All-protocols / all-ports mappings (RFC 6887 §11.1) need wildcard maps the table lacks.
   if (m.protocol == 0 || m.internal_port == 0) return fail(ErrorDomain::Netlink, EOPNOTSUPP, "nft: wildcard mapping");
-  std::vector<Element> out;
+  const std::size_t first = out.size();
   const bool v4 = m.is_v4();
   ElementComment comment = ElementComment::from(m);
   if (m.kind == core::MappingKind::Map) {
@@ -175,8 +175,8 @@ Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
       out.push_back({SetId::Pin6, pin, {}, {}, comment.encode()});
       add_filters(m, pin, SetId::Filt6On, SetId::Filt6Allow, out);
     }
-    add_election(m, out);
-    return out;
+    add_election(m, out, first);
+    return {};
   }
   // PEER
   if (m.remote_addr.is_v4() != v4 || m.remote_port == 0)
@@ -196,7 +196,15 @@ Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
   } else {
     out.push_back({SetId::Peer6, std::move(key), {}, {}, comment.encode()});
   }
-  add_election(m, out);
+  add_election(m, out, first);
+  return {};
+}
+
+Result<std::vector<Element>> mapping_elements(const core::Mapping& m) {
+  std::vector<Element> out;
+  out.reserve(2 + (m.filters.empty() ? 0 : 1 + m.filters.size()) + (m.checkpoint ? 2 : 0));
+  auto r = append_mapping_elements(m, out);
+  if (!r) return tl::unexpected(r.error());
   return out;
 }
 

@@ -32,10 +32,10 @@ namespace pcpd::nft {
 
 struct Element {
   SetId set = SetId::Map4Dnat;
-  std::vector<std::uint8_t> key;
-  std::vector<std::uint8_t> key_end;  // interval sets only (closing key of the range)
-  std::vector<std::uint8_t> data;     // maps only
-  std::string comment;                // primary elements only; empty = none
+  KeyBytes key;
+  KeyBytes key_end;     // interval sets only (closing key of the range)
+  KeyBytes data;        // maps only
+  std::string comment;  // primary elements only; empty = none
   friend bool operator==(const Element&, const Element&) = default;
 };
 
@@ -49,12 +49,15 @@ constexpr bool is_election_set(SetId set) {
 // for what the table cannot express: protocol 0 or port 0 (all-protocols / all-ports mappings),
 // IPv4 internal with a non-IPv4 external or remote address, IPv6 with an IPv4 remote.
 [[nodiscard]] Result<std::vector<Element>> mapping_elements(const core::Mapping& m);
+// The same, appended to `out` (a caller's reused vector: no allocation per request, issue 7). On
+// failure `out` is as it was.
+[[nodiscard]] Result<void> append_mapping_elements(const core::Mapping& m, std::vector<Element>& out);
 
 // An element as read back from the kernel.
 struct DumpedElement {
-  std::vector<std::uint8_t> key;
-  std::vector<std::uint8_t> key_end;
-  std::vector<std::uint8_t> data;
+  KeyBytes key;
+  KeyBytes key_end;
+  KeyBytes data;
   std::string comment;
   std::uint64_t expiration_ms = 0;  // remaining time before the kernel removes it
 };

@@ -69,11 +69,14 @@ std::string comment_of(nftnl_set_elem* e) {
   return std::string(text, n - 1);
 }
 
-std::vector<std::uint8_t> bytes_of(nftnl_set_elem* e, std::uint16_t attr) {
+KeyBytes bytes_of(nftnl_set_elem* e, std::uint16_t attr) {
   if (!nftnl_set_elem_is_set(e, attr)) return {};
   std::uint32_t len = 0;
   const auto* p = static_cast<const std::uint8_t*>(nftnl_set_elem_get(e, attr, &len));
-  return {p, p + len};
+  // The kernel's keys and data are at most NFT_DATA_VALUE_MAXLEN (64) bytes; a longer one (which
+  // no set of pcpd's verified layout holds) reads as empty, i.e. as no element of a mapping.
+  if (len > kMaxKeyLen) return {};
+  return KeyBytes(std::span(p, len));
 }
 
 DumpedElement dumped(nftnl_set_elem* e) {

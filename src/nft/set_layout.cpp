@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "util/result.hpp"
+
 namespace pcpd::nft {
 namespace {
 
@@ -64,31 +66,38 @@ std::span<const SetSpec> all_sets() { return kSets; }
 
 const SetSpec& set_spec(SetId id) { return kSets[static_cast<std::size_t>(id)]; }
 
+void KeyBytes::append(std::span<const std::uint8_t> b) {
+  PCPD_ASSERT(size_ + b.size() <= kMaxKeyLen);
+  std::memcpy(bytes_.data() + size_, b.data(), b.size());
+  size_ = static_cast<std::uint8_t>(size_ + b.size());
+}
+
 KeyWriter& KeyWriter::v4(const wire::IpAddr& a) {
-  bytes_.insert(bytes_.end(), a.bytes.begin() + 12, a.bytes.end());
+  bytes_.append(std::span(a.bytes).subspan(12));
   return *this;
 }
 
 KeyWriter& KeyWriter::v6(const wire::IpAddr& a) {
-  bytes_.insert(bytes_.end(), a.bytes.begin(), a.bytes.end());
+  bytes_.append(a.bytes);
   return *this;
 }
 
 KeyWriter& KeyWriter::proto(std::uint8_t p) {
-  bytes_.insert(bytes_.end(), {p, 0, 0, 0});
+  const std::array<std::uint8_t, 4> b{p, 0, 0, 0};
+  bytes_.append(b);
   return *this;
 }
 
 KeyWriter& KeyWriter::port(std::uint16_t p) {
-  bytes_.insert(bytes_.end(),
-                {static_cast<std::uint8_t>(p >> 8), static_cast<std::uint8_t>(p & 0xff), 0, 0});
+  const std::array<std::uint8_t, 4> b{static_cast<std::uint8_t>(p >> 8), static_cast<std::uint8_t>(p & 0xff), 0, 0};
+  bytes_.append(b);
   return *this;
 }
 
 KeyWriter& KeyWriter::ifname(std::string_view name) {
   std::array<std::uint8_t, 16> b{};
   std::memcpy(b.data(), name.data(), name.size() < 15 ? name.size() : 15);
-  bytes_.insert(bytes_.end(), b.begin(), b.end());
+  bytes_.append(b);
   return *this;
 }
 

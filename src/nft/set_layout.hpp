@@ -3,6 +3,7 @@
 // Owns SetId, SetSpec, KeyWriter, KeyReader. Standard library and wire types only (no libnftnl).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -73,7 +74,45 @@ const SetSpec& set_spec(SetId id);
 
 // Key / data bytes as the kernel stores them: every field padded to 4 bytes, addresses and ports
 // in network byte order, the protocol in the first byte of its word.
-inline constexpr std::size_t kMaxKeyLen = 64;
+inline constexpr std::size_t kMaxKeyLen = 64;  // NFT_REG32_COUNT * 4: the kernel's longest key
+
+// The key, key end or data of one element, held inline (at most kMaxKeyLen bytes): an Element
+// costs no allocation (issue 7: building a refresh's elements was 31 mallocs a request).
+class KeyBytes {
+ public:
+  KeyBytes() = default;
+  KeyBytes(std::initializer_list<std::uint8_t> b) { append(std::span(b.begin(), b.size())); }
+  explicit KeyBytes(std::span<const std::uint8_t> b) { append(b); }
+
+  [[nodiscard]] const std::uint8_t* data() const { return bytes_.data(); }
+  [[nodiscard]] std::size_t size() const { return size_; }
+  [[nodiscard]] bool empty() const { return size_ == 0; }
+  [[nodiscard]] const std::uint8_t* begin() const { return bytes_.data(); }
+  [[nodiscard]] const std::uint8_t* end() const { return bytes_.data() + size_; }
+  [[nodiscard]] std::span<const std::uint8_t> span() const { return {bytes_.data(), size_}; }
+  // Precondition: i < size().
+  [[nodiscard]] std::uint8_t operator[](std::size_t i) const { return bytes_[i]; }
+  [[nodiscard]] std::uint8_t& operator[](std::size_t i) { return bytes_[i]; }
+  operator std::span<const std::uint8_t>() const { return span(); }  // NOLINT: a view, like a vector's
+
+  // Precondition: size() + b.size() <= kMaxKeyLen (every key of pcpd's table fits).
+  void append(std::span<const std::uint8_t> b);
+
+  friend bool operator==(const KeyBytes& a, const KeyBytes& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+  friend bool operator==(const KeyBytes& a, std::span<const std::uint8_t> b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+  friend bool operator<(const KeyBytes& a, const KeyBytes& b) {
+    return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
+  }
+
+ private:
+  std::array<std::uint8_t, kMaxKeyLen> bytes_{};
+  std::uint8_t size_ = 0;
+};
+
 class KeyWriter {
  public:
   KeyWriter& v4(const wire::IpAddr& a);
@@ -82,10 +121,10 @@ class KeyWriter {
   KeyWriter& proto(std::uint8_t p);
   KeyWriter& port(std::uint16_t p);
   KeyWriter& ifname(std::string_view name);  // 16 bytes, NUL padded; precondition: size < 16
-  [[nodiscard]] std::vector<std::uint8_t> take() { return std::move(bytes_); }
+  [[nodiscard]] KeyBytes take() const { return bytes_; }
 
  private:
-  std::vector<std::uint8_t> bytes_;
+  KeyBytes bytes_;
 };
 
 class KeyReader {

@@ -427,3 +427,44 @@ TEST_CASE("mapping_counts: MAP and PEER by address family, without copying the t
   CHECK(c.peer6 == 0);
   CHECK(c.map4 + c.map6 + c.peer4 + c.peer6 == f.server->mapping_count());
 }
+
+TEST_CASE("Mapping::same_but_expiry: every field but expires counts (issue 7: a plain refresh's elements are built once)") {
+  pcpd::core::Mapping m;
+  m.kind = pcpd::core::MappingKind::Map;
+  m.protocol = 6;
+  m.internal_addr = *pcpd::wire::IpAddr::parse("192.0.2.10");
+  m.internal_port = 80;
+  m.external_addr = *pcpd::wire::IpAddr::parse("203.0.113.1");
+  m.external_port = 8080;
+  m.client_addr = m.internal_addr;
+  m.lifetime = 3600;
+  m.expires = pcpd::core::Millis{1000};
+  auto later = m;
+  later.expires = pcpd::core::Millis{999'000};
+  CHECK(later.same_but_expiry(m));
+  const std::vector<std::pair<const char*, void (*)(pcpd::core::Mapping&)>> changes = {
+      {"kind", [](pcpd::core::Mapping& x) { x.kind = pcpd::core::MappingKind::Peer; }},
+      {"origin", [](pcpd::core::Mapping& x) { x.origin = pcpd::core::Origin::NatPmp; }},
+      {"protocol", [](pcpd::core::Mapping& x) { x.protocol = 17; }},
+      {"internal_addr", [](pcpd::core::Mapping& x) { x.internal_addr = *pcpd::wire::IpAddr::parse("192.0.2.11"); }},
+      {"internal_port", [](pcpd::core::Mapping& x) { x.internal_port = 81; }},
+      {"external_addr", [](pcpd::core::Mapping& x) { x.external_addr = *pcpd::wire::IpAddr::parse("203.0.113.2"); }},
+      {"external_port", [](pcpd::core::Mapping& x) { x.external_port = 8081; }},
+      {"remote_addr", [](pcpd::core::Mapping& x) { x.remote_addr = *pcpd::wire::IpAddr::parse("198.51.100.1"); }},
+      {"remote_port", [](pcpd::core::Mapping& x) { x.remote_port = 1; }},
+      {"client_addr", [](pcpd::core::Mapping& x) { x.client_addr = *pcpd::wire::IpAddr::parse("192.0.2.99"); }},
+      {"nonce", [](pcpd::core::Mapping& x) { x.nonce[11] = 1; }},
+      {"lifetime", [](pcpd::core::Mapping& x) { x.lifetime = 7200; }},
+      {"third_party", [](pcpd::core::Mapping& x) { x.third_party = true; }},
+      {"checkpoint", [](pcpd::core::Mapping& x) { x.checkpoint = true; }},
+      {"filters", [](pcpd::core::Mapping& x) { x.filters.push_back(pcpd::wire::Filter{120, 0, *pcpd::wire::IpAddr::parse("198.51.100.0")}); }},
+      {"description", [](pcpd::core::Mapping& x) { x.description = "web"; }},
+  };
+  for (const auto& [name, change] : changes) {
+    auto x = m;
+    change(x);
+    INFO(name);
+    CHECK_FALSE(x.same_but_expiry(m));
+    CHECK_FALSE(m.same_but_expiry(x));
+  }
+}

@@ -161,3 +161,38 @@ TEST_CASE("nft refresh in place: random bursts end where delete-and-add ends, gr
   CHECK(refused > 10);
   CHECK(updates > 500);
 }
+
+TEST_CASE("nft refresh in place: a plain refresh (only the expiry moved) builds the bytes the general path builds") {
+  // element_ops() builds a plain refresh's elements once (Mapping::same_but_expiry); the general
+  // path builds the previous and the new mapping's and matches them. A MAP's remote fields are
+  // in no element, so a previous mapping differing only there takes the general path and must
+  // give the same batch, byte for byte.
+  auto filtered = map4(10001, 81);
+  filtered.filters = {filter("198.51.100.0/24", 0), filter("203.0.113.64/26", 443)};
+  auto elected = map4(10002, 82);
+  elected.checkpoint = true;
+  auto described = pin6(10003);
+  described.description = "a DESCRIPTION (RFC 7220) longer than a short string's inline room";
+  elected.expires = core::Millis{5000};
+  for (const core::Mapping& m : {map4(10000, 80), filtered, elected, described}) {
+    auto refreshed = m;
+    refreshed.expires = m.expires + core::Millis{60'000};
+    auto other = m;
+    other.remote_port = 9;  // not in a MAP's elements
+    REQUIRE(refreshed.same_but_expiry(m));
+    REQUIRE_FALSE(refreshed.same_but_expiry(other));
+    for (const auto g : {Grouping::PerElement, Grouping::PerSet}) {
+      core::ChangeSet fast, general;
+      add(fast, core::Change::Op::Replace, refreshed, m);
+      add(general, core::Change::Op::Replace, refreshed, other);
+      const Batch a = build(fast, g, 1, true);
+      const Batch b = build(general, g, 1, true);
+      CHECK(a.bytes == b.bytes);
+      REQUIRE(a.messages.size() == b.messages.size());
+      for (std::size_t i = 0; i < a.messages.size(); ++i) {
+        CHECK(a.messages[i].op == b.messages[i].op);
+        CHECK(a.messages[i].set == b.messages[i].set);
+      }
+    }
+  }
+}
