@@ -83,9 +83,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     const Election election = elect(req, t, cur);
     next.checkpoint = elected(election);
 
-    ChangeSet cs;
-    cs.changes.push_back(make_change(Change::Op::Replace, next, *cur));
-    if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+    if (!apply(make_change(Change::Op::Replace, next, *cur))) return error(req, ResultCode::NoResources);  // R-HDR-10
     ++stats.refreshed;
     record_election(election, t);
     Reply r = success(req, assigned(body, next), lifetime);
@@ -139,9 +137,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   const Election election = elect(req, t, nullptr);
   m.checkpoint = elected(election);
 
-  ChangeSet cs;
-  cs.changes.push_back(make_change(Change::Op::Add, m));
-  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  if (!apply(make_change(Change::Op::Add, m))) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.created;
   record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
@@ -184,9 +180,7 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
   // RFC 6887 §11.3 / R-OWN-2: a delete is validated by the nonce too.
   if (cur->nonce != body.nonce) return error(req, ResultCode::NotAuthorized, cur->remaining(now));
 
-  ChangeSet cs;
-  cs.changes.push_back(make_change(Change::Op::Remove, *cur));
-  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  if (!apply(make_change(Change::Op::Remove, *cur))) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.deleted;
   // R-LIFE-4: the suggested external fields (ignored) are copied into the assigned ones.
   Reply r = success(req, body, 0);

@@ -68,13 +68,11 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     if (next.expires != cur->expires || next.description != cur->description ||
         next.client_addr != cur->client_addr || next.third_party != cur->third_party ||
         next.checkpoint != cur->checkpoint) {
-      ChangeSet cs;
       Change c;
       c.op = Change::Op::Replace;
       c.mapping = next;
       c.previous = *cur;
-      cs.changes.push_back(std::move(c));
-      if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+      if (!apply(std::move(c))) return error(req, ResultCode::NoResources);  // R-HDR-10
       ++stats.refreshed;
     }
     record_election(election, t);
@@ -124,12 +122,10 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   const Election election = elect(req, t, nullptr);
   m.checkpoint = elected(election);
 
-  ChangeSet cs;
   Change c;
   c.op = Change::Op::Add;
   c.mapping = m;
-  cs.changes.push_back(std::move(c));
-  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
+  if (!apply(std::move(c))) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.created;
   record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);

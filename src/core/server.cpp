@@ -107,6 +107,12 @@ bool Server::Impl::apply(const ChangeSet& changes) {
   return true;
 }
 
+bool Server::Impl::apply(Change change) {
+  single.changes.clear();
+  single.changes.push_back(std::move(change));
+  return apply(single);
+}
+
 std::optional<ResultCode> Server::Impl::check_endpoint(const Target& t, std::uint8_t protocol,
                                                        std::uint16_t internal_port) const {
   // hops-00 R-CAP-8: a transport protocol the configured capability set leaves out.
