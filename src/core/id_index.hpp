@@ -37,6 +37,24 @@ class IdIndex {
     }
   }
 
+  // Prefetching (issue 7: a burst's lookups overlap their cache misses instead of each request
+  // waiting for its own). prefetch() starts loading the slot find(hash) reads first; guess() is
+  // the first stored id whose tag matches `hash`, without comparing keys (so possibly another
+  // key's), or kNone: the record to start loading next. Neither changes anything.
+  void prefetch(std::size_t hash) const {
+    if (size_ != 0) __builtin_prefetch(&slots_[mix(hash) & mask_]);
+  }
+  [[nodiscard]] std::uint32_t guess(std::size_t hash) const {
+    if (size_ == 0) return kNone;
+    const std::uint64_t h = mix(hash);
+    const std::uint32_t tag = tag_of(h);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const std::uint32_t e = slots_[i];
+      if (e == kNone) return kNone;
+      if ((e & ~kIdMask) == tag) return e & kIdMask;
+    }
+  }
+
   // Adds `id` (at most kMaxId) under `hash`. Precondition: no stored id has the same key.
   template <class HashOf>
   void insert(std::size_t hash, std::uint32_t id, HashOf&& hash_of) {

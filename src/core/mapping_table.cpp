@@ -1,6 +1,7 @@
 #include "core/mapping_table.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "util/result.hpp"
 
@@ -51,6 +52,25 @@ MappingTable::Id MappingTable::find_peer_bind(const EndpointKey& k) const {
 MappingTable::Id MappingTable::find_external(const EndpointKey& k) const {
   return external_.find(hash_of(k), [&](Id id) { return external_key(slot(id).m) == k; });
 }
+
+// --- prefetching (issue 7) ---------------------------------------------------------------------
+
+void MappingTable::prefetch_slot(Id id) const {
+  if (id == kNone) return;
+  // A Slot spans several cache lines: the key and nonce at its start (the lookup's compare, the
+  // nonce check), the expiry and lifetime after them, the heap position and list links at its end.
+  constexpr std::uintptr_t kLine = 64;
+  const auto begin = reinterpret_cast<std::uintptr_t>(&slot(id));
+  for (std::uintptr_t line = begin & ~(kLine - 1); line < begin + sizeof(Slot); line += kLine)
+    __builtin_prefetch(reinterpret_cast<const void*>(line));
+}
+
+void MappingTable::prefetch_map_index(const EndpointKey& internal) const { map_index_.prefetch(hash_of(internal)); }
+void MappingTable::prefetch_map_record(const EndpointKey& internal) const {
+  prefetch_slot(map_index_.guess(hash_of(internal)));
+}
+void MappingTable::prefetch_peer_index(const PeerKey& key) const { peer_index_.prefetch(hash_of(key)); }
+void MappingTable::prefetch_peer_record(const PeerKey& key) const { prefetch_slot(peer_index_.guess(hash_of(key))); }
 
 // A mapping of the internal endpoint (they all share its external endpoint), or kNone.
 MappingTable::Id MappingTable::binding_member(const EndpointKey& internal) const {

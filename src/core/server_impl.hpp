@@ -107,6 +107,8 @@ struct Server::Impl {
 
   // burst.cpp: undoes the table changes and checkpoint buckets of a refused burst.
   void roll_back(const Burst& b);
+  // burst.cpp: starts loading the table entries the burst's MAP and PEER requests will look up.
+  void prefetch(std::span<const BurstItem> items) const;
 
   // map_handler.cpp
   Reply handle_map(const wire::Request& req, const wire::MapBody& body, const Target& t);

@@ -24,6 +24,19 @@ using DecodedRequest = std::variant<Request, Reject>;
 [[nodiscard]] DecodedRequest decode_request(std::span<const std::uint8_t> datagram,
                                             const OptionCodes& codes = {});
 
+// What a server's table lookups for a MAP or PEER request need, read from fixed offsets without
+// decoding (RFC 6887 §7.1, §11.1, §12.1): version 2, a request (R bit clear), opcode MAP or PEER,
+// long enough for its body. Nothing else is checked: a hint for prefetching a burst's lookups
+// (issue 7), never for deciding anything; decode_request() still judges the datagram.
+struct LookupHint {
+  Opcode opcode = Opcode::Map;
+  std::uint8_t protocol = 0;
+  std::uint16_t internal_port = 0;
+  std::uint16_t remote_port = 0;  // PEER only
+  IpAddr remote_addr{};           // PEER only
+};
+[[nodiscard]] std::optional<LookupHint> peek_lookup(std::span<const std::uint8_t> datagram);
+
 // Success response (or any response built field by field, e.g. an unsolicited ANNOUNCE).
 // Writes options in this order: THIRD_PARTY, PREFER_FAILURE, FILTERs, DESCRIPTION,
 // CHECKPOINT_REQUIRED, CAPABILITY. Returns the bytes written, or 0 if `out` is too small or the

@@ -55,6 +55,27 @@ Body read_body(Reader& r, Opcode op) {
 
 }  // namespace
 
+std::optional<LookupHint> peek_lookup(std::span<const std::uint8_t> datagram) {
+  if (datagram.size() < kHeaderSize + kMapBodySize || datagram[0] != kVersion || (datagram[1] & kResponseBit) != 0)
+    return std::nullopt;
+  const auto op = static_cast<Opcode>(datagram[1] & kOpcodeMask);
+  if (op != Opcode::Map && (op != Opcode::Peer || datagram.size() < kHeaderSize + kPeerBodySize)) return std::nullopt;
+  Reader r{datagram.subspan(kHeaderSize)};
+  LookupHint h;
+  h.opcode = op;
+  r.skip(12);  // nonce
+  h.protocol = r.u8();
+  r.skip(3);
+  h.internal_port = r.u16();
+  if (op == Opcode::Peer) {
+    r.skip(2 + 16);  // suggested external port and address
+    h.remote_port = r.u16();
+    r.skip(2);
+    h.remote_addr = r.addr();
+  }
+  return h;
+}
+
 DecodedRequest decode_request(std::span<const std::uint8_t> datagram, const OptionCodes& codes) {
   Reader r{datagram};
   // RFC 6887 §8.2, R-HDR-3: fewer than 2 octets -> silently drop.

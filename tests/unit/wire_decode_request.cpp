@@ -451,3 +451,37 @@ TEST_CASE("R-OPT-8 decode never reads past the buffer: every prefix of a valid r
     }
   }
 }
+
+TEST_CASE("peek_lookup: the lookup fields of MAP and PEER requests agree with decode_request (issue 7 prefetch hint)") {
+  for (const char* name : {"map", "map_all_options", "map_reserved_set", "peer", "peer_all_options", "peer_reserved_set"}) {
+    CAPTURE(name);
+    const Bytes b = req(name);
+    const auto hint = wire::peek_lookup(b);
+    REQUIRE(hint.has_value());
+    const auto r = decode_ok(b);
+    CHECK(hint->opcode == r.opcode);
+    if (const auto* m = std::get_if<wire::MapBody>(&r.body)) {
+      CHECK(hint->protocol == m->protocol);
+      CHECK(hint->internal_port == m->internal_port);
+    } else {
+      const auto& p = std::get<wire::PeerBody>(r.body);
+      CHECK(hint->protocol == p.protocol);
+      CHECK(hint->internal_port == p.internal_port);
+      CHECK(hint->remote_port == p.remote_port);
+      CHECK(hint->remote_addr == p.remote_addr);
+    }
+  }
+  // No hint: ANNOUNCE, a response (R bit), another version, a body cut short.
+  CHECK_FALSE(wire::peek_lookup(req("announce")).has_value());
+  Bytes map = req("map");
+  Bytes response = map;
+  response[1] |= 0x80;
+  CHECK_FALSE(wire::peek_lookup(response).has_value());
+  Bytes v1 = map;
+  v1[0] = 1;
+  CHECK_FALSE(wire::peek_lookup(v1).has_value());
+  CHECK_FALSE(wire::peek_lookup(std::span(map).first(59)).has_value());
+  const Bytes peer = req("peer");
+  CHECK_FALSE(wire::peek_lookup(std::span(peer).first(79)).has_value());
+  CHECK(wire::peek_lookup(std::span(peer).first(80)).has_value());
+}
