@@ -11,10 +11,11 @@
 //            map4_snat), round-robin over --span mappings, as bench/flat.sh's refresh does
 //   create   Add of a new mapping (two elements), --batch new mappings a cycle
 //   delete   Remove of those again
+// --family 6 uses IPv6 pinholes instead (one element a mapping, pin6, where a NAT44 MAP has two).
 // --burst changes per batch (pcpd's recvmmsg takes up to 64 datagrams). Prints one JSON line per
 // round and operation, then the median per-mapping cost at each level and its difference.
 //   pcpd-nft-cost --small-table T --large-table T [--small 100] [--large 1000000] [--span 62500]
-//                 [--burst 64] [--batch 1000] [--rounds 7] [--per-round 200000]
+//                 [--burst 64] [--batch 1000] [--rounds 7] [--per-round 200000] [--family 4]
 // Needs CAP_NET_ADMIN in a namespace that holds both tables (see nft_cost.sh).
 #include <time.h>
 
@@ -45,8 +46,11 @@ std::int64_t thread_cpu_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+bool g_ipv6 = false;  // --family 6
+
 // Mapping i of a level, laid out like bench/flat.sh's fill: 62,500 TCP mappings per internal
-// address 192.0.2.10.., internal ports 1024.., external 203.0.113.1.. (60,000 ports each).
+// address 192.0.2.10.., internal ports 1024.., external 203.0.113.1.. (60,000 ports each). With
+// --family 6 an IPv6 pinhole of 2001:db8:1::10.. instead (one element, pin6, where NAT44 has two).
 core::Mapping mapping(std::size_t i, std::uint16_t base_port = 1024) {
   core::Mapping m;
   m.kind = core::MappingKind::Map;
@@ -55,6 +59,14 @@ core::Mapping mapping(std::size_t i, std::uint16_t base_port = 1024) {
   m.internal_port = static_cast<std::uint16_t>(base_port + i % 62'500);
   m.external_addr = wire::IpAddr::from_v4(0xCB007100u + 1 + static_cast<std::uint32_t>(i / 60'000));
   m.external_port = static_cast<std::uint16_t>(1024 + i % 60'000);
+  if (g_ipv6) {
+    m.internal_addr = *wire::IpAddr::parse("2001:db8:1::");
+    const auto host = static_cast<std::uint16_t>(0x10 + i / 62'500);
+    m.internal_addr.bytes[14] = static_cast<std::uint8_t>(host >> 8);
+    m.internal_addr.bytes[15] = static_cast<std::uint8_t>(host & 0xff);
+    m.external_addr = m.internal_addr;
+    m.external_port = m.internal_port;
+  }
   m.client_addr = m.internal_addr;
   for (std::size_t b = 0; b < m.nonce.size(); ++b) m.nonce[b] = static_cast<std::uint8_t>((i >> (8 * (b % 8))) + b);
   m.lifetime = 3600;
@@ -123,9 +135,13 @@ class Runner {
           cs.changes.clear();
           for (std::size_t k = 0; k < burst && i < count; ++k, ++i) {
             core::Mapping m = mapping(i, 40'000);
-            m.internal_addr = wire::IpAddr::from_v4(0xC0000209u);  // 192.0.2.9
-            m.external_addr = wire::IpAddr::from_v4(0xCB0071C8u);  // 203.0.113.200
-            m.external_port = static_cast<std::uint16_t>(40'000 + i);
+            if (g_ipv6) {
+              m.internal_addr = m.external_addr = *wire::IpAddr::parse("2001:db8:1::9");
+            } else {
+              m.internal_addr = wire::IpAddr::from_v4(0xC0000209u);  // 192.0.2.9
+              m.external_addr = wire::IpAddr::from_v4(0xCB0071C8u);  // 203.0.113.200
+              m.external_port = static_cast<std::uint16_t>(40'000 + i);
+            }
             cs.changes.push_back(change(op, m));
           }
           send(l, cs);
@@ -174,11 +190,15 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "new mappings per create/delete cycle");
   app.add_option("--rounds", rounds);
   app.add_option("--per-round", per_round, "requests per operation, level and round");
+  int family = 4;
+  app.add_option("--family", family, "4: NAT44 MAP (map4_dnat + map4_snat), 6: IPv6 pinhole (pin6)")
+      ->check(CLI::IsMember({4, 6}));
   CLI11_PARSE(app, argc, argv);
   if (small.count == 0 || large.count <= small.count || burst == 0 || batch == 0 || batch > 20'000) {
     std::fprintf(stderr, "pcpd-nft-cost: need 0 < --small < --large, --burst > 0, 0 < --batch <= 20000\n");
     return 2;
   }
+  g_ipv6 = family == 6;
   small.span = small.count;
   large.span = std::min(span, large.count);
 
@@ -215,15 +235,16 @@ int main(int argc, char** argv) {
       (is_small ? rs : rl).push_back(refresh);
       (is_small ? cs : cl).push_back(create);
       (is_small ? ds : dl).push_back(del);
-      std::printf("{\"op\":\"nft_cost\",\"round\":%zu,\"level\":\"%s\",\"mappings\":%zu,\"burst\":%zu,"
-                  "\"refresh_ns\":%.0f,\"create_ns\":%.0f,\"delete_ns\":%.0f}\n",
-                  r, is_small ? "small" : "large", l->count, burst, refresh, create, del);
+      std::printf("{\"op\":\"nft_cost\",\"round\":%zu,\"level\":\"%s\",\"mappings\":%zu,\"family\":%d,"
+                  "\"burst\":%zu,\"refresh_ns\":%.0f,\"create_ns\":%.0f,\"delete_ns\":%.0f}\n",
+                  r, is_small ? "small" : "large", l->count, family, burst, refresh, create, del);
       std::fflush(stdout);
     }
   }
-  auto line = [](const char* op, const std::vector<double>& s, const std::vector<double>& l) {
-    std::printf("{\"op\":\"nft_cost_median\",\"what\":\"%s\",\"small_ns\":%.0f,\"large_ns\":%.0f,\"extra_ns\":%.0f}\n", op,
-                median(s), median(l), median(l) - median(s));
+  auto line = [family](const char* op, const std::vector<double>& s, const std::vector<double>& l) {
+    std::printf("{\"op\":\"nft_cost_median\",\"family\":%d,\"what\":\"%s\",\"small_ns\":%.0f,\"large_ns\":%.0f,"
+                "\"extra_ns\":%.0f}\n",
+                family, op, median(s), median(l), median(l) - median(s));
   };
   line("refresh", rs, rl);
   line("create", cs, cl);

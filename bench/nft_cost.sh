@@ -6,7 +6,8 @@
 # no UDP. Compare its per-mapping differences with pcpd's whole request (bench/flat.sh).
 #
 # Usage: bench/nft_cost.sh [--build DIR] [--out FILE] [-- pcpd-nft-cost options]
-#   (--small 100 --large 1000000 --span 62500 --burst 64 --batch 1000 --rounds 7 --per-round 200000)
+#   (--small 100 --large 1000000 --span 62500 --burst 64 --batch 1000 --rounds 7 --per-round 200000
+#    --family 4; --family 6: IPv6 pinholes, one element a mapping)
 # Writes JSON lines to --out (default bench/results/nft_cost-<stamp>.jsonl). Needs root; exits 77
 # when not root unless CI=true.
 set -euo pipefail
