@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     --build) build=$(cd "${2:?--build DIR}" && pwd); shift ;;
     --out) out=${2:?}; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "nft_cost.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
