@@ -45,14 +45,7 @@ class IdIndex {
     if (size_ != 0) __builtin_prefetch(&slots_[mix(hash) & mask_]);
   }
   [[nodiscard]] std::uint32_t guess(std::size_t hash) const {
-    if (size_ == 0) return kNone;
-    const std::uint64_t h = mix(hash);
-    const std::uint32_t tag = tag_of(h);
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const std::uint32_t e = slots_[i];
-      if (e == kNone) return kNone;
-      if ((e & ~kIdMask) == tag) return e & kIdMask;
-    }
+    return find(hash, [](std::uint32_t) { return true; });
   }
 
   // Adds `id` (at most kMaxId) under `hash`. Precondition: no stored id has the same key.
