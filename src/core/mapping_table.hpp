@@ -16,6 +16,7 @@
 // per-client set of their own.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -80,6 +81,17 @@ class MappingTable {
   void visit(F&& f) const {
     for (std::uint32_t id = 0; id < high_; ++id)
       if (const Slot& s = slot(id); s.heap_pos != kNone) f(s.m);
+  }
+  // visit() in pieces: the mappings of slots [cursor, cursor + slots), cursor moved past them;
+  // false once it is past the last slot ever used. A mapping keeps its slot for its life, so one
+  // present throughout a walk is visited once; a slot freed and taken again meanwhile shows
+  // its new mapping only if the cursor has not passed it.
+  template <class F>
+  bool visit_from(std::uint32_t& cursor, std::size_t slots, F&& f) const {
+    const std::uint32_t end = cursor + static_cast<std::uint32_t>(std::min<std::size_t>(slots, high_ - std::min(cursor, high_)));
+    for (; cursor < end; ++cursor)
+      if (const Slot& s = slot(cursor); s.heap_pos != kNone) f(s.m);
+    return cursor < high_;
   }
 
   // Would inserting `m` clash with the table (same key, or an external endpoint used by another

@@ -424,6 +424,10 @@ void Server::set_policy(Policy policy) { impl_->policy = std::move(policy); }
 const Policy& Server::policy() const { return impl_->policy; }
 std::vector<Mapping> Server::mappings() const { return impl_->table.snapshot(); }
 void Server::for_each_mapping(const std::function<void(const Mapping&)>& f) const { impl_->table.visit(f); }
+bool Server::for_each_mapping_from(std::uint32_t& cursor, std::size_t slots,
+                                   const std::function<void(const Mapping&)>& f) const {
+  return impl_->table.visit_from(cursor, slots, f);
+}
 std::size_t Server::mapping_count() const { return impl_->table.size(); }
 Server::MappingCounts Server::mapping_counts() const {
   MappingCounts c;

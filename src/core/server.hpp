@@ -129,6 +129,13 @@ class Server {
   // Calls f for every mapping, in no particular order, without copying the table (the state
   // snapshot: 1,000,000 copies would be 160 MB). f must not call back into the Server.
   void for_each_mapping(const std::function<void(const Mapping&)>& f) const;
+  // The same in pieces, for a walk spread over time (`pcpctl list` of 1,000,000 mappings, issue
+  // 7): calls f for the mappings of the next `slots` table places from `cursor` (0 to start) and
+  // moves the cursor past them; false once the cursor is past the end. Between calls the table
+  // may change: every mapping present from the first call to the last is visited exactly once,
+  // one created or removed in between may or may not be.
+  bool for_each_mapping_from(std::uint32_t& cursor, std::size_t slots,
+                             const std::function<void(const Mapping&)>& f) const;
   // Mappings by kind and address family, for metrics (one pass, no copy).
   struct MappingCounts {
     std::size_t map4 = 0, map6 = 0, peer4 = 0, peer6 = 0;

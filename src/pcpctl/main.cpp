@@ -47,13 +47,30 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (list->parsed()) {
-    auto r = pcpd::ctl::call(socket_path, "list");
-    if (!r.value("ok", false)) return report_failure(r);
-    if (json) {
-      std::cout << r["result"].dump(2) << "\n";
-    } else {
-      for (const auto& m : r["result"]) std::cout << pcpd::ctl::mapping_to_text(m) << "\n";
+    // Printed as the mappings arrive (the daemon streams them: 1,000,000 are ~300 MB of JSON);
+    // --json writes the same array nlohmann's dump(2) would, one element at a time.
+    std::size_t printed = 0;
+    auto print = [&](const nlohmann::json& m) {
+      if (!json) {
+        std::cout << pcpd::ctl::mapping_to_text(m) << "\n";
+        return;
+      }
+      std::string text = m.dump(2);
+      std::string indented = "  ";
+      for (char c : text) indented += c == '\n' ? std::string("\n  ") : std::string(1, c);
+      std::cout << (printed++ == 0 ? "[\n" : ",\n") << indented;
+    };
+    auto r = pcpd::ctl::call_stream(socket_path, "list", nlohmann::json::object(), print);
+    // A pcpd from before the streamed list (still running after an upgrade) answers one array.
+    if (r.value("ok", false) && r.contains("result") && r["result"].is_array())
+      for (const auto& m : r["result"]) print(m);
+    if (!r.value("ok", false)) {
+      // A list cut short stays unterminated JSON, so that no script takes it for the whole table.
+      if (printed > 0) std::cout << "\n";
+      std::cout.flush();
+      return report_failure(r);
     }
+    if (json) std::cout << (printed == 0 ? "[]\n" : "\n]\n");
     return 0;
   }
   if (stats->parsed()) {

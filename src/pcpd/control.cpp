@@ -33,8 +33,18 @@ bool Daemon::open_control() {
       return false;
     }
   }
+  // A streamed answer (pcpctl list) is written piece by piece when its connection is writable,
+  // between requests (ctl_socket.hpp).
+  auto watch = [this](int fd, bool writable) {
+    if (!writable) {
+      loop_->remove(fd);
+      return;
+    }
+    if (!loop_->add_writable(fd, [this, fd] { ctl_->on_writable(fd); }))
+      log::warn("control.watch_failed", {{"fd", fd}});
+  };
   try {
-    ctl_.emplace(path);
+    ctl_.emplace(path, watch);
   } catch (const std::exception& e) {
     log::error("control.setup_failed", {{"message", e.what()}});
     return false;
@@ -69,13 +79,26 @@ void Daemon::warn_conntrack_events() const {
                         "replication by conntrackd needs events for every connection"}});
 }
 
-nlohmann::json Daemon::control(const std::string& cmd, const nlohmann::json& args) {
-  if (cmd == "list") {
-    nlohmann::json out = nlohmann::json::array();
+ctl::Stream Daemon::list_stream() {
+  struct Walk {
+    std::uint32_t cursor = 0;
+    std::uint64_t count = 0;
+  };
+  auto walk = std::make_shared<Walk>();
+  return ctl::Stream{[this, walk](std::string& out) {
     const core::Millis now = clock_.now();
-    for (const auto& m : server_->mappings()) out.push_back(ctl::mapping_to_json(m, now));
-    return out;
-  }
+    const bool more = server_->for_each_mapping_from(walk->cursor, kListSlots, [&](const core::Mapping& m) {
+      out += ctl::mapping_to_json(m, now).dump();
+      out += '\n';
+      ++walk->count;
+    });
+    if (!more) out += nlohmann::json{{"end", true}, {"count", walk->count}}.dump() + "\n";
+    return more;
+  }};
+}
+
+ctl::Answer Daemon::control(const std::string& cmd, const nlohmann::json& args) {
+  if (cmd == "list") return list_stream();
   if (cmd == "stats") return control_stats();
   if (cmd == "ha") return set_role(args.value("role", std::string{}));
   if (cmd == "ct-touch") {

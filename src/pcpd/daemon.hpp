@@ -119,7 +119,11 @@ class Daemon {
 
   // Control socket (control.cpp): pcpctl list / stats / ha / ct-touch / reload.
   bool open_control();
-  nlohmann::json control(const std::string& cmd, const nlohmann::json& args);
+  ctl::Answer control(const std::string& cmd, const nlohmann::json& args);
+  // `pcpctl list` as a stream: kListSlots table places a piece (issue 7: never the whole table
+  // in memory or in one go).
+  static constexpr std::size_t kListSlots = 256;
+  ctl::Stream list_stream();
   nlohmann::json control_stats();
   nlohmann::json set_role(const std::string& role);
   void warn_conntrack_events() const;

@@ -19,12 +19,27 @@ Result<std::unique_ptr<EventLoop>> EventLoop::create() {
   return std::unique_ptr<EventLoop>(new EventLoop(std::move(ep)));
 }
 
-Result<void> EventLoop::add(int fd, Callback on_readable) {
+namespace {
+
+Result<void> watch(int epfd, int fd, std::uint32_t events) {
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = events;
   ev.data.fd = fd;
-  if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return fail(ErrorDomain::Io, errno, "epoll_ctl add");
+  if (::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) return fail(ErrorDomain::Io, errno, "epoll_ctl add");
+  return {};
+}
+
+}  // namespace
+
+Result<void> EventLoop::add(int fd, Callback on_readable) {
+  if (auto r = watch(epfd_.get(), fd, EPOLLIN); !r) return r;
   callbacks_[fd] = std::make_shared<Callback>(std::move(on_readable));
+  return {};
+}
+
+Result<void> EventLoop::add_writable(int fd, Callback on_writable) {
+  if (auto r = watch(epfd_.get(), fd, EPOLLOUT); !r) return r;
+  callbacks_[fd] = std::make_shared<Callback>(std::move(on_writable));
   return {};
 }
 

@@ -19,6 +19,8 @@ class EventLoop {
   [[nodiscard]] static Result<std::unique_ptr<EventLoop>> create();
 
   [[nodiscard]] Result<void> add(int fd, Callback on_readable);
+  // The same for writability (EPOLLOUT), e.g. a control connection streaming a long answer.
+  [[nodiscard]] Result<void> add_writable(int fd, Callback on_writable);
   void remove(int fd);
   // Runs until stop(). Returns an error only if epoll_wait fails (not EINTR).
   [[nodiscard]] Result<void> run();
