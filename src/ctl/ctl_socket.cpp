@@ -32,22 +32,23 @@ class LineReader {
   // nothing left, a read error, a line of more than `max` bytes, or no data for timeout_ms.
   bool next(std::string& line, std::size_t max, int timeout_ms) {
     for (;;) {
-      if (const auto nl = buffer_.find('\n', scanned_); nl != std::string::npos) {
-        if (nl > max) return false;
-        line.assign(buffer_, 0, nl);
-        buffer_.erase(0, nl + 1);
-        scanned_ = 0;
+      if (const auto nl = buffer_.find('\n', scan_); nl != std::string::npos) {
+        if (nl - start_ > max) return false;
+        line.assign(buffer_, start_, nl - start_);
+        start_ = scan_ = nl + 1;  // the bytes before are dropped at the next read, not per line
         return true;
       }
-      scanned_ = buffer_.size();  // only new bytes are searched: O(n) in all
-      if (buffer_.size() > max) return false;
+      scan_ = buffer_.size();  // only new bytes are searched: O(n) in all
+      if (buffer_.size() - start_ > max) return false;
       if (eof_) {
-        if (buffer_.empty()) return false;
-        line.swap(buffer_);
-        buffer_.clear();
-        scanned_ = 0;
+        if (start_ == buffer_.size()) return false;
+        line.assign(buffer_, start_);
+        start_ = scan_ = buffer_.size();
         return true;
       }
+      buffer_.erase(0, start_);
+      scan_ -= start_;
+      start_ = 0;
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, timeout_ms) <= 0) return false;
       char buf[65536];
@@ -62,7 +63,8 @@ class LineReader {
  private:
   int fd_;
   std::string buffer_;
-  std::size_t scanned_ = 0;
+  std::size_t start_ = 0;  // the first byte not returned yet
+  std::size_t scan_ = 0;   // where the search for the next '\n' goes on
   bool eof_ = false;
 };
 
