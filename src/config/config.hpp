@@ -54,6 +54,9 @@ struct Config {
   // [checkpoint] ct mark bits (the limits live in policy.checkpoint); must match pcpd.nft.
   std::uint32_t elected_mark = 0x1;
   std::uint32_t sticky_mark = 0x2;
+  // Set by pcpd.nft on every connection a mapping translates, pinholes or elects: conntrack walks
+  // ask the kernel for these only (ct::ConntrackSync).
+  std::uint32_t mapped_mark = 0x8;
 
   // [capability] (hops-00, DESIGN.md "CAPABILITY"); the set itself is policy.capabilities and
   // the switch policy.capability_always. `auto`: the set is derived from the rest of the

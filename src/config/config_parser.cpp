@@ -356,7 +356,7 @@ void parse_nftables(const Section& s, Config& c) {
 // [checkpoint]: CHECKPOINT_REQUIRED (RFC 7767) limits and the ct mark bits of the HA recipe.
 void parse_checkpoint(const Section& s, Config& c) {
   s.only({"enabled", "option_code", "max_total", "max_per_client", "rate_per_client",
-          "burst_per_client", "elected_mark", "sticky_mark"});
+          "burst_per_client", "elected_mark", "sticky_mark", "mapped_mark"});
   auto& k = c.policy.checkpoint;
   s.boolean("enabled", k.enabled);
   // RFC 6887 §7.3: 128..255 are optional-to-process, which is what RFC 7767 asks for; the two
@@ -378,8 +378,12 @@ void parse_checkpoint(const Section& s, Config& c) {
   };
   single_bit("elected_mark", c.elected_mark);
   single_bit("sticky_mark", c.sticky_mark);
+  single_bit("mapped_mark", c.mapped_mark);
   if (c.elected_mark == c.sticky_mark)
     s.fail_key("sticky_mark", "must differ from elected_mark");
+  // 0x4 is pcpd.nft's IPv6 pinhole bit, which the operator's forward chain accepts.
+  if (c.mapped_mark == c.elected_mark || c.mapped_mark == c.sticky_mark || c.mapped_mark == 0x4)
+    s.fail_key("mapped_mark", "must differ from elected_mark, sticky_mark and the pinhole bit 0x4");
 }
 
 // [limits]: request rate limits (RFC 6887 §18.1, R-QUOTA-5, R-SEC-3), token buckets checked

@@ -15,10 +15,8 @@
 #include <map>
 #include <sstream>
 
-#include "conntrack/conntrack.hpp"
 #include "nft/batch_builder.hpp"
 #include "nft/element.hpp"
-#include "nft/forget_queue.hpp"
 #include "nft/netlink_session.hpp"
 #include "util/log.hpp"
 
@@ -95,9 +93,7 @@ DumpedElement dumped(nftnl_set_elem* e) {
 struct NftDatapath::Impl {
   TableSpec spec;
   std::unique_ptr<NetlinkSession> nl;
-  std::unique_ptr<ct::Conntrack> conntrack;
   NftCounters counters;
-  int ct_open_errno = 0;  // why ct() last failed
 
   // Sends `build(begin_seq)`'s batch; when every refusal is an ENOENT on a deletion (the kernel
   // already expired the element: same end state), resends once without those deletions.
@@ -112,14 +108,6 @@ struct NftDatapath::Impl {
   bool probe_refresh_in_place();
   bool refresh_in_place = false;
   void count(const Batch& batch);
-  // The conntrack adapter, opened on first use; nullptr (counted, logged) when it cannot be.
-  ct::Conntrack* ct();
-  // Connections of deleted mappings are dropped later, several mappings per conntrack dump: a
-  // dump walks the host's whole conntrack hash (~25 ms with 262,144 buckets), which per delete
-  // capped deletes at ~45/s (bench/RESULTS.md).
-  ForgetQueue pending_forget;
-  void queue_forget(const core::ChangeSet& changes);
-  void mark_connections(const core::ChangeSet& changes);
 
   // Datapath failure recovery (check_table(), reinstall()).
   std::uint64_t table_handle = 0;             // handle of the table the mappings are in
@@ -209,20 +197,6 @@ Result<std::vector<std::string>> NftDatapath::Impl::verify_sets() {
                          hex(f.flags) + "; expected " + std::string(s.nft_type));
   }
   return problems;
-}
-
-ct::Conntrack* NftDatapath::Impl::ct() {
-  if (!conntrack) {
-    auto c = ct::Conntrack::open();
-    if (!c) {
-      ++counters.conntrack_errors;
-      ct_open_errno = c.error().code;
-      log::warn("conntrack.open_failed", {{"errno", c.error().code}, {"error", std::strerror(c.error().code)}});
-      return nullptr;
-    }
-    conntrack = std::move(*c);
-  }
-  return conntrack.get();
 }
 
 Result<void> NftDatapath::Impl::transact(
@@ -348,16 +322,6 @@ bool NftDatapath::Impl::probe_refresh_in_place() {
   return ok && remaining > 60000;
 }
 
-void NftDatapath::Impl::queue_forget(const core::ChangeSet& changes) {
-  for (const auto& c : changes.changes) {
-    if (c.op == core::Change::Op::Remove && c.flush_conntrack) {
-      pending_forget.add(c.mapping);
-    } else if (c.op == core::Change::Op::Add) {
-      pending_forget.cancel(c.mapping);
-    }
-  }
-}
-
 std::vector<NftDatapath::Impl::GcState> NftDatapath::Impl::gc_states(const std::vector<SetPtr>& sets) {
   std::vector<GcState> out;
   for (const auto& s : sets) {
@@ -417,64 +381,10 @@ bool NftDatapath::probe_refresh_in_place() {
   return impl_->refresh_in_place;
 }
 
-std::size_t NftDatapath::pending_conntrack() const { return impl_->pending_forget.size(); }
-
-void NftDatapath::flush_conntrack() {
-  if (impl_->pending_forget.empty()) return;
-  const std::vector<core::Mapping> gone = impl_->pending_forget.take();
-  auto* conn = impl_->ct();
-  if (conn == nullptr) return;
-  auto r = conn->forget(gone);
-  auto& counters = impl_->counters;
-  if (!r) {
-    ++counters.conntrack_errors;
-    log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
-    return;
-  }
-  counters.conntrack_deleted += r->deleted;
-  counters.conntrack_errors += r->failed;
-  if (r->failed != 0) log::warn("conntrack.delete_failed", {{"entries", r->failed}});
-  log::debug("conntrack.forget", {{"mappings", gone.size()}, {"deleted", r->deleted}});
-}
-
-void NftDatapath::Impl::mark_connections(const core::ChangeSet& changes) {
-  // RFC 7767 checkpoint: ha-recipe §2.6 (elect: mark |= elected|sticky now; un-elect: after the
-  // keys are gone, clear only the elected bit, pitfall P4).
-  std::vector<core::Mapping> elected, unelected;
-  for (const auto& c : changes.changes) {
-    if (c.op == core::Change::Op::Add && c.mapping.checkpoint) elected.push_back(c.mapping);
-    if (c.op != core::Change::Op::Replace || c.previous.checkpoint == c.mapping.checkpoint) continue;
-    (c.mapping.checkpoint ? elected : unelected).push_back(c.mapping.checkpoint ? c.mapping : c.previous);
-  }
-  if (elected.empty() && unelected.empty()) return;
-  auto* conn = ct();
-  if (conn == nullptr) return;
-  auto run = [&](const std::vector<core::Mapping>& ms, std::uint32_t set, std::uint32_t clear,
-                 std::uint64_t& counter, const char* what) {
-    if (ms.empty()) return;
-    auto r = conn->mark(ms, set, clear);
-    if (!r) {
-      ++counters.conntrack_errors;
-      log::warn("conntrack.dump_failed", {{"errno", r.error().code}, {"error", std::strerror(r.error().code)}});
-      return;
-    }
-    counter += r->updated;
-    counters.conntrack_errors += r->failed;
-    if (r->failed != 0) log::warn("conntrack.mark_failed", {{"entries", r->failed}, {"op", what}});
-    log::debug("conntrack.mark", {{"op", what}, {"mappings", ms.size()}, {"updated", r->updated}});
-  };
-  run(elected, spec.elected_mark | spec.sticky_mark, 0, counters.conntrack_elected, "elect");
-  run(unelected, 0, spec.elected_mark, counters.conntrack_unelected, "unelect");
-}
-
 NftDatapath::NftDatapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 NftDatapath::~NftDatapath() = default;
 
 std::unique_ptr<NftDatapath> NftDatapath::open(const TableSpec& spec) {
-  if (spec.elected_mark == 0 || spec.sticky_mark == 0 || (spec.elected_mark & spec.sticky_mark) != 0)
-    throw SetupError("checkpoint ct mark bits elected_mark " + hex(spec.elected_mark) + " and sticky_mark " +
-                     hex(spec.sticky_mark) +
-                     " must be non-zero and disjoint (and equal PCPD_ELECTED / PCPD_STICKY in pcpd.nft)");
   auto impl = std::make_unique<Impl>();
   impl->spec = spec;
   auto nl = NetlinkSession::open();
@@ -538,32 +448,7 @@ Result<void> NftDatapath::apply(const core::ChangeSet& changes) {
     });
     if (!r) return r;
   }
-  // Only after the commit: a deleted mapping's connections go too (queued for flush_conntrack()),
-  // and elected / un-elected mappings' connections get their mark bits (errors only counted).
-  impl_->queue_forget(changes);
-  impl_->mark_connections(changes);
   return {};
-}
-
-Result<std::size_t> NftDatapath::ct_touch() {
-  auto* conn = impl_->ct();
-  if (conn == nullptr) return fail(ErrorDomain::Conntrack, impl_->ct_open_errno, "conntrack: open");
-  auto r = conn->touch(impl_->spec.elected_mark | impl_->spec.sticky_mark);
-  if (!r) {
-    ++impl_->counters.conntrack_errors;
-    return tl::unexpected(r.error());
-  }
-  impl_->counters.conntrack_touched += r->updated;
-  impl_->counters.conntrack_errors += r->failed;
-  if (r->failed != 0) log::warn("conntrack.touch_failed", {{"entries", r->failed}});
-  log::info("conntrack.touch", {{"updated", r->updated}});
-  return r->updated;
-}
-
-Result<std::size_t> NftDatapath::count_marked() {
-  auto* conn = impl_->ct();
-  if (conn == nullptr) return fail(ErrorDomain::Conntrack, impl_->ct_open_errno, "conntrack: open");
-  return conn->count(impl_->spec.elected_mark);
 }
 
 Result<std::vector<core::Mapping>> NftDatapath::recover(core::Millis now) {

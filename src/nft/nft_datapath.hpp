@@ -21,9 +21,6 @@ namespace pcpd::nft {
 struct TableSpec {
   std::string table = "pcpd";        // family inet
   std::uint32_t grace_seconds = 30;  // element timeout = lifetime + grace
-  // ct mark bits (DESIGN.md "Checkpointing"); must match the constants in pcpd.nft.
-  std::uint32_t elected_mark = 0x1;  // connection of an elected (CHECKPOINT_REQUIRED) mapping
-  std::uint32_t sticky_mark = 0x2;   // "was replicated": kept after un-election until the end
   // Refresh unchanged elements in place when the kernel can (probe_refresh_in_place(); tests turn
   // it off to exercise the delete-and-add path a kernel before 6.10 takes).
   bool refresh_in_place = true;
@@ -44,13 +41,7 @@ struct NftCounters {
   std::uint64_t elements_deleted = 0;
   std::uint64_t elements_updated = 0;    // timers restarted in place (refresh_in_place)
   std::uint64_t already_expired = 0;     // deletions dropped: the kernel had expired the element
-  std::uint64_t conntrack_deleted = 0;   // connections of deleted mappings dropped
-  std::uint64_t conntrack_errors = 0;    // conntrack failures (logged, never fail an apply)
   std::uint64_t recovery_leftovers = 0;  // elements of incomplete mappings removed by recover()
-  // RFC 7767 checkpointing (ct mark bits written through conntrack after an apply):
-  std::uint64_t conntrack_elected = 0;    // connections marked elected|sticky at an election
-  std::uint64_t conntrack_unelected = 0;  // connections whose elected bit an un-election cleared
-  std::uint64_t conntrack_touched = 0;    // no-op updates sent by ct_touch()
   // Datapath failure recovery (check_table() / reinstall(), added by the robustness part):
   std::uint64_t table_lost = 0;       // check_table() found the table gone or not matching
   std::uint64_t resyncs = 0;          // reinstall() transactions committed
@@ -60,17 +51,9 @@ struct NftCounters {
 
 class NftDatapath final : public core::Datapath {
  public:
-  // Opens the netlink socket(s) and verifies that the table exists with every map/set and the
-  // key/data types pcpd expects. Throws SetupError otherwise (also for mark bits that are zero or
-  // overlap).
-  //
-  // apply() after a committed batch (errors there are counted, never fail the apply):
-  //   - a Remove with flush_conntrack drops the mapping's connections;
-  //   - an election (Add with checkpoint, Replace false -> true) writes mark |= elected|sticky
-  //     on the mapping's existing connections (ct::checkpoint_match), so their full state reaches
-  //     conntrackd now rather than on their next packet;
-  //   - an un-election (Replace true -> false; its election keys are deleted by the batch) clears
-  //     only the elected bit: the sticky bit keeps reporting the connection until it ends.
+  // Opens the netlink socket and verifies that the table exists with every map/set and the
+  // key/data types pcpd expects. Throws SetupError otherwise. The connections of the mappings
+  // (conntrack) are not this backend's: the daemon hands committed changes to ct::ConntrackSync.
   static std::unique_ptr<NftDatapath> open(const TableSpec& spec);
   ~NftDatapath() override;
 
@@ -84,19 +67,6 @@ class NftDatapath final : public core::Datapath {
   // Replaces the contents of the `wan_ifnames` set (interfaces on which outbound SNAT of MAP and
   // PEER mappings applies).
   [[nodiscard]] Result<void> set_external_interfaces(const std::vector<std::string>& names);
-
-  // Connections of deleted mappings (Remove with flush_conntrack) are dropped by the next
-  // flush_conntrack(), many mappings per conntrack dump; the daemon calls it shortly after a
-  // burst of requests. pending_conntrack() says how many mappings wait.
-  void flush_conntrack();
-  [[nodiscard]] std::size_t pending_conntrack() const;
-
-  // ct-touch (ha-recipe §2.4): for every conntrack entry with the elected or sticky bit, send a
-  // no-op update carrying its own mark, so the kernel reports it and conntrackd re-sends it.
-  // Returns how many entries were touched.
-  [[nodiscard]] Result<std::size_t> ct_touch();
-  // Conntrack entries that carry the elected bit (for stats).
-  [[nodiscard]] Result<std::size_t> count_marked();
 
   // Removes every element pcpd owns (used by tests and `pcpctl flush`).
   [[nodiscard]] Result<void> flush();

@@ -53,7 +53,6 @@ bool Daemon::open_control() {
         ctl_->on_readable([this](const std::string& cmd, const nlohmann::json& args) {
           return control(cmd, args);
         });
-        schedule_conntrack_flush();  // a reload may have removed mappings
       })) {
     log::error("daemon.setup_failed", {{"what", "epoll_ctl control socket"}});
     return false;
@@ -102,11 +101,11 @@ ctl::Answer Daemon::control(const std::string& cmd, const nlohmann::json& args) 
   if (cmd == "stats") return control_stats();
   if (cmd == "ha") return set_role(args.value("role", std::string{}));
   if (cmd == "ct-touch") {
-    auto n = datapath_->ct_touch();
-    if (!n) throw std::runtime_error(std::string("ct-touch failed: ") + pcpd::to_string(n.error().domain) +
-                                     " " + std::strerror(n.error().code));
-    log::info("conntrack.touched", {{"connections", *n}, {"reason", "pcpctl"}});
-    return "re-announced " + std::to_string(*n) + " marked connections";
+    // Queued, never run here: the walk takes ~0.2 s at 1,000,000 connections and no request may
+    // wait for it. The journal says when it is done (conntrack.touched) and how many.
+    conntrack_->request_touch();
+    log::info("conntrack.touch_queued", {{"reason", "pcpctl"}});
+    return std::string("re-announce of marked connections queued (pcpctl stats: pcpd_conntrack_touched_total)");
   }
   if (cmd == "reload") {
     reload();
@@ -152,13 +151,10 @@ nlohmann::json Daemon::set_role(const std::string& role) {
     }
   }
   if (next == Role::Primary) {
-    auto n = datapath_->ct_touch();
-    if (n) {
-      text += ", re-announced " + std::to_string(*n) + " marked connections";
-    } else {
-      text += ", ct-touch failed";
-      log::warn("conntrack.touch_failed", {{"errno", n.error().code}});
-    }
+    // Off the request path: clients re-creating their mappings right after a failover are
+    // answered while the walk runs (conntrack.touched in the journal when done).
+    conntrack_->request_touch();
+    text += ", re-announce of marked connections queued";
     start_announce();
   }
   log::info("ha.role", {{"from", to_string(previous)}, {"to", to_string(next)}, {"result", text}});
@@ -198,9 +194,7 @@ nlohmann::json Daemon::control_stats() {
       .sample(static_cast<double>(s.checkpoint_refused_peer), {{"reason", "peer_unavailable"}})
       .sample(static_cast<double>(s.checkpoint_withdrawn), {{"reason", "peer_no_ack"}});
   if (ha_) ha_->add_metrics(m);
-  if (auto marked = datapath_->count_marked(); marked)
-    m.family("pcpd_conntrack_marked", "gauge", "conntrack entries with the elected mark bit")
-        .sample(static_cast<double>(*marked));
+  add_conntrack_metrics(m);
   const auto nc = datapath_->counters();
   m.family("pcpd_netlink_batches_total", "counter", "nftables batches sent").sample(static_cast<double>(nc.batches));
   m.family("pcpd_netlink_errors_total", "counter", "nftables batches the kernel refused")
@@ -237,6 +231,46 @@ nlohmann::json Daemon::control_stats() {
       .sample(role_ == Role::Backup ? 1 : 0, {{"role", "backup"}})
       .sample(role_ == Role::Fault ? 1 : 0, {{"role", "fault"}});
   return m.json();
+}
+
+// The conntrack worker's state (ct::ConntrackSync). The count of elected entries comes from its
+// last walk: a scrape asks for a fresh one when it is older than kMarkedMaxAgeMs, and never
+// waits for it (a walk of a busy router's table takes ~0.2 s).
+void Daemon::add_conntrack_metrics(ctl::Metrics& m) {
+  constexpr std::int64_t kMarkedMaxAgeMs = 10'000;
+  const ct::SyncCounters c = conntrack_->counters();
+  if (c.marked < 0 || c.marked_age_ms > kMarkedMaxAgeMs) conntrack_->request_count();
+  if (c.marked >= 0) {
+    m.family("pcpd_conntrack_marked", "gauge", "conntrack entries with the elected mark bit, at the last walk")
+        .sample(static_cast<double>(c.marked));
+    m.family("pcpd_conntrack_marked_age_seconds", "gauge", "age of pcpd_conntrack_marked")
+        .sample(static_cast<double>(c.marked_age_ms) / 1000.0);
+  }
+  m.family("pcpd_conntrack_pending", "gauge", "mappings and requests waiting for the conntrack worker")
+      .sample(static_cast<double>(c.pending));
+  m.family("pcpd_conntrack_oldest_pending_seconds", "gauge", "how long the oldest of them has waited")
+      .sample(static_cast<double>(c.oldest_pending_ms) / 1000.0);
+  m.family("pcpd_conntrack_queued_total", "counter", "mappings queued for conntrack work (elect, un-elect, forget)")
+      .sample(static_cast<double>(c.submitted));
+  m.family("pcpd_conntrack_rounds_total", "counter", "rounds of the conntrack worker")
+      .sample(static_cast<double>(c.rounds));
+  m.family("pcpd_conntrack_walks_total", "counter", "walks of the conntrack table for connections with the mapped bit")
+      .sample(static_cast<double>(c.walks));
+  m.family("pcpd_conntrack_last_walk_seconds", "gauge", "duration of the last walk")
+      .sample(c.last_walk_ms / 1000.0);
+  m.family("pcpd_conntrack_lookups_total", "counter", "exact conntrack lookups (PEER mappings)")
+      .sample(static_cast<double>(c.lookups));
+  m.family("pcpd_conntrack_visited_total", "counter", "conntrack entries the kernel handed to pcpd")
+      .sample(static_cast<double>(c.visited));
+  m.family("pcpd_conntrack_connections_total", "counter", "connections written, by operation")
+      .sample(static_cast<double>(c.elected), {{"op", "elect"}})
+      .sample(static_cast<double>(c.unelected), {{"op", "unelect"}})
+      .sample(static_cast<double>(c.deleted), {{"op", "delete"}})
+      .sample(static_cast<double>(c.touched), {{"op", "touch"}});
+  m.family("pcpd_conntrack_touched_total", "counter", "ct-touch requests completed")
+      .sample(static_cast<double>(c.touches));
+  m.family("pcpd_conntrack_errors_total", "counter", "failed conntrack walks, lookups and writes")
+      .sample(static_cast<double>(c.errors));
 }
 
 }  // namespace pcpd::daemon

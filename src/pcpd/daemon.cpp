@@ -13,6 +13,7 @@
 
 #include "config/config_parser.hpp"
 #include "config/interface_table.hpp"
+#include "conntrack/ct_netlink.hpp"
 #include "pcpd/announce_targets.hpp"
 #include "pcpd/epoch_store.hpp"
 #include "pcpd/mapping_snapshot.hpp"
@@ -75,7 +76,8 @@ int Daemon::run() {
   if (!start()) return 1;
   auto result = loop_->run();
   sd_notify(0, "STOPPING=1");
-  datapath_->flush_conntrack();  // the connections of mappings deleted in the last moment
+  // The connections of mappings deleted in the last moment: a bounded wait, then pcpd stops.
+  if (!conntrack_->drain(std::chrono::seconds(2))) log::warn("conntrack.stop_pending", {{"pending", conntrack_->counters().pending}});
   if (!result) {
     log::error("daemon.loop_failed", {{"error", error_text(result.error())}});
     return 1;
@@ -104,8 +106,7 @@ bool Daemon::start() {
   // 2. The kernel datapath.
   try {
     datapath_ = nft::NftDatapath::open(nft::TableSpec{
-        .table = cfg.nft_table, .grace_seconds = cfg.nft_grace, .elected_mark = cfg.elected_mark,
-        .sticky_mark = cfg.sticky_mark});
+        .table = cfg.nft_table, .grace_seconds = cfg.nft_grace});
   } catch (const nft::SetupError& e) {
     log::error("nft.setup_failed", {{"message", e.what()}});
     notify_status(std::string("nftables: ") + e.what());
@@ -126,6 +127,15 @@ bool Daemon::start() {
 
   // 3. Core, with the mappings the kernel still holds (restart recovery).
   journal_ = std::make_unique<JournalTap>(*datapath_, [this] { return commit_count(); }, clock_);
+  conntrack_ = std::make_unique<ct::ConntrackSync>(
+      []() -> Result<std::unique_ptr<ct::CtKernel>> {
+        auto k = ct::NetlinkCtKernel::open();
+        if (!k) return tl::unexpected(k.error());
+        return std::unique_ptr<ct::CtKernel>(std::move(*k));
+      },
+      ct::SyncSpec{.elected_mark = cfg.elected_mark, .sticky_mark = cfg.sticky_mark, .mapped_mark = cfg.mapped_mark},
+      ct::ConntrackSync::Mode::Thread);
+  journal_->on_committed([this](const core::ChangeSet& c) { conntrack_->submit(c); });
   tap_ = std::make_unique<ChangeTap>(*journal_);
   server_ = std::make_unique<core::Server>(cfg.policy, *tap_, clock_);
   bool fully_recovered = false;
@@ -152,8 +162,7 @@ bool Daemon::start() {
   auto signals = SignalFd::create();
   auto expiry = BootTimer::create();
   auto announce = BootTimer::create();
-  auto conntrack = BootTimer::create();
-  if (!loop || !signals || !expiry || !announce || !conntrack) {
+  if (!loop || !signals || !expiry || !announce) {
     log::error("daemon.setup_failed", {{"what", "epoll/signalfd/timerfd"}});
     return false;
   }
@@ -161,7 +170,6 @@ bool Daemon::start() {
   signals_.emplace(std::move(*signals));
   expiry_timer_.emplace(std::move(*expiry));
   announce_timer_.emplace(std::move(*announce));
-  conntrack_timer_.emplace(std::move(*conntrack));
   // [ha] before the PCP port: a bad key file or sync address stops pcpd before it binds 5351
   // (and before a client could get an answer from a daemon that is about to exit).
   if (!start_ha()) return false;
@@ -174,7 +182,7 @@ bool Daemon::start() {
   if (!loop_->add(signals_->fd(), [this] { on_signal(); }) ||
       !loop_->add(expiry_timer_->fd(), [this] { on_expiry_timer(); }) ||
       !loop_->add(announce_timer_->fd(), [this] { on_announce_timer(); }) ||
-      !loop_->add(conntrack_timer_->fd(), [this] { on_conntrack_timer(); })) {
+      !loop_->add(conntrack_->notify_fd(), [this] { on_conntrack_reports(); })) {
     log::error("daemon.setup_failed", {{"what", "epoll_ctl"}});
     return false;
   }
@@ -202,10 +210,7 @@ bool Daemon::start_ha() {
   const config::Config& cfg = *config_;
   if (!cfg.ha.enabled) return true;
   std::string error;
-  ha_ = HaPeer::open(cfg.ha, *server_, *journal_, *tap_, clock_, [this] {
-    rearm_expiry();
-    schedule_conntrack_flush();  // replicated deletes drop their connections too
-  }, error);
+  ha_ = HaPeer::open(cfg.ha, *server_, *journal_, *tap_, clock_, [this] { rearm_expiry(); }, error);
   if (!ha_) {
     log::error("ha.setup_failed", {{"message", error}});
     notify_status(error);
@@ -299,7 +304,6 @@ void Daemon::on_signal() {
   while (int sig = signals_->read()) {
     if (sig == SIGHUP) {
       reload();
-      schedule_conntrack_flush();
     } else {
       log::info("daemon.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       loop_->stop();
@@ -387,28 +391,18 @@ void Daemon::on_expiry_timer() {
   if (ha_) ha_->flush();  // the peer drops them too
   if (expired > 0) log::debug("mappings.expired", {{"count", expired}, {"mappings", server_->mapping_count()}});
   rearm_expiry();
-  schedule_conntrack_flush();
 }
 
-// Deleting a mapping drops its connections (RFC 6887 §15: the mapping is gone, so are its
-// flows), but a conntrack dump costs as much as the whole table: one dump per delete held
-// deletes to ~45/s. The datapath queues them; one pass 100 ms after the first queued delete
-// serves every delete of the burst.
-void Daemon::schedule_conntrack_flush() {
-  constexpr std::int64_t kFlushDelayMs = 100;
-  if (datapath_->pending_conntrack() == 0 || conntrack_timer_->armed_at() != -1) return;
-  if (auto r = conntrack_timer_->arm_at(clock_.now().count() + kFlushDelayMs); !r) {
-    log::error("timer.arm_failed", {{"error", error_text(r.error())}});
-    datapath_->flush_conntrack();
+void Daemon::on_conntrack_reports() {
+  for (const ct::RoundReport& r : conntrack_->take_reports()) {
+    if (r.error != 0)
+      log::limited(datapath_limiter_, log::Level::Warning, "conntrack.round_failed",
+                   {{"errno", r.error}, {"error", std::strerror(r.error)}, {"items", r.items}, {"failed", r.failed}});
+    if (r.touch) log::info("conntrack.touched", {{"connections", r.touched}, {"ms", r.ms}});
+    log::debug("conntrack.round", {{"items", r.items}, {"walk_ms", r.walk_ms}, {"lookups", r.lookups},
+                                   {"visited", r.visited}, {"elected", r.elected}, {"unelected", r.unelected},
+                                   {"deleted", r.deleted}, {"touched", r.touched}, {"ms", r.ms}});
   }
-}
-
-void Daemon::on_conntrack_timer() {
-  conntrack_timer_->drain();
-  conntrack_timer_->disarm();
-  const std::size_t pending = datapath_->pending_conntrack();
-  datapath_->flush_conntrack();
-  if (pending > 0) log::debug("conntrack.flushed", {{"mappings", pending}});
 }
 
 void Daemon::rearm_expiry() {
@@ -501,8 +495,13 @@ void Daemon::reload() {
   config::Config cfg = *next;
   // These need a restart: keep the running values.
   if (cfg.nft_table != old.nft_table || cfg.nft_grace != old.nft_grace || cfg.state_dir != old.state_dir ||
-      cfg.journal != old.journal) {
-    log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir, daemon.journal"}});
+      cfg.journal != old.journal || cfg.elected_mark != old.elected_mark || cfg.sticky_mark != old.sticky_mark ||
+      cfg.mapped_mark != old.mapped_mark) {
+    log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir, daemon.journal, "
+                                                 "checkpoint.elected_mark, checkpoint.sticky_mark, checkpoint.mapped_mark"}});
+    cfg.elected_mark = old.elected_mark;
+    cfg.sticky_mark = old.sticky_mark;
+    cfg.mapped_mark = old.mapped_mark;
     cfg.nft_table = old.nft_table;
     cfg.nft_grace = old.nft_grace;
     cfg.state_dir = old.state_dir;

@@ -17,8 +17,10 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "conntrack/conntrack_sync.hpp"
 #include "ctl/ctl_socket.hpp"
 #include "ctl/latency_histogram.hpp"
+#include "ctl/metrics.hpp"
 #include "core/clock.hpp"
 #include "core/server.hpp"
 #include "nft/nft_datapath.hpp"
@@ -108,8 +110,8 @@ class Daemon {
   void send_announce_copy();
   void rearm_expiry();
   void rearm_announce();
-  void schedule_conntrack_flush();
-  void on_conntrack_timer();
+  // The conntrack worker's finished rounds: logs and metrics.
+  void on_conntrack_reports();
   void note_datapath_errors(const char* during);
   // Datapath watch: re-installs every mapping when the nft table was deleted or re-created.
   bool start_datapath_watch();
@@ -125,6 +127,7 @@ class Daemon {
   static constexpr std::size_t kListSlots = 256;
   ctl::Stream list_stream();
   nlohmann::json control_stats();
+  void add_conntrack_metrics(ctl::Metrics& m);
   nlohmann::json set_role(const std::string& role);
   void warn_conntrack_events() const;
 
@@ -146,8 +149,9 @@ class Daemon {
   std::optional<SignalFd> signals_;
   std::optional<BootTimer> expiry_timer_;
   std::optional<BootTimer> announce_timer_;
-  // Drops the connections of deleted mappings in one conntrack pass a moment after a burst.
-  std::optional<BootTimer> conntrack_timer_;
+  // The connections of the mappings (elect, un-elect, forget, ct-touch), on its own thread: no
+  // request waits for a conntrack walk, whatever the size of the router's flow table.
+  std::unique_ptr<ct::ConntrackSync> conntrack_;
   // Checks table inet pcpd every few seconds, soon after an apply failure, every second while it
   // is gone; re-installs the mappings when it is back (NftDatapath::check_table / reinstall).
   std::optional<BootTimer> datapath_timer_;

@@ -36,7 +36,6 @@ void Daemon::on_socket(const UdpServerSocket& socket) {
     handle_burst(socket, *batch);
   }
   rearm_expiry();
-  schedule_conntrack_flush();
 }
 
 bool Daemon::admit(const UdpServerSocket& socket, const Received& r) {

@@ -11,6 +11,7 @@ namespace pcpd::daemon {
 Result<void> JournalTap::apply(const core::ChangeSet& changes) {
   auto r = inner_.apply(changes);
   if (writer_) record(r ? changes : core::ChangeSet{});  // a refused apply committed nothing of it
+  if (r && committed_) committed_(changes);
   return r;
 }
 

@@ -1,5 +1,5 @@
-// pcpd::daemon::JournalTap: the datapath as core and the [ha] standby see it when the mapping
-// journal is on (mapping_journal.hpp). Every apply goes to the kernel datapath first; what it
+// pcpd::daemon::JournalTap: the datapath as core and the [ha] standby see it (with the mapping
+// journal on or off) (mapping_journal.hpp). Every apply goes to the kernel datapath first; what it
 // committed is then appended to state_dir/mappings.journal as one record, with the number of
 // nftables transactions committed since the previous record (any call, read from the datapath's
 // counter). A batch whose outcome is unknown, or a failed write, ends the journal: its file is
@@ -34,6 +34,9 @@ class JournalTap final : public core::Datapath {
   JournalTap(core::Datapath& inner, std::function<CommitCount()> commits, const core::Clock& clock)
       : inner_(inner), commits_(std::move(commits)), clock_(clock) {}
   [[nodiscard]] Result<void> apply(const core::ChangeSet& changes) override;
+  // Called with every change set the kernel committed, after it is journaled (the daemon hands
+  // it to ct::ConntrackSync: the connections follow the mappings, off the request path).
+  void on_committed(std::function<void(const core::ChangeSet&)> f) { committed_ = std::move(f); }
 
   // Records into `writer` from now on. `base`: the commit count the journal's end stands for;
   // commits made since then are written at once as a record without changes.
@@ -58,6 +61,7 @@ class JournalTap final : public core::Datapath {
   CommitCount base_;
   std::vector<std::uint8_t> buf_;  // one record, reused
   JournalCounters counters_;
+  std::function<void(const core::ChangeSet&)> committed_;
 };
 
 }  // namespace pcpd::daemon

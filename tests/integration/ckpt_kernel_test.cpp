@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "integration/ct_sync_kernel.hpp"
 #include "nft/nft_datapath.hpp"
 #include "unit/nft_test_mappings.hpp"
 
@@ -175,6 +176,15 @@ void server(Procs& procs, const std::string& ns, std::uint16_t port) {
   procs.spawn("exec ip netns exec " + ns + " python3 " + env.tool + " server " + std::to_string(port) + " 60");
 }
 
+// What the daemon does with a change set: the kernel commits it, then the conntrack worker gets
+// it; here its round runs at once.
+bool applied(NftDatapath& dp, ct::ConntrackSync& sync, const core::ChangeSet& cs) {
+  if (!dp.apply(cs)) return false;
+  sync.submit(cs);
+  sync.run_pending();
+  return sync.counters().errors == 0;
+}
+
 // Fresh state: pcpd.nft, the operator's forward chain (policy drop + the two documented lines),
 // no conntrack entries.
 std::unique_ptr<NftDatapath> reset() {
@@ -238,7 +248,7 @@ TEST_CASE("ckpt kernel: nf_conntrack_events is 1 in the router namespace") {
   CHECK(v.out == "1\n");
 }
 
-TEST_CASE("ckpt kernel: new connections of elected mappings get mark 0x3 and events; unelected ones none (A4b)") {
+TEST_CASE("ckpt kernel: new connections of elected mappings get mark 0xb and events; unelected ones none (A4b)") {
   auto dp = reset();
   Procs procs;
   // LAN servers (MAP / pinhole targets), WAN server (PEER and outbound targets)
@@ -257,19 +267,21 @@ TEST_CASE("ckpt kernel: new connections of elected mappings get mark 0x3 and eve
     bool elected;
     std::uint32_t mark;
   };
+  // marks: elected|sticky|mapped 0xb (0x8: pcpd.nft's mapped bit on everything a mapping translates,
+  // pinholes or elects), pinhole pass bit 0x4; an unelected PEER has none (found by exact lookup)
   std::vector<Flow> flows = {
-      {"MAP v4 inbound, elected", connect(procs, env.wan, "203.0.113.1", 8001, "203.0.113.100", 41001), true, 3},
-      {"MAP v4 inbound, not elected", connect(procs, env.wan, "203.0.113.1", 8002, "203.0.113.100", 41002), false, 0},
+      {"MAP v4 inbound, elected", connect(procs, env.wan, "203.0.113.1", 8001, "203.0.113.100", 41001), true, 11},
+      {"MAP v4 inbound, not elected", connect(procs, env.wan, "203.0.113.1", 8002, "203.0.113.100", 41002), false, 8},
       {"MAP v4 outbound from the internal endpoint, elected",
-       connect(procs, env.lan, "203.0.113.100", 9000, "192.0.2.10", 8003), true, 3},
-      {"PEER v4, elected", connect(procs, env.lan, "203.0.113.100", 9000, "192.0.2.10", 40002), true, 3},
+       connect(procs, env.lan, "203.0.113.100", 9000, "192.0.2.10", 8003), true, 11},
+      {"PEER v4, elected", connect(procs, env.lan, "203.0.113.100", 9000, "192.0.2.10", 40002), true, 11},
       {"PEER v4, not elected", connect(procs, env.lan, "203.0.113.100", 9000, "192.0.2.10", 40102), false, 0},
-      {"pinhole inbound, elected", connect(procs, env.wan, "2001:db8:1::10", 8601, "2001:db8:ff::100", 41601), true, 7},
+      {"pinhole inbound, elected", connect(procs, env.wan, "2001:db8:1::10", 8601, "2001:db8:ff::100", 41601), true, 15},
       {"pinhole inbound, not elected", connect(procs, env.wan, "2001:db8:1::10", 8602, "2001:db8:ff::100", 41602),
-       false, 4},
+       false, 12},
       {"pinhole outbound from the endpoint, elected",
-       connect(procs, env.lan, "2001:db8:ff::100", 9000, "2001:db8:1::10", 8603), true, 3},
-      {"PEER v6, elected", connect(procs, env.lan, "2001:db8:ff::100", 9000, "2001:db8:1::10", 40601), true, 3},
+       connect(procs, env.lan, "2001:db8:ff::100", 9000, "2001:db8:1::10", 8603), true, 11},
+      {"PEER v6, elected", connect(procs, env.lan, "2001:db8:ff::100", 9000, "2001:db8:1::10", 40601), true, 11},
       {"PEER v6, not elected", connect(procs, env.lan, "2001:db8:ff::100", 9000, "2001:db8:1::10", 40602), false, 0},
   };
   for (const auto& f : flows) {
@@ -299,12 +311,13 @@ TEST_CASE("ckpt kernel: new connections of elected mappings get mark 0x3 and eve
 
 TEST_CASE("ckpt kernel: late election marks established connections at once; un-election keeps sticky") {
   auto dp = reset();
+  auto sync = kernel_test::ct_sync();
   Procs procs;
   for (std::uint16_t p : {8011, 8012, 8013}) server(procs, env.lan, p);
   auto m = map4(8011, 8011);
   auto other = map4(8012, 8012);
   auto by_set = map4(8013, 8013);
-  REQUIRE(dp->apply(adds({m, other, by_set})).has_value());
+  REQUIRE(applied(*dp, *sync, adds({m, other, by_set})));
   std::this_thread::sleep_for(300ms);
   auto s = connect(procs, env.wan, "203.0.113.1", 8011, "203.0.113.100", 42011);
   auto t = connect(procs, env.wan, "203.0.113.1", 8012, "203.0.113.100", 42012);
@@ -314,27 +327,27 @@ TEST_CASE("ckpt kernel: late election marks established connections at once; un-
   REQUIRE(ready(u));
   std::this_thread::sleep_for(500ms);  // idle from here on: no packet until a poke
   auto listing = ct_list();
-  CHECK(mark_of(listing, 42011) == 0u);
-  CHECK(mark_of(listing, 42012) == 0u);
+  CHECK(mark_of(listing, 42011) == 8u);  // mapped bit
+  CHECK(mark_of(listing, 42012) == 8u);  // mapped bit from pcpd.nft's DNAT rule
 
   // election by Replace false -> true: keys in the sets, and the idle connection is marked now
   EventLog events(procs, "late");
   auto m_on = elected(m);
   core::ChangeSet cs;
   cs.changes.push_back({core::Change::Op::Replace, m_on, m, false});
-  REQUIRE(dp->apply(cs).has_value());
+  REQUIRE(applied(*dp, *sync, cs));
   listing = ct_list();
   MESSAGE("after election, before any packet: mark of 42011 = " << mark_of(listing, 42011).value_or(9999)
                                                                 << ", of 42012 = "
                                                                 << mark_of(listing, 42012).value_or(9999));
-  CHECK(mark_of(listing, 42011) == 3u);
-  CHECK(mark_of(listing, 42012) == 0u);
-  CHECK(dp->counters().conntrack_elected == 1);
+  CHECK(mark_of(listing, 42011) == 11u);
+  CHECK(mark_of(listing, 42012) == 8u);
+  CHECK(sync->counters().elected == 1);
   CHECK(has(sh("nft list set inet pcpd elect4_dst").out, "203.0.113.1 . tcp . 8011"));
   CHECK(has(sh("nft list set inet pcpd elect4_src").out, "192.0.2.10 . tcp . 8011"));
-  auto count = dp->count_marked();
-  REQUIRE(count.has_value());
-  CHECK(*count == 1);
+  sync->request_count();
+  sync->run_pending();
+  CHECK(sync->counters().marked == 1);
   auto text = events.stop();
   MESSAGE("conntrack -E lines at election: 42011 " << lines_of(text, 42011) << ", 42012 " << lines_of(text, 42012));
   {
@@ -346,47 +359,50 @@ TEST_CASE("ckpt kernel: late election marks established connections at once; un-
 
   // the set path alone (no ctnetlink): a key added behind pcpd's back elects on the next packet
   REQUIRE(sh("nft add element inet pcpd elect4_dst '{ 203.0.113.1 . tcp . 8013 timeout 1h }'").rc == 0);
-  CHECK(mark_of(ct_list(), 42013) == 0u);
+  CHECK(mark_of(ct_list(), 42013) == 8u);
   REQUIRE(poke(u, 1));
-  CHECK(mark_of(ct_list(), 42013) == 3u);
+  CHECK(mark_of(ct_list(), 42013) == 11u);
   REQUIRE(sh("nft delete element inet pcpd elect4_dst '{ 203.0.113.1 . tcp . 8013 }'").rc == 0);
 
   // un-election: keys deleted first, then only the elected bit is cleared (pitfall P4)
   cs.changes = {{core::Change::Op::Replace, m, m_on, false}};
-  REQUIRE(dp->apply(cs).has_value());
+  REQUIRE(applied(*dp, *sync, cs));
   listing = ct_list();
   MESSAGE("after un-election: mark of 42011 = " << mark_of(listing, 42011).value_or(9999));
-  CHECK(mark_of(listing, 42011) == 2u);
-  CHECK(dp->counters().conntrack_unelected == 1);
+  CHECK(mark_of(listing, 42011) == 10u);
+  CHECK(sync->counters().unelected == 1);
   CHECK_FALSE(has(sh("nft list set inet pcpd elect4_dst").out, "8011"));
   CHECK_FALSE(has(sh("nft list set inet pcpd elect4_src").out, "8011"));
   // a later packet does not re-elect it (the keys are gone), the sticky bit stays
   REQUIRE(poke(s, 1));
-  CHECK(mark_of(ct_list(), 42011) == 2u);
-  count = dp->count_marked();
-  REQUIRE(count.has_value());
-  CHECK(*count == 1);  // 42013 (elected by the set), not 42011 (sticky only)
+  CHECK(mark_of(ct_list(), 42011) == 10u);
+  sync->request_count();
+  sync->run_pending();
+  CHECK(sync->counters().marked == 1);  // 42013 (elected by the set), not 42011 (sticky only)
 
-  // removal of a mapping (flush_conntrack) deletes its entries once the daemon flushes the
-  // queue (one conntrack pass per burst), marks are not rewritten
+  // removal of a mapping (flush_conntrack) deletes its entries in the worker's next round, marks
+  // are not rewritten
   cs.changes = {{core::Change::Op::Remove, m, {}, true}};
   REQUIRE(dp->apply(cs).has_value());
-  CHECK(dp->pending_conntrack() == 1);
-  dp->flush_conntrack();
-  CHECK(dp->pending_conntrack() == 0);
+  sync->submit(cs);
+  CHECK(sync->counters().pending == 1);
+  sync->run_pending();
+  CHECK(sync->counters().pending == 0);
   CHECK_FALSE(mark_of(ct_list(), 42011).has_value());
-  CHECK(dp->counters().conntrack_unelected == 1);
-  CHECK(dp->counters().conntrack_errors == 0);
+  CHECK(sync->counters().unelected == 1);
+  CHECK(sync->counters().deleted == 1);
+  CHECK(sync->counters().errors == 0);
 }
 
 TEST_CASE("ckpt kernel: PEER and pinhole late election and un-election through conntrack") {
   auto dp = reset();
+  auto sync = kernel_test::ct_sync();
   Procs procs;
   server(procs, env.wan, 9000);
   server(procs, env.lan, 8621);
   auto q = peer4_to_wan(40021);
   auto p = tcp_pin6(8621);
-  REQUIRE(dp->apply(adds({q, p})).has_value());
+  REQUIRE(applied(*dp, *sync, adds({q, p})));
   std::this_thread::sleep_for(300ms);
   auto a = connect(procs, env.lan, "203.0.113.100", 9000, "192.0.2.10", 40021);
   auto b = connect(procs, env.wan, "2001:db8:1::10", 8621, "2001:db8:ff::100", 42621);
@@ -396,30 +412,31 @@ TEST_CASE("ckpt kernel: PEER and pinhole late election and un-election through c
   core::ChangeSet cs;
   cs.changes.push_back({core::Change::Op::Replace, elected(q), q, false});
   cs.changes.push_back({core::Change::Op::Replace, elected(p), p, false});
-  REQUIRE(dp->apply(cs).has_value());
+  REQUIRE(applied(*dp, *sync, cs));
   auto listing = ct_list();
   INFO(listing);
-  CHECK(mark_of(listing, 40021) == 3u);
-  CHECK(mark_of(listing, 42621) == 7u);  // pinhole pass bit kept
-  CHECK(dp->counters().conntrack_elected == 2);
+  CHECK(mark_of(listing, 40021) == 11u);  // found by an exact lookup (PEER), no walk
+  CHECK(mark_of(listing, 42621) == 15u);  // pinhole pass bit kept
+  CHECK(sync->counters().elected == 2);
   cs.changes = {{core::Change::Op::Replace, q, elected(q), false}, {core::Change::Op::Replace, p, elected(p), false}};
-  REQUIRE(dp->apply(cs).has_value());
+  REQUIRE(applied(*dp, *sync, cs));
   listing = ct_list();
-  CHECK(mark_of(listing, 40021) == 2u);
-  CHECK(mark_of(listing, 42621) == 6u);
+  CHECK(mark_of(listing, 40021) == 10u);
+  CHECK(mark_of(listing, 42621) == 14u);
   REQUIRE(poke(a, 1));
   REQUIRE(poke(b, 1));
   listing = ct_list();
-  CHECK(mark_of(listing, 40021) == 2u);
-  CHECK(mark_of(listing, 42621) == 6u);
+  CHECK(mark_of(listing, 40021) == 10u);
+  CHECK(mark_of(listing, 42621) == 14u);
 }
 
 TEST_CASE("ckpt kernel: ct_touch() sends exactly one update per marked entry and none for the others") {
   auto dp = reset();
+  auto sync = kernel_test::ct_sync();
   Procs procs;
   for (std::uint16_t p : {8031, 8032, 8033, 8634}) server(procs, env.lan, p);
   auto sticky = map4(8033, 8033);
-  REQUIRE(dp->apply(adds({elected(map4(8031, 8031)), map4(8032, 8032), elected(sticky), tcp_pin6(8634)})).has_value());
+  REQUIRE(applied(*dp, *sync, adds({elected(map4(8031, 8031)), map4(8032, 8032), elected(sticky), tcp_pin6(8634)})));
   std::this_thread::sleep_for(300ms);
   std::vector<Session> marked = {connect(procs, env.wan, "203.0.113.1", 8031, "203.0.113.100", 43001),
                                  connect(procs, env.wan, "203.0.113.1", 8031, "203.0.113.100", 43002),
@@ -432,24 +449,25 @@ TEST_CASE("ckpt kernel: ct_touch() sends exactly one update per marked entry and
   // 43003 becomes sticky-only (mark 2): still touched
   core::ChangeSet cs;
   cs.changes.push_back({core::Change::Op::Replace, sticky, elected(sticky), false});
-  REQUIRE(dp->apply(cs).has_value());
+  REQUIRE(applied(*dp, *sync, cs));
   std::this_thread::sleep_for(500ms);  // all idle now
   auto listing = ct_list();
   {
     INFO(listing);
-    CHECK(mark_of(listing, 43001) == 3u);
-    CHECK(mark_of(listing, 43003) == 2u);
-    CHECK(mark_of(listing, 43101) == 0u);
-    CHECK(mark_of(listing, 43103) == 4u);  // pinhole pass bit only: not a checkpoint bit
+    CHECK(mark_of(listing, 43001) == 11u);
+    CHECK(mark_of(listing, 43003) == 10u);
+    CHECK(mark_of(listing, 43101) == 8u);
+    CHECK(mark_of(listing, 43103) == 12u);  // pinhole pass and mapped bits: not checkpoint bits
   }
 
   EventLog events(procs, "touch", "-e UPDATE");
-  auto touched = dp->ct_touch();
-  REQUIRE(touched.has_value());
+  sync->request_touch();
+  sync->run_pending();
+  const auto touched = sync->counters().touched;
   const auto text = events.stop();
-  MESSAGE("ct_touch(): " << *touched << " updates sent; conntrack -E -e UPDATE lines: " << event_lines(text) << "\n"
-                         << text);
-  CHECK(*touched == 3);
+  MESSAGE("ct-touch: " << touched << " updates sent; conntrack -E -e UPDATE lines: " << event_lines(text) << "\n"
+                       << text);
+  CHECK(touched == 3);
   CHECK(event_lines(text) == 3);
   for (const auto& s : marked) {
     CAPTURE(s.sport);
@@ -461,12 +479,10 @@ TEST_CASE("ckpt kernel: ct_touch() sends exactly one update per marked entry and
   }
   // the marks are unchanged
   listing = ct_list();
-  CHECK(mark_of(listing, 43001) == 3u);
-  CHECK(mark_of(listing, 43003) == 2u);
-  CHECK(dp->counters().conntrack_touched == 3);
-  auto count = dp->count_marked();
-  REQUIRE(count.has_value());
-  CHECK(*count == 2);
+  CHECK(mark_of(listing, 43001) == 11u);
+  CHECK(mark_of(listing, 43003) == 10u);
+  CHECK(sync->counters().touches == 1);
+  CHECK(sync->counters().marked == 2);
   // for comparison: the conntrack CLI skips updates that would not change the mark (A9a)
   auto cli = sh("conntrack -U -p tcp --orig-port-src 43001 --mark 3 2>&1");
   MESSAGE("conntrack -U --mark 3 on the mark-3 entry: " << cli.out);

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "core/clock.hpp"
+#include "integration/ct_sync_kernel.hpp"
 #include "nft/element.hpp"
 #include "nft/element_comment.hpp"
 #include "nft/netlink_session.hpp"
@@ -185,7 +186,7 @@ TEST_CASE("nft kernel: the rules file loads twice and keeps its elements") {
   INFO(again.out);
   CHECK(again.rc == 0);
   CHECK(has(set_text("map4_dnat"), "203.0.113.1 . tcp . 1 timeout 1h"));
-  CHECK(sh("nft list chain inet pcpd pre_nat | grep -c dnat").out == "1\n");  // chains refilled, not doubled
+  CHECK(sh("nft list chain inet pcpd pre_nat | grep -c 'dnat ip to'").out == "1\n");  // chains refilled, not doubled
 }
 
 TEST_CASE("nft kernel: open() refuses a missing table and wrong or missing sets, naming the fix") {
@@ -646,20 +647,26 @@ TEST_CASE("nft kernel: 10,000 mappings in one batch") {
   CHECK(sh("nft list map inet pcpd map4_dnat | grep -c 'tcp .'").out == "0\n");
 }
 
-TEST_CASE("nft kernel: removing a deleted mapping drops its conntrack entries, a refresh does not") {
+TEST_CASE("nft kernel + conntrack sync: a deleted mapping's connections are dropped, a refresh keeps them") {
   load_rules();
   auto dp = NftDatapath::open({});
+  auto sync = kernel_test::ct_sync();
+  auto apply = [&](const core::ChangeSet& cs) {
+    REQUIRE(dp->apply(cs).has_value());
+    sync->submit(cs);  // what the daemon does with every committed change set
+  };
   auto m = map4(8300, 80);
   auto p = pin6(5300);
-  REQUIRE(dp->apply(adds({m, p})).has_value());
+  apply(adds({m, p}));
   // inbound NATed connection 198.51.100.5:40000 -> 203.0.113.1:8300 => 192.0.2.10:80, an unrelated
-  // one, and an inbound pinhole connection
+  // one, and an inbound pinhole connection; pcpd.nft gives a mapping's connections the mapped bit
+  // 0x8 (the pinhole's also 0x4)
   auto ins = sh(
       "conntrack -I -p tcp -s 198.51.100.5 -d 203.0.113.1 --sport 40000 --dport 8300 "
-      "-r 192.0.2.10 -q 198.51.100.5 --reply-port-src 80 --reply-port-dst 40000 --state ESTABLISHED -t 600 && "
+      "-r 192.0.2.10 -q 198.51.100.5 --reply-port-src 80 --reply-port-dst 40000 --state ESTABLISHED -t 600 -m 8 && "
       "conntrack -I -p tcp -s 198.51.100.5 -d 203.0.113.1 --sport 40001 --dport 8301 "
-      "-r 192.0.2.10 -q 198.51.100.5 --reply-port-src 81 --reply-port-dst 40001 --state ESTABLISHED -t 600 && "
-      "conntrack -I -p udp -s 2001:db8:ff::1 -d 2001:db8:1::10 --sport 999 --dport 5300 -t 600");
+      "-r 192.0.2.10 -q 198.51.100.5 --reply-port-src 81 --reply-port-dst 40001 --state ESTABLISHED -t 600 -m 8 && "
+      "conntrack -I -p udp -s 2001:db8:ff::1 -d 2001:db8:1::10 --sport 999 --dport 5300 -t 600 -m 12");
   INFO(ins.out);
   REQUIRE(ins.rc == 0);
   REQUIRE(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8300'").out == "1\n");
@@ -668,35 +675,37 @@ TEST_CASE("nft kernel: removing a deleted mapping drops its conntrack entries, a
   auto m2 = m;
   m2.lifetime = 100;
   refresh.changes.push_back({core::Change::Op::Replace, m2, m, false});
-  REQUIRE(dp->apply(refresh).has_value());
+  apply(refresh);
+  sync->run_pending();
   CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8300'").out == "1\n");
 
   core::ChangeSet rm;
   rm.changes.push_back({core::Change::Op::Remove, m2, {}, true});
   rm.changes.push_back({core::Change::Op::Remove, p, {}, true});
-  REQUIRE(dp->apply(rm).has_value());
-  // Deferred: nothing is dropped until flush_conntrack() (the daemon calls it after a burst).
-  CHECK(dp->pending_conntrack() == 2);
+  apply(rm);
+  // Queued: nothing is dropped before the worker's round (never inside a request).
+  CHECK(sync->counters().pending == 2);
   CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8300'").out == "1\n");
-  dp->flush_conntrack();
-  CHECK(dp->pending_conntrack() == 0);
+  sync->run_pending();
+  CHECK(sync->counters().pending == 0);
   CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8300'").out == "0\n");
   CHECK(sh("conntrack -L -f ipv4 2>/dev/null | grep -c 'dport=8301'").out == "1\n");
   CHECK(sh("conntrack -L -f ipv6 2>/dev/null | grep -c 'dport=5300'").out == "0\n");
-  CHECK(dp->counters().conntrack_deleted == 2);
-  CHECK(dp->counters().conntrack_errors == 0);
+  CHECK(sync->counters().deleted == 2);
+  CHECK(sync->counters().errors == 0);
+  CHECK(sync->counters().walks == 1);
 
-  // Deleted and re-created before the flush: the same translation, so its connections stay.
+  // Deleted and re-created before the round: the same translation, so its connections stay.
   core::ChangeSet add, del;
   add.changes.push_back({core::Change::Op::Add, m2, {}, false});
   del.changes.push_back({core::Change::Op::Remove, m2, {}, true});
-  REQUIRE(dp->apply(add).has_value());
-  REQUIRE(dp->apply(del).has_value());
-  CHECK(dp->pending_conntrack() == 1);
-  REQUIRE(dp->apply(add).has_value());
-  CHECK(dp->pending_conntrack() == 0);
-  REQUIRE(dp->apply(del).has_value());
-  dp->flush_conntrack();
+  apply(add);
+  apply(del);
+  CHECK(sync->counters().pending == 1);
+  apply(add);
+  CHECK(sync->counters().pending == 0);
+  apply(del);
+  sync->run_pending();
 }
 
 int main(int argc, char** argv) {

@@ -6,7 +6,6 @@
 #include <sstream>
 #include <string>
 
-#include "conntrack/conntrack.hpp"
 #include "nft/element.hpp"
 #include "nft/nft_datapath.hpp"
 #include "unit/nft_test_mappings.hpp"
@@ -14,8 +13,6 @@
 using namespace pcpd;
 using namespace pcpd::nft;
 using namespace pcpd::nft_test;
-using pcpd::ct::checkpoint_match;
-using pcpd::ct::FlowTuple;
 
 namespace {
 
@@ -129,50 +126,6 @@ TEST_CASE("nft checkpoint layout: every set of set_layout is declared in pcpd.nf
   // default bits match TableSpec
   CHECK(text.find("define PCPD_ELECTED = 0x1\n") != std::string::npos);
   CHECK(text.find("define PCPD_STICKY = 0x2\n") != std::string::npos);
-  TableSpec spec;
-  CHECK(spec.elected_mark == 0x1);
-  CHECK(spec.sticky_mark == 0x2);
+  CHECK(text.find("define PCPD_MAPPED = 0x8\n") != std::string::npos);
 }
 
-TEST_CASE("nft checkpoint: open() refuses zero or overlapping mark bits before touching the kernel") {
-  auto error_of = [](std::uint32_t e, std::uint32_t s) -> std::string {
-    TableSpec spec;
-    spec.elected_mark = e;
-    spec.sticky_mark = s;
-    try {
-      (void)NftDatapath::open(spec);
-    } catch (const SetupError& x) {
-      return x.what();
-    }
-    return {};
-  };
-  CHECK(error_of(0, 2).find("must be non-zero and disjoint") != std::string::npos);
-  CHECK(error_of(1, 0).find("must be non-zero and disjoint") != std::string::npos);
-  auto msg = error_of(0x3, 0x2);
-  CHECK(msg.find("elected_mark 0x3 and sticky_mark 0x2") != std::string::npos);
-  CHECK(msg.find("PCPD_ELECTED") != std::string::npos);
-}
-
-TEST_CASE("conntrack checkpoint match: the connections the pre_elect rules elect") {
-  auto m = map4(8080, 80);  // 203.0.113.1:8080 -> 192.0.2.10:80 tcp
-  CHECK(checkpoint_match(m, 6, {ip("198.51.100.5"), ip("203.0.113.1"), 40000, 8080}));   // inbound
-  CHECK(checkpoint_match(m, 6, {ip("192.0.2.10"), ip("198.51.100.5"), 80, 443}));        // outbound
-  CHECK_FALSE(checkpoint_match(m, 17, {ip("198.51.100.5"), ip("203.0.113.1"), 40000, 8080}));
-  CHECK_FALSE(checkpoint_match(m, 6, {ip("198.51.100.5"), ip("203.0.113.1"), 40000, 8081}));
-  CHECK_FALSE(checkpoint_match(m, 6, {ip("192.0.2.10"), ip("198.51.100.5"), 81, 443}));
-  CHECK_FALSE(checkpoint_match(m, 6, {ip("198.51.100.5"), ip("192.0.2.10"), 40000, 80}));  // to the internal ep
-
-  auto p = pin6(5000);  // udp 2001:db8:1::10:5000
-  CHECK(checkpoint_match(p, 17, {ip("2001:db8:ff::1"), ip("2001:db8:1::10"), 1234, 5000}));
-  CHECK(checkpoint_match(p, 17, {ip("2001:db8:1::10"), ip("2001:db8:ff::1"), 5000, 53}));
-  CHECK_FALSE(checkpoint_match(p, 17, {ip("2001:db8:1::10"), ip("2001:db8:ff::1"), 5001, 53}));
-  CHECK_FALSE(checkpoint_match(p, 6, {ip("2001:db8:ff::1"), ip("2001:db8:1::10"), 1234, 5000}));
-
-  auto q = peer4(5555);  // 192.0.2.10:5555 -> 198.51.100.20:443 tcp
-  CHECK(checkpoint_match(q, 6, {ip("192.0.2.10"), ip("198.51.100.20"), 5555, 443}));
-  CHECK_FALSE(checkpoint_match(q, 6, {ip("192.0.2.10"), ip("198.51.100.20"), 5555, 444}));
-  CHECK_FALSE(checkpoint_match(q, 6, {ip("198.51.100.20"), ip("192.0.2.10"), 443, 5555}));
-  auto r = peer6(5556);
-  CHECK(checkpoint_match(r, 6, {ip("2001:db8:1::10"), ip("2001:db8:ff::20"), 5556, 443}));
-  CHECK_FALSE(checkpoint_match(r, 6, {ip("2001:db8:1::10"), ip("2001:db8:ff::21"), 5556, 443}));
-}

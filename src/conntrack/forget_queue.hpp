@@ -1,5 +1,5 @@
-// pcpd::nft::ForgetQueue: the mappings whose connections NftDatapath::flush_conntrack() drops
-// (deleted mappings, many per conntrack dump). A mapping re-created with the same flow before the
+// pcpd::ct::ForgetQueue: the mappings whose connections ConntrackSync drops
+// (deleted mappings, many per conntrack walk). A mapping re-created with the same flow before the
 // flush takes its connections back, so it leaves the queue. Pure; O(1) per change: with a scan
 // per Add, deleting and re-creating a few thousand mappings between two flushes was quadratic
 // (bench/RESULTS.md, burst batching).
@@ -12,7 +12,7 @@
 
 #include "core/mapping.hpp"
 
-namespace pcpd::nft {
+namespace pcpd::ct {
 
 // Same translation: a re-created mapping's connections are its own again.
 [[nodiscard]] bool same_flow(const core::Mapping& a, const core::Mapping& b);
@@ -32,4 +32,4 @@ class ForgetQueue {
   std::size_t live_ = 0;
 };
 
-}  // namespace pcpd::nft
+}  // namespace pcpd::ct

@@ -1,14 +1,14 @@
 // ForgetQueue: deleted mappings wait for one conntrack dump; a re-created flow leaves the queue.
 #include <doctest/doctest.h>
 
-#include "nft/forget_queue.hpp"
+#include "conntrack/forget_queue.hpp"
 #include "unit/nft_test_mappings.hpp"
 
 using namespace pcpd;
 using namespace pcpd::nft_test;
 
 TEST_CASE("forget queue: deleted mappings are taken oldest first, once") {
-  nft::ForgetQueue q;
+  ct::ForgetQueue q;
   q.add(map4(5000, 80));
   q.add(map4(5001, 81));
   q.add(pin6(6000));
@@ -23,7 +23,7 @@ TEST_CASE("forget queue: deleted mappings are taken oldest first, once") {
 }
 
 TEST_CASE("forget queue: a mapping re-created with the same flow keeps its connections") {
-  nft::ForgetQueue q;
+  ct::ForgetQueue q;
   q.add(map4(5000, 80));
   q.add(map4(5001, 81));
   core::Mapping again = map4(5000, 80);
@@ -40,7 +40,7 @@ TEST_CASE("forget queue: a mapping re-created with the same flow keeps its conne
 }
 
 TEST_CASE("forget queue: delete, re-create, delete again queues the flow once more") {
-  nft::ForgetQueue q;
+  ct::ForgetQueue q;
   for (int round = 0; round < 3; ++round) {
     for (std::uint16_t p = 0; p < 1000; ++p) q.add(map4(static_cast<std::uint16_t>(40000 + p), static_cast<std::uint16_t>(1000 + p)));
     for (std::uint16_t p = 0; p < 1000; ++p) q.cancel(map4(static_cast<std::uint16_t>(40000 + p), static_cast<std::uint16_t>(1000 + p)));

@@ -1,8 +1,8 @@
-#include "nft/forget_queue.hpp"
+#include "conntrack/forget_queue.hpp"
 
 #include "wire/ip_addr.hpp"
 
-namespace pcpd::nft {
+namespace pcpd::ct {
 
 namespace {
 
@@ -59,4 +59,4 @@ std::vector<core::Mapping> ForgetQueue::take() {
   return out;
 }
 
-}  // namespace pcpd::nft
+}  // namespace pcpd::ct

@@ -1,0 +1,39 @@
+// pcpd::ct::NetlinkCtKernel: CtKernel over ctnetlink with libmnl. libnetfilter_conntrack would
+// allocate an nf_conntrack object per dumped entry and sends one message per query; here a walk
+// parses entries in place, and the writes of a round go many per sendmsg with the kernel's mark
+// mask (CTA_MARK_MASK), so a concurrent rule's bit is never overwritten. Not thread-safe: owned by
+// ConntrackSync's worker. Never runs the conntrack CLI.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "conntrack/ct_kernel.hpp"
+
+struct mnl_socket;
+
+namespace pcpd::ct {
+
+class NetlinkCtKernel final : public CtKernel {
+ public:
+  static Result<std::unique_ptr<NetlinkCtKernel>> open();
+  ~NetlinkCtKernel() override;
+  NetlinkCtKernel(const NetlinkCtKernel&) = delete;
+  NetlinkCtKernel& operator=(const NetlinkCtKernel&) = delete;
+
+  [[nodiscard]] Result<std::size_t> walk(std::uint32_t mask, std::uint32_t value,
+                                         const std::function<void(const CtEntry&)>& each) override;
+  [[nodiscard]] Result<std::optional<CtEntry>> get(const CtEntry& key) override;
+  CtWriteResult write(std::span<const CtWrite> writes) override;
+
+ private:
+  explicit NetlinkCtKernel(mnl_socket* nl);
+  mnl_socket* nl_;
+  std::uint32_t portid_;
+  std::uint32_t seq_;
+  std::vector<char> rx_;
+  std::vector<char> tx_;
+};
+
+}  // namespace pcpd::ct
