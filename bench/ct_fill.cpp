@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   unsigned timeout = 3600;
   unsigned wan_host = 1;
   std::uint64_t offset = 0;
+  std::uint32_t mark = 0;
   app.add_option("count", count, "entries to create")->required();
   app.add_option("--tcp-percent", tcp_percent, "share of TCP ESTABLISHED entries, the rest UDP")
       ->check(CLI::Range(0u, 100u));
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   app.add_option("--wan-host", wan_host, "last octet of the masquerade address 203.0.113.W")
       ->check(CLI::Range(1u, 254u));
   app.add_option("--offset", offset, "start at the n-th tuple (fill twice without clashes)");
+  app.add_option("--mark", mark, "ct mark of every entry (e.g. 11: elected|sticky|mapped, for ct-touch)");
   CLI11_PARSE(app, argc, argv);
 
   mnl_socket* nl = mnl_socket_open(NETLINK_NETFILTER);
@@ -123,6 +125,7 @@ int main(int argc, char** argv) {
       // conntrack -I ... --status SEEN_REPLY,ASSURED; CONFIRMED too, as the kernel sets it on every
       // entry it creates for ctnetlink and refuses a status that clears it (EBUSY).
       mnl_attr_put_u32(nlh, CTA_STATUS, htonl(IPS_SEEN_REPLY | IPS_ASSURED | IPS_CONFIRMED));
+      if (mark != 0) mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark));
       if (tcp) {
         auto* pi = mnl_attr_nest_start(nlh, CTA_PROTOINFO);
         auto* t = mnl_attr_nest_start(nlh, CTA_PROTOINFO_TCP);

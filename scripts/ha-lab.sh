@@ -147,17 +147,17 @@ ha_up() {
   lab_log "HA lab up: $HA_CLI -- {$HA_R1, $HA_R2} -- $HA_SRV, sync link 198.51.100.0/30"
 }
 
-# The same ruleset on both routers: the example router ruleset, its NAT rule replaced by SNAT to
-# the WAN VIP with random ports (the backup would pick another port for the same flow), a
-# "new TCP must start with SYN" rule (packets reaching the new primary before conntrackd's
-# commit must not create state), then pcpd's own table.
+# The same ruleset on both routers: the example router ruleset (its prerouting chain drops
+# invalid packets and new TCP that is not a SYN: packets reaching the new primary before
+# conntrackd's commit must not create state or be reset), its NAT rule replaced by SNAT to the
+# WAN VIP with random ports (the backup would pick another port for the same flow), then pcpd's
+# own table.
 ha_rules() {
   local r=$1 f=$LAB_DIR/$1/router.nft
   {
     cat "$LAB_SRC/nft-rules/example-router.nft"
     echo 'flush chain ip nat postrouting'
     echo "add rule ip nat postrouting oifname \"wan0\" snat to $HA_VIP_WAN fully-random"
-    echo 'insert rule inet filter forward ct state new meta l4proto tcp tcp flags & (syn|ack|fin|rst) != syn drop'
   } >"$f"
   ha_x "$r" nft -f "$f" || lab_die "nft -f example-router.nft (+HA NAT) in $r"
   ha_x "$r" nft -f "$LAB_SRC/nft-rules/pcpd.nft" || lab_die "nft -f nft-rules/pcpd.nft in $r"

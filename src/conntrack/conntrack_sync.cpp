@@ -1,5 +1,6 @@
 #include "conntrack/conntrack_sync.hpp"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -221,6 +222,7 @@ SyncCounters ConntrackSync::counters() const {
 void ConntrackSync::worker() {
   // Below the request path on a busy CPU: a round may wait, a request should not.
   setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
+  pthread_setname_np(pthread_self(), "pcpd-conntrack");
   std::unique_lock lk(mu_);
   while (!stop_) {
     wake_.wait(lk, [&] { return stop_ || has_work_locked(); });
