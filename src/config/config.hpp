@@ -57,6 +57,9 @@ struct Config {
   // Set by pcpd.nft on every connection a mapping translates, pinholes or elects: conntrack walks
   // ask the kernel for these only (ct::ConntrackSync).
   std::uint32_t mapped_mark = 0x8;
+  // NFLOG group on which pcpd.nft announces each new connection of a mapping; 0: not read (every
+  // search for a MAP's connections walks the conntrack table).
+  std::uint16_t log_group = 5351;
 
   // [capability] (hops-00, DESIGN.md "CAPABILITY"); the set itself is policy.capabilities and
   // the switch policy.capability_always. `auto`: the set is derived from the rest of the

@@ -356,7 +356,7 @@ void parse_nftables(const Section& s, Config& c) {
 // [checkpoint]: CHECKPOINT_REQUIRED (RFC 7767) limits and the ct mark bits of the HA recipe.
 void parse_checkpoint(const Section& s, Config& c) {
   s.only({"enabled", "option_code", "max_total", "max_per_client", "rate_per_client",
-          "burst_per_client", "elected_mark", "sticky_mark", "mapped_mark"});
+          "burst_per_client", "elected_mark", "sticky_mark", "mapped_mark", "log_group"});
   auto& k = c.policy.checkpoint;
   s.boolean("enabled", k.enabled);
   // RFC 6887 §7.3: 128..255 are optional-to-process, which is what RFC 7767 asks for; the two
@@ -384,6 +384,7 @@ void parse_checkpoint(const Section& s, Config& c) {
   // 0x4 is pcpd.nft's IPv6 pinhole bit, which the operator's forward chain accepts.
   if (c.mapped_mark == c.elected_mark || c.mapped_mark == c.sticky_mark || c.mapped_mark == 0x4)
     s.fail_key("mapped_mark", "must differ from elected_mark, sticky_mark and the pinhole bit 0x4");
+  if (auto g = s.integer("log_group", 0, 65535)) c.log_group = static_cast<std::uint16_t>(*g);
 }
 
 // [limits]: request rate limits (RFC 6887 §18.1, R-QUOTA-5, R-SEC-3), token buckets checked

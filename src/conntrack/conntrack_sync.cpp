@@ -1,6 +1,7 @@
 #include "conntrack/conntrack_sync.hpp"
 
 #include <pthread.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -9,25 +10,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "wire/ip_addr.hpp"
 
 namespace pcpd::ct {
 namespace {
-
-// An endpoint of a mapping as it appears in a connection's original tuple.
-struct Endpoint {
-  wire::IpAddr addr;
-  std::uint16_t port = 0;
-  std::uint8_t protocol = 0;
-  bool operator==(const Endpoint&) const = default;
-};
-
-struct EndpointHash {
-  std::size_t operator()(const Endpoint& e) const {
-    return wire::IpAddrHash{}(e.addr) ^ (std::size_t{e.port} << 16) ^ (std::size_t{e.protocol} << 40);
-  }
-};
 
 // The queued mappings by the endpoints their connections show in the original tuple (internal
 // and, for NAT44 MAP, external), so each entry costs two hash lookups whatever the queue holds.
@@ -55,6 +43,7 @@ class ItemIndex {
     out.erase(std::unique(out.begin(), out.end()), out.end());
   }
   [[nodiscard]] bool empty() const { return by_endpoint_.empty() && wild_.empty(); }
+  [[nodiscard]] bool has_wild() const { return !wild_.empty(); }
 
  private:
   std::unordered_multimap<Endpoint, std::uint32_t, EndpointHash> by_endpoint_;
@@ -86,10 +75,19 @@ core::Mapping flow_of(const core::Mapping& m) {
 }
 
 ConntrackSync::ConntrackSync(OpenKernel open, SyncSpec spec, Mode mode)
-    : open_(std::move(open)), spec_(spec), mode_(mode) {
+    : open_(std::move(open)), spec_(spec), mode_(mode), index_(spec.index_capacity) {
   if (mode_ == Mode::Thread) {
     event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     thread_ = std::thread([this] { worker(); });
+  }
+}
+
+void ConntrackSync::wake() {
+  wake_.notify_one();
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
   }
 }
 
@@ -98,9 +96,10 @@ ConntrackSync::~ConntrackSync() {
     std::lock_guard lk(mu_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake();
   if (thread_.joinable()) thread_.join();
   if (event_fd_ >= 0) ::close(event_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 void ConntrackSync::submit(const core::ChangeSet& changes) {
@@ -134,7 +133,7 @@ void ConntrackSync::submit(const core::ChangeSet& changes) {
     counters_.submitted += queued;
     if (was_empty) oldest_ = Clock::now();
   }
-  wake_.notify_one();
+  wake();
 }
 
 void ConntrackSync::request_touch() {
@@ -143,7 +142,7 @@ void ConntrackSync::request_touch() {
     if (!has_work_locked()) oldest_ = Clock::now();
     touch_ = true;
   }
-  wake_.notify_one();
+  wake();
 }
 
 void ConntrackSync::request_count() {
@@ -152,15 +151,17 @@ void ConntrackSync::request_count() {
     if (!has_work_locked()) oldest_ = Clock::now();
     count_ = true;
   }
-  wake_.notify_one();
+  wake();
 }
 
 bool ConntrackSync::has_work_locked() const { return !marks_.empty() || !forgets_.empty() || touch_ || count_; }
 
 bool ConntrackSync::needs_walk_locked() const {
-  if (touch_ || count_ || !forgets_.empty()) return true;  // forgets: MAP or PEER, checked in the round
-  return std::any_of(marks_.begin(), marks_.end(),
-                     [](const Item& i) { return i.flow.kind != core::MappingKind::Peer; });
+  if (touch_ || count_) return true;
+  if (complete_) return false;
+  auto map = [](const core::Mapping& m) { return m.kind != core::MappingKind::Peer; };
+  return std::any_of(marks_.begin(), marks_.end(), [&](const Item& i) { return map(i.flow); }) ||
+         forgets_.any_of(map);
 }
 
 ConntrackSync::Work ConntrackSync::take_locked() {
@@ -193,6 +194,51 @@ void ConntrackSync::run_pending() {
   }
 }
 
+bool ConntrackSync::ensure_kernel(RoundReport& r) {
+  if (kernel_) return true;
+  auto k = open_();
+  if (!k) {
+    r.error = k.error().code;
+    return false;
+  }
+  kernel_ = std::move(*k);
+  if (spec_.log_group != 0) {
+    // Without the group (held by another process, no nfnetlink_log) every MAP round walks.
+    learning_ = kernel_->learn_start(spec_.log_group).has_value();
+    if (!learning_) ++learn_lost_;
+  }
+  return true;
+}
+
+void ConntrackSync::learn_now() {
+  if (!learning_) return;
+  bool lost = false;
+  auto n = kernel_->learn([&](const CtEntry& e) {
+    if (!index_.add(FlowKey::of(e))) lost = true;  // full: walks from now on
+  }, lost);
+  if (!n) lost = true;
+  else learned_ += *n;
+  if (lost) {
+    ++learn_lost_;
+    complete_ = false;
+  }
+  known_ = index_.size();
+}
+
+void ConntrackSync::sweep(std::size_t n) {
+  if (!kernel_ || index_.size() == 0) return;
+  std::vector<FlowKey> keys;
+  index_.next(n, keys);
+  for (const FlowKey& k : keys) {
+    auto got = kernel_->get(k.entry());
+    if (got && !*got) {
+      index_.remove(k);
+      ++swept_;
+    }
+  }
+  known_ = index_.size();
+}
+
 std::vector<RoundReport> ConntrackSync::take_reports() {
   if (event_fd_ >= 0) {
     std::uint64_t n = 0;
@@ -214,6 +260,11 @@ SyncCounters ConntrackSync::counters() const {
   c.oldest_pending_ms = has_work_locked() || running_
                             ? std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count()
                             : 0;
+  c.known = known_;
+  c.learned = learned_;
+  c.learn_lost = learn_lost_;
+  c.swept = swept_;
+  c.index_complete = complete_;
   if (c.marked >= 0)
     c.marked_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - marked_at_).count();
   return c;
@@ -223,27 +274,55 @@ void ConntrackSync::worker() {
   // Below the request path on a busy CPU: a round may wait, a request should not.
   setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
   pthread_setname_np(pthread_self(), "pcpd-conntrack");
-  std::unique_lock lk(mu_);
-  while (!stop_) {
-    wake_.wait(lk, [&] { return stop_ || has_work_locked(); });
-    if (stop_) break;
-    // Walks are spaced; exact lookups (PEER only) are not.
-    if (needs_walk_locked() && Clock::now() < next_walk_) {
-      wake_.wait_until(lk, next_walk_, [&] { return stop_; });
+  {
+    RoundReport ignored;
+    ensure_kernel(ignored);  // start learning now; a failure is reported by the first round
+  }
+  auto next_sweep = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    if (kernel_) learn_now();
+    Work w;
+    bool run = false;
+    auto deadline = next_sweep;
+    {
+      std::lock_guard lk(mu_);
+      if (stop_) break;
+      if (has_work_locked()) {
+        // Walks are spaced; exact lookups are not.
+        if (needs_walk_locked() && Clock::now() < next_walk_) {
+          deadline = std::min(deadline, next_walk_);
+        } else {
+          w = take_locked();
+          running_ = true;
+          running_since_ = oldest_;
+          run = true;
+        }
+      }
+    }
+    if (run) {
+      run_round(w, true);
+      if (event_fd_ >= 0) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
+      }
+      std::lock_guard lk(mu_);
+      running_ = false;
+      idle_.notify_all();
       continue;
     }
-    Work w = take_locked();
-    running_ = true;
-    running_since_ = oldest_;
-    lk.unlock();
-    run_round(w, true);
-    if (event_fd_ >= 0) {
-      const std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
+    const auto now = Clock::now();
+    if (now >= next_sweep) {
+      // Connections that ended leave the index a slice a second (exact lookups).
+      sweep(spec_.sweep_per_second);
+      next_sweep = now + std::chrono::seconds(1);
+      continue;
     }
-    lk.lock();
-    running_ = false;
-    idle_.notify_all();
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {kernel_ ? kernel_->learn_fd() : -1, POLLIN, 0}};
+    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
+    ::poll(fds, 2, static_cast<int>(std::clamp<std::int64_t>(wait_ms, 1, 1000)));
+    std::uint64_t n = 0;
+    while (::read(wake_fd_, &n, sizeof n) > 0) {
+    }
   }
 }
 
@@ -253,15 +332,12 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
   r.items = work.marks.size() + work.forgets.size() + (work.touch ? 1 : 0);
   r.touch = work.touch;
   std::int64_t marked = -1;
-  if (!kernel_) {
-    auto k = open_();
-    if (!k) {
-      r.error = k.error().code;
-      finish_round(r, work, started, marked);
-      return r;
-    }
-    kernel_ = std::move(*k);
+  if (!ensure_kernel(r)) {
+    finish_round(r, work, started, marked);
+    return r;
   }
+  // Connections announced before this round's changes were committed are in the socket by now.
+  learn_now();
   const std::uint32_t E = spec_.elected_mark, S = spec_.sticky_mark, M = spec_.mapped_mark;
 
   // Refs: marks are 0..n-1 in queue order, forgets follow.
@@ -269,10 +345,11 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
   ItemIndex index;
   for (std::uint32_t i = 0; i < n_marks; ++i) index.add(work.marks[i].flow, i);
   for (std::uint32_t i = 0; i < work.forgets.size(); ++i) index.add(work.forgets[i], n_marks + i);
-  bool walk = work.touch || work.count;
-  for (const auto& i : work.marks) walk |= i.flow.kind != core::MappingKind::Peer;
-  for (const auto& m : work.forgets) walk |= m.kind != core::MappingKind::Peer;
-  walk &= walk_allowed;
+  bool has_map = false;
+  for (const auto& i : work.marks) has_map |= i.flow.kind != core::MappingKind::Peer;
+  for (const auto& m : work.forgets) has_map |= m.kind != core::MappingKind::Peer;
+  // All-ports mappings have no endpoint to look up: they walk.
+  const bool walk = walk_allowed && (work.touch || work.count || (has_map && (!complete_ || index.has_wild())));
 
   std::vector<CtWrite> writes;
   std::vector<std::uint32_t> refs;
@@ -315,26 +392,51 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
     }
   };
 
-  // PEER mappings: their connection is one exact lookup. Entries with the mapped bit are left to
-  // this round's walk, so none is written twice.
-  auto lookup = [&](const core::Mapping& m) {
-    if (m.kind != core::MappingKind::Peer) return;
-    auto got = kernel_->get(peer_key(m));
+  // Exact lookups: a PEER's connection, and (index complete, no walk) the announced connections
+  // of each MAP's endpoints. Entries with the mapped bit are left to this round's walk, if any,
+  // so none is written twice; a key whose connection ended leaves the index.
+  std::unordered_set<FlowKey, FlowKeyHash> keys;
+  std::vector<FlowKey> found;
+  auto want = [&](const core::Mapping& m) {
+    if (m.kind == core::MappingKind::Peer) {
+      keys.insert(FlowKey::of(peer_key(m)));
+      return;
+    }
+    if (walk) return;
+    found.clear();
+    index_.at(Endpoint{m.internal_addr, m.internal_port, m.protocol}, found);
+    if (m.is_v4()) index_.at(Endpoint{m.external_addr, m.external_port, m.protocol}, found);
+    keys.insert(found.begin(), found.end());
+  };
+  for (const auto& i : work.marks) want(i.flow);
+  for (const auto& m : work.forgets) want(m);
+  for (const FlowKey& k : keys) {
+    auto got = kernel_->get(k.entry());
     ++r.lookups;
     if (!got) {
       r.error = got.error().code;
-      return;
+      continue;
     }
-    if (*got && !(walk && ((*got)->mark & M) == M)) consider(**got);
-  };
-  for (const auto& i : work.marks) lookup(i.flow);
-  for (const auto& m : work.forgets) lookup(m);
+    if (!*got) {
+      index_.remove(k);
+      continue;
+    }
+    if (!(walk && ((*got)->mark & M) == M)) consider(**got);
+  }
 
   double walk_ms = 0;
   if (walk) {
     const auto walk_started = Clock::now();
-    auto n = kernel_->walk(M, M, consider);
+    // The walk sees every mapped connection: it is the index from now on.
+    index_.clear();
+    bool overflow = false;
+    auto n = kernel_->walk(M, M, [&](const CtEntry& e) {
+      overflow |= !index_.add(FlowKey::of(e));
+      consider(e);
+    });
     r.walked = true;
+    complete_ = n.has_value() && learning_ && !overflow;
+    known_ = index_.size();
     walk_ms = std::chrono::duration<double, std::milli>(Clock::now() - walk_started).count();
     if (!n) {
       r.error = n.error().code;
@@ -344,6 +446,9 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
       marked = static_cast<std::int64_t>(marked_n);
     }
   }
+  for (const CtWrite& w : writes)
+    if (w.remove) index_.remove(FlowKey::of(w.entry));
+  known_ = index_.size();
   if (!writes.empty()) {
     const CtWriteResult w = kernel_->write(writes);
     r.failed = w.failed;

@@ -8,20 +8,24 @@
 //   - re-announces every marked connection on request (ct-touch, after a promotion),
 // in rounds: everything queued when a round starts shares it. A request never waits for any of it.
 //
-// Why rounds, and why the mapped bit. The kernel's conntrack table has no index but the full
-// tuple: finding the connections of a MAP (any remote peer) means walking the whole table, and a
-// busy router holds 10^5..10^6 entries (~0.2 s a walk at 10^6, bench/RESULTS.md). So:
-//   - PEER mappings name their 5-tuple: one exact lookup each, no walk;
-//   - pcpd.nft sets the `mapped` bit on every connection a pcpd mapping translates, pinholes or
-//     elects, and a walk asks the kernel for those only (CTA_MARK/CTA_MARK_MASK), so user space
-//     handles the connections of mappings, never the router's other flows;
-//   - one walk serves every queued MAP item, and walks are spaced (min_walk_gap, and at least
-//     twice the last walk's time), which bounds the kernel's share at any request rate.
+// How a mapping's connections are found. The kernel's conntrack table has no index but the full
+// tuple, and a busy router holds 10^5..10^6 entries: a walk of the table costs ~0.2 s at 10^6
+// (bench/RESULTS.md), however few entries it returns. So:
+//   - PEER mappings name their 5-tuple: one exact lookup each;
+//   - pcpd.nft announces every connection a mapping translates, pinholes or elects, once, to an
+//     NFLOG group (SyncSpec::log_group); the worker keeps those in a FlowIndex, and a MAP's
+//     connections are then exact lookups too: the cost follows the mapping's own connections;
+//   - until the index is known complete (at start, after announcements were lost, without the
+//     group) a round walks the table instead, asking the kernel only for the entries with
+//     pcpd.nft's mapped bit (CTA_MARK/CTA_MARK_MASK), and the walk refills the index. One walk
+//     serves everything queued, and walks are spaced (min_walk_gap, and at least twice the last
+//     walk's time). ct-touch and the elected count always walk (rare).
 // Connections a MAP's election concerns that no pcpd rule translated (the internal endpoint's
-// older outbound connections through the operator's masquerade) carry no mapped bit: the elect4
-// / elect6 chains mark them on their next outbound packet.
+// older outbound connections through the operator's masquerade) carry no mapped bit and were never
+// announced: the elect4 / elect6 chains mark them on their next outbound packet.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -32,6 +36,7 @@
 #include <vector>
 
 #include "conntrack/ct_kernel.hpp"
+#include "conntrack/flow_index.hpp"
 #include "conntrack/forget_queue.hpp"
 #include "core/datapath.hpp"
 
@@ -44,6 +49,12 @@ struct SyncSpec {
   std::uint32_t mapped_mark = 0x8;
   // The least time from one walk's start to the next's (also at least twice the last walk).
   std::chrono::milliseconds min_walk_gap{250};
+  // NFLOG group of pcpd.nft's announcements (PCPD_LOG_GROUP); 0: none, walks only.
+  std::uint16_t log_group = 0;
+  // Connections the index holds at most; past it pcpd falls back to walks.
+  std::size_t index_capacity = 2'000'000;
+  // Index entries checked per second for connections that ended.
+  std::size_t sweep_per_second = 2000;
 };
 
 // What the worker did, for `pcpctl stats` (pcpd_conntrack_* metrics).
@@ -52,7 +63,12 @@ struct SyncCounters {
   std::uint64_t cancelled = 0;   // forgets taken back: the mapping was re-created first
   std::uint64_t rounds = 0;
   std::uint64_t walks = 0;       // mapped-bit walks of the table
-  std::uint64_t lookups = 0;     // exact lookups (PEER)
+  std::uint64_t lookups = 0;     // exact lookups (PEER, and MAP connections from the index)
+  std::uint64_t learned = 0;     // connections announced by pcpd.nft (NFLOG)
+  std::uint64_t learn_lost = 0;  // times announcements were lost (the next round walks)
+  std::uint64_t swept = 0;       // index entries dropped: their connection had ended
+  std::uint64_t known = 0;       // connections in the index now
+  bool index_complete = false;   // MAP work is exact lookups (else it walks)
   std::uint64_t visited = 0;     // entries handed to pcpd by walks and lookups
   std::uint64_t elected = 0;     // connections marked elected|sticky|mapped
   std::uint64_t unelected = 0;   // connections whose elected bit was cleared
@@ -88,6 +104,8 @@ class ConntrackSync {
     Inline,  // run_pending() runs them on the caller's thread (tests, tools)
   };
   ConntrackSync(OpenKernel open, SyncSpec spec, Mode mode);
+  // (Inline) the worker's slow sweep of the index, for tests.
+  void sweep_now(std::size_t n) { sweep(n); }
   ~ConntrackSync();  // stops the worker; what is still queued is dropped (drain() first)
   ConntrackSync(const ConntrackSync&) = delete;
   ConntrackSync& operator=(const ConntrackSync&) = delete;
@@ -125,9 +143,16 @@ class ConntrackSync {
   using Clock = std::chrono::steady_clock;
 
   void worker();
+  void wake();
   [[nodiscard]] bool has_work_locked() const;
   [[nodiscard]] bool needs_walk_locked() const;
   Work take_locked();
+  // The kernel, opened (and its announcements bound) on first use; false when it cannot be.
+  bool ensure_kernel(RoundReport& r);
+  // Everything announced so far into the index.
+  void learn_now();
+  // A slice of the index checked against the kernel.
+  void sweep(std::size_t n);
   RoundReport run_round(const Work& work, bool walk);
   void finish_round(const RoundReport& r, const Work& work, Clock::time_point started, std::int64_t marked);
 
@@ -152,6 +177,13 @@ class ConntrackSync {
   SyncCounters counters_;
   std::vector<RoundReport> reports_;
   int event_fd_ = -1;
+  int wake_fd_ = -1;  // the worker's: work queued, or stop
+  // Worker-owned (run_pending's caller in Inline mode):
+  FlowIndex index_;
+  bool learning_ = false;
+  std::atomic<bool> complete_{false};  // index_ holds every mapped connection
+  std::atomic<std::uint64_t> learned_{0}, learn_lost_{0}, swept_{0};
+  std::atomic<std::uint64_t> known_{0};
   std::thread thread_;
 };
 

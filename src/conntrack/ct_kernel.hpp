@@ -53,6 +53,17 @@ class CtKernel {
   [[nodiscard]] virtual Result<std::optional<CtEntry>> get(const CtEntry& key) = 0;
   // The writes, many per netlink send.
   virtual CtWriteResult write(std::span<const CtWrite> writes) = 0;
+
+  // The connections pcpd.nft announces (NFLOG group `group`, one message per new connection of
+  // a mapping): binds the group. Fails when another process holds it or the kernel has no
+  // nfnetlink_log; pcpd then finds connections by walks only.
+  [[nodiscard]] virtual Result<void> learn_start(std::uint16_t group) = 0;
+  // Readable when announcements are queued; -1 when not learning.
+  [[nodiscard]] virtual int learn_fd() const = 0;
+  // Hands over every queued announcement, as a key (family, protocol, original tuple), without
+  // blocking. `lost` is set when the kernel dropped some (the socket overflowed): from then on
+  // the caller cannot trust what it learned until it has walked the table again.
+  [[nodiscard]] virtual Result<std::size_t> learn(const std::function<void(const CtEntry&)>& each, bool& lost) = 0;
 };
 
 }  // namespace pcpd::ct

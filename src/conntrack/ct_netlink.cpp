@@ -4,9 +4,12 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -142,7 +145,10 @@ NetlinkCtKernel::NetlinkCtKernel(mnl_socket* nl)
     : nl_(nl), portid_(mnl_socket_get_portid(nl)), seq_(static_cast<std::uint32_t>(time(nullptr))),
       rx_(64 * 1024), tx_(kSendChunk + MNL_SOCKET_BUFFER_SIZE) {}
 
-NetlinkCtKernel::~NetlinkCtKernel() { mnl_socket_close(nl_); }
+NetlinkCtKernel::~NetlinkCtKernel() {
+  if (log_ != nullptr) mnl_socket_close(log_);
+  mnl_socket_close(nl_);
+}
 
 Result<std::size_t> NetlinkCtKernel::walk(std::uint32_t mask, std::uint32_t value,
                                           const std::function<void(const CtEntry&)>& each) {
@@ -238,6 +244,155 @@ CtWriteResult NetlinkCtKernel::write(std::span<const CtWrite> writes) {
     }
   }
   return result;
+}
+
+namespace {
+
+// The original tuple of a logged packet (it was logged in its original direction, before any
+// NAT): IPv4 or IPv6 header, then the ports of TCP, UDP, UDP-Lite, SCTP or DCCP. False for
+// anything else (a later fragment, an extension header, a truncated copy).
+bool tuple_of_packet(std::uint8_t family, const std::uint8_t* p, std::size_t n, CtEntry& e) {
+  std::size_t l4 = 0;
+  if (family == AF_INET) {
+    if (n < 20 || (p[0] >> 4) != 4) return false;
+    l4 = std::size_t{p[0] & 0x0fu} * 4;
+    if ((((p[6] & 0x1f) << 8) | p[7]) != 0) return false;  // not the first fragment
+    e.protocol = p[9];
+    std::uint32_t a, b;
+    std::memcpy(&a, p + 12, 4);
+    std::memcpy(&b, p + 16, 4);
+    e.orig.src = wire::IpAddr::from_v4(ntohl(a));
+    e.orig.dst = wire::IpAddr::from_v4(ntohl(b));
+  } else if (family == AF_INET6) {
+    if (n < 40 || (p[0] >> 4) != 6) return false;
+    l4 = 40;
+    e.protocol = p[6];
+    std::memcpy(e.orig.src.bytes.data(), p + 8, 16);
+    std::memcpy(e.orig.dst.bytes.data(), p + 24, 16);
+  } else {
+    return false;
+  }
+  switch (e.protocol) {
+    case IPPROTO_TCP: case IPPROTO_UDP: case IPPROTO_UDPLITE: case IPPROTO_SCTP: case IPPROTO_DCCP: break;
+    default: return false;
+  }
+  if (n < l4 + 4) return false;
+  e.family = family;
+  e.orig.src_port = static_cast<std::uint16_t>((p[l4] << 8) | p[l4 + 1]);
+  e.orig.dst_port = static_cast<std::uint16_t>((p[l4 + 2] << 8) | p[l4 + 3]);
+  return true;
+}
+
+struct LearnCtx {
+  const std::function<void(const CtEntry&)>* each;
+  std::size_t count = 0;
+};
+
+int on_logged(const nlmsghdr* nlh, void* data) {
+  auto* ctx = static_cast<LearnCtx*>(data);
+  if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET) return MNL_CB_OK;
+  const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+  Attrs<NFULA_MAX> a;
+  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), Attrs<NFULA_MAX>::collect, &a) < 0 || a.at[NFULA_PAYLOAD] == nullptr)
+    return MNL_CB_OK;
+  CtEntry e;
+  if (tuple_of_packet(nfg->nfgen_family, static_cast<const std::uint8_t*>(mnl_attr_get_payload(a.at[NFULA_PAYLOAD])),
+                      mnl_attr_get_payload_len(a.at[NFULA_PAYLOAD]), e)) {
+    ++ctx->count;
+    (*ctx->each)(e);
+  }
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+Result<void> NetlinkCtKernel::learn_start(std::uint16_t group) {
+  if (log_ != nullptr) return {};
+  mnl_socket* nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (nl == nullptr) return fail(ErrorDomain::Conntrack, errno, "nflog: open");
+  auto close_with = [&](int e, const char* what) {
+    mnl_socket_close(nl);
+    return fail(ErrorDomain::Conntrack, e, what);
+  };
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) return close_with(errno, "nflog: bind");
+  // A burst of new connections must not overflow it between two drains.
+  int rcvbuf = 1 << 23;
+  if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  const std::uint32_t portid = mnl_socket_get_portid(nl);
+  // One config message, acked: bind the group, send each message at once, copy 80 bytes of each
+  // packet (its headers).
+  auto config = [&](auto&& fill) -> int {
+    std::array<char, 8192> storage{};
+    char* buf = storage.data();
+    const std::uint32_t seq = ++seq_;
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    nlh->nlmsg_seq = seq;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = AF_UNSPEC;
+    nfg->version = NFNETLINK_V0;
+    nfg->res_id = htons(group);
+    fill(nlh);
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
+    for (int tries = 0; tries < 100; ++tries) {
+      const ssize_t n = mnl_socket_recvfrom(nl, buf, storage.size());
+      if (n < 0) {
+        if (errno == EAGAIN) {
+          struct timespec ts{0, 1'000'000};
+          nanosleep(&ts, nullptr);
+          continue;
+        }
+        return errno;
+      }
+      const int r = mnl_cb_run(buf, static_cast<std::size_t>(n), seq, portid, nullptr, nullptr);
+      if (r < 0) return errno;
+      if (r == MNL_CB_STOP) return 0;
+    }
+    return ETIMEDOUT;
+  };
+  if (int e = config([](nlmsghdr* nlh) {
+        nfulnl_msg_config_cmd cmd{NFULNL_CFG_CMD_BIND};
+        mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof cmd, &cmd);
+      });
+      e != 0)
+    return close_with(e, "nflog: bind group");
+  // Every announcement is sent as it is logged (the kernel's default waits for 100 of them or
+  // 1 s): a connection made just before its mapping is deleted must be in the socket by the time
+  // the delete's round reads it.
+  if (int e = config([](nlmsghdr* nlh) { mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(1)); }); e != 0)
+    return close_with(e, "nflog: queue threshold");
+  if (int e = config([](nlmsghdr* nlh) {
+        nfulnl_msg_config_mode mode{};
+        mode.copy_range = htonl(80);
+        mode.copy_mode = NFULNL_COPY_PACKET;
+        mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof mode, &mode);
+      });
+      e != 0)
+    return close_with(e, "nflog: copy mode");
+  log_ = nl;
+  return {};
+}
+
+int NetlinkCtKernel::learn_fd() const { return log_ != nullptr ? mnl_socket_get_fd(log_) : -1; }
+
+Result<std::size_t> NetlinkCtKernel::learn(const std::function<void(const CtEntry&)>& each, bool& lost) {
+  if (log_ == nullptr) return std::size_t{0};
+  LearnCtx ctx{&each};
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(log_, rx_.data(), rx_.size());
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return ctx.count;
+      if (errno == ENOBUFS) {
+        lost = true;
+        continue;
+      }
+      return fail(ErrorDomain::Conntrack, errno, "nflog: receive");
+    }
+    // Sequence 0 and any port id: these are the kernel's own messages, not answers.
+    mnl_cb_run(rx_.data(), static_cast<std::size_t>(n), 0, 0, on_logged, &ctx);
+  }
 }
 
 }  // namespace pcpd::ct

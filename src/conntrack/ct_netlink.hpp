@@ -2,7 +2,9 @@
 // allocate an nf_conntrack object per dumped entry and sends one message per query; here a walk
 // parses entries in place, and the writes of a round go many per sendmsg with the kernel's mark
 // mask (CTA_MARK_MASK), so a concurrent rule's bit is never overwritten. Not thread-safe: owned by
-// ConntrackSync's worker. Never runs the conntrack CLI.
+// ConntrackSync's worker. The announcements of new connections come from an NFLOG group
+// (nfnetlink_log), also read with libmnl: each message holds the first bytes of the packet, whose
+// addresses and ports are the connection's original tuple. Never runs the conntrack CLI.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +28,14 @@ class NetlinkCtKernel final : public CtKernel {
                                          const std::function<void(const CtEntry&)>& each) override;
   [[nodiscard]] Result<std::optional<CtEntry>> get(const CtEntry& key) override;
   CtWriteResult write(std::span<const CtWrite> writes) override;
+  [[nodiscard]] Result<void> learn_start(std::uint16_t group) override;
+  [[nodiscard]] int learn_fd() const override;
+  [[nodiscard]] Result<std::size_t> learn(const std::function<void(const CtEntry&)>& each, bool& lost) override;
 
  private:
   explicit NetlinkCtKernel(mnl_socket* nl);
   mnl_socket* nl_;
+  mnl_socket* log_ = nullptr;  // NFLOG, bound to the announcement group
   std::uint32_t portid_;
   std::uint32_t seq_;
   std::vector<char> rx_;

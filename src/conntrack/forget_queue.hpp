@@ -24,6 +24,13 @@ class ForgetQueue {
   [[nodiscard]] std::vector<core::Mapping> take();  // the queued ones, oldest first; empties
   [[nodiscard]] std::size_t size() const { return live_; }
   [[nodiscard]] bool empty() const { return live_ == 0; }
+  // Whether a queued (not cancelled) mapping satisfies `pred`.
+  template <class Pred>
+  [[nodiscard]] bool any_of(Pred pred) const {
+    for (std::size_t i = 0; i < items_.size(); ++i)
+      if (!cancelled_[i] && pred(items_[i])) return true;
+    return false;
+  }
 
  private:
   std::vector<core::Mapping> items_;

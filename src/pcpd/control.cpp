@@ -258,8 +258,18 @@ void Daemon::add_conntrack_metrics(ctl::Metrics& m) {
       .sample(static_cast<double>(c.walks));
   m.family("pcpd_conntrack_last_walk_seconds", "gauge", "duration of the last walk")
       .sample(c.last_walk_ms / 1000.0);
-  m.family("pcpd_conntrack_lookups_total", "counter", "exact conntrack lookups (PEER mappings)")
+  m.family("pcpd_conntrack_lookups_total", "counter", "exact conntrack lookups (PEER, and announced MAP connections)")
       .sample(static_cast<double>(c.lookups));
+  m.family("pcpd_conntrack_learned_total", "counter", "new connections of mappings announced by pcpd.nft (NFLOG)")
+      .sample(static_cast<double>(c.learned));
+  m.family("pcpd_conntrack_learn_lost_total", "counter", "times announcements were lost (the next MAP round walks)")
+      .sample(static_cast<double>(c.learn_lost));
+  m.family("pcpd_conntrack_known", "gauge", "connections of mappings pcpd knows of (announced or walked)")
+      .sample(static_cast<double>(c.known));
+  m.family("pcpd_conntrack_index_complete", "gauge", "1 when a MAP's connections are exact lookups, 0 when they need a walk")
+      .sample(c.index_complete ? 1 : 0);
+  m.family("pcpd_conntrack_swept_total", "counter", "known connections dropped after they ended")
+      .sample(static_cast<double>(c.swept));
   m.family("pcpd_conntrack_visited_total", "counter", "conntrack entries the kernel handed to pcpd")
       .sample(static_cast<double>(c.visited));
   m.family("pcpd_conntrack_connections_total", "counter", "connections written, by operation")

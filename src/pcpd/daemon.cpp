@@ -133,7 +133,8 @@ bool Daemon::start() {
         if (!k) return tl::unexpected(k.error());
         return std::unique_ptr<ct::CtKernel>(std::move(*k));
       },
-      ct::SyncSpec{.elected_mark = cfg.elected_mark, .sticky_mark = cfg.sticky_mark, .mapped_mark = cfg.mapped_mark},
+      ct::SyncSpec{.elected_mark = cfg.elected_mark, .sticky_mark = cfg.sticky_mark, .mapped_mark = cfg.mapped_mark,
+                   .log_group = cfg.log_group},
       ct::ConntrackSync::Mode::Thread);
   journal_->on_committed([this](const core::ChangeSet& c) { conntrack_->submit(c); });
   tap_ = std::make_unique<ChangeTap>(*journal_);
@@ -496,12 +497,14 @@ void Daemon::reload() {
   // These need a restart: keep the running values.
   if (cfg.nft_table != old.nft_table || cfg.nft_grace != old.nft_grace || cfg.state_dir != old.state_dir ||
       cfg.journal != old.journal || cfg.elected_mark != old.elected_mark || cfg.sticky_mark != old.sticky_mark ||
-      cfg.mapped_mark != old.mapped_mark) {
+      cfg.mapped_mark != old.mapped_mark || cfg.log_group != old.log_group) {
     log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir, daemon.journal, "
-                                                 "checkpoint.elected_mark, checkpoint.sticky_mark, checkpoint.mapped_mark"}});
+                                                 "checkpoint.elected_mark, checkpoint.sticky_mark, checkpoint.mapped_mark, "
+                                                 "checkpoint.log_group"}});
     cfg.elected_mark = old.elected_mark;
     cfg.sticky_mark = old.sticky_mark;
     cfg.mapped_mark = old.mapped_mark;
+    cfg.log_group = old.log_group;
     cfg.nft_table = old.nft_table;
     cfg.nft_grace = old.nft_grace;
     cfg.state_dir = old.state_dir;

@@ -394,6 +394,53 @@ TEST_CASE("ckpt kernel: late election marks established connections at once; un-
   CHECK(sync->counters().errors == 0);
 }
 
+TEST_CASE("ckpt kernel: connections pcpd.nft announces (NFLOG) are found by exact lookups, without a walk") {
+  auto dp = reset();
+  auto sync = kernel_test::ct_sync(ct::SyncSpec{.log_group = 5351});
+  Procs procs;
+  server(procs, env.lan, 8041);
+  server(procs, env.lan, 8642);
+  auto m = map4(8041, 8041);
+  auto p = tcp_pin6(8642);
+  REQUIRE(applied(*dp, *sync, adds({m, p})));
+  // The first round binds the group and walks once: from then on the index is complete.
+  sync->request_count();
+  sync->run_pending();
+  REQUIRE(sync->counters().walks == 1);
+  REQUIRE(sync->counters().index_complete);
+  std::this_thread::sleep_for(300ms);
+  auto s4 = connect(procs, env.wan, "203.0.113.1", 8041, "203.0.113.100", 44041);
+  auto s6 = connect(procs, env.wan, "2001:db8:1::10", 8642, "2001:db8:ff::100", 44642);
+  REQUIRE(ready(s4));
+  REQUIRE(ready(s6));
+  std::this_thread::sleep_for(300ms);  // idle from here on
+  // election: both connections are looked up by their tuples, announced on their first packet
+  core::ChangeSet cs;
+  cs.changes = {{core::Change::Op::Replace, elected(m), m, false}, {core::Change::Op::Replace, elected(p), p, false}};
+  REQUIRE(applied(*dp, *sync, cs));
+  auto listing = ct_list();
+  INFO(listing);
+  CHECK(mark_of(listing, 44041) == 11u);
+  CHECK(mark_of(listing, 44642) == 15u);
+  auto c = sync->counters();
+  MESSAGE("after the election: learned " << c.learned << ", known " << c.known << ", lookups " << c.lookups
+                                         << ", walks " << c.walks);
+  CHECK(c.learned >= 2);
+  CHECK(c.walks == 1);
+  CHECK(c.elected == 2);
+  // delete: the same lookups, the connections go
+  cs.changes = {{core::Change::Op::Remove, elected(m), {}, true}, {core::Change::Op::Remove, elected(p), {}, true}};
+  REQUIRE(applied(*dp, *sync, cs));
+  listing = ct_list();
+  CHECK_FALSE(mark_of(listing, 44041).has_value());
+  CHECK_FALSE(mark_of(listing, 44642).has_value());
+  c = sync->counters();
+  CHECK(c.walks == 1);
+  CHECK(c.deleted == 2);
+  CHECK(c.learn_lost == 0);
+  CHECK(c.errors == 0);
+}
+
 TEST_CASE("ckpt kernel: PEER and pinhole late election and un-election through conntrack") {
   auto dp = reset();
   auto sync = kernel_test::ct_sync();

@@ -60,6 +60,7 @@ TEST_CASE("config: defaults of a minimal file follow docs/interfaces.md") {
   CHECK(c.elected_mark == 0x1);
   CHECK(c.sticky_mark == 0x2);
   CHECK(c.mapped_mark == 0x8);
+  CHECK(c.log_group == 5351);
   CHECK(c.control_socket == "/run/pcpd/ctl.sock");
   CHECK(c.policy.short_error_lifetime == 30);
   CHECK(c.policy.long_error_lifetime == 1800);
@@ -268,6 +269,7 @@ TEST_CASE("config errors: [mappings] lifetimes, quotas and ranges (R-LIFE-2)") {
   expect_error(with("checkpoint", "sticky_mark = 1"), 5, "checkpoint.sticky_mark: must differ from elected_mark");
   expect_error(with("checkpoint", "mapped_mark = 4"), 5,
                "checkpoint.mapped_mark: must differ from elected_mark, sticky_mark and the pinhole bit 0x4");
+  expect_error(with("checkpoint", "log_group = 65536"), 5, "checkpoint.log_group: 65536 is out of range");
   expect_error(with("checkpoint", "option_code = 5"), 5, "checkpoint.option_code: 5 is out of range [128, 254]");
   expect_error(with("checkpoint", "option_code = 224"), 5, "collides with the CAPABILITY option code");
   expect_error(with("checkpoint", "option_code = 129"), 5, "is DESCRIPTION, PREFIX64 or PORT_SET");
@@ -383,7 +385,7 @@ TEST_CASE("config: the shipped packaging/pcpd.conf is valid and documents every 
         "grace", "state_dir", "journal", "journal_max_mb", "port", "log", "log_level", "[interfaces]", "[mappings]", "[errors]",
         "[third_party]", "[natpmp]", "[announce]", "[nftables]", "[daemon]", "[checkpoint]",
         "option_code", "max_per_client", "rate_per_client", "burst_per_client", "elected_mark",
-        "sticky_mark", "mapped_mark", "control_socket", "[capability]", "names", "always"}) {
+        "sticky_mark", "mapped_mark", "log_group", "control_socket", "[capability]", "names", "always"}) {
     CAPTURE(key);
     CHECK(text.find(key) != std::string::npos);
   }

@@ -27,6 +27,10 @@ struct FakeCt final : ct::CtKernel {
   std::size_t walks = 0, gets = 0, scanned = 0;
   std::vector<CtWrite> written;
   int fail_walk = 0;                 // errno to fail walks with
+  bool can_learn = true;             // learn_start() succeeds
+  bool learning = false;
+  std::vector<CtEntry> announced;    // what pcpd.nft logged and pcpd has not read yet
+  bool lose = false;                 // the next learn() reports a loss
   std::function<void()> during_walk;  // runs inside walk(), before any entry is handed over
 
   Result<std::size_t> walk(std::uint32_t mask, std::uint32_t value,
@@ -72,6 +76,24 @@ struct FakeCt final : ct::CtKernel {
     }
     return r;
   }
+  Result<void> learn_start(std::uint16_t) override {
+    if (!can_learn) return fail(ErrorDomain::Conntrack, EBUSY, "fake nflog");
+    learning = true;
+    return {};
+  }
+  int learn_fd() const override { return -1; }
+  Result<std::size_t> learn(const std::function<void(const CtEntry&)>& each, bool& lost) override {
+    const std::size_t n = announced.size();
+    for (const auto& e : announced) each(e);
+    announced.clear();
+    lost |= std::exchange(lose, false);
+    return n;
+  }
+  // A new connection of a mapping: in the table, and announced as pcpd.nft would.
+  void connect(const CtEntry& e) {
+    table.push_back(e);
+    if (learning) announced.push_back(e);
+  }
   std::uint32_t mark_of(std::uint16_t sport) const {
     for (const auto& e : table)
       if (e.orig.src_port == sport) return e.mark;
@@ -109,14 +131,15 @@ struct Lab {
   std::unique_ptr<ct::ConntrackSync> sync;
   explicit Lab(std::function<void(FakeCt&)> setup) : Lab(ct::ConntrackSync::Mode::Inline, std::move(setup)) {}
   explicit Lab(ct::ConntrackSync::Mode mode = ct::ConntrackSync::Mode::Inline,
-               std::function<void(FakeCt&)> setup = fill) {
+               std::function<void(FakeCt&)> setup = fill, std::uint16_t group = 0) {
     auto owned = std::make_unique<FakeCt>();
     k = owned.get();
     setup(*k);
     auto holder = std::make_shared<std::unique_ptr<FakeCt>>(std::move(owned));
     sync = std::make_unique<ct::ConntrackSync>(
         [holder]() -> Result<std::unique_ptr<ct::CtKernel>> { return std::unique_ptr<ct::CtKernel>(std::move(*holder)); },
-        ct::SyncSpec{.elected_mark = E, .sticky_mark = S, .mapped_mark = M, .min_walk_gap = std::chrono::milliseconds(0)},
+        ct::SyncSpec{.elected_mark = E, .sticky_mark = S, .mapped_mark = M, .min_walk_gap = std::chrono::milliseconds(0),
+                     .log_group = group},
         mode);
   }
 };
@@ -333,4 +356,85 @@ TEST_CASE("conntrack sync (thread): submit() returns while the worker is inside 
   const auto reports = lab.sync->take_reports();
   CHECK(reports.size() == 2);
   CHECK(reports.front().touch);
+}
+
+TEST_CASE("conntrack sync (announced connections): after one walk, MAP work is exact lookups of the mapping's own connections") {
+  Lab lab(ct::ConntrackSync::Mode::Inline, fill, 5351);
+  // The first round walks (nothing announced yet is known to be complete) and fills the index.
+  lab.sync->submit(add(elected(map4(9090, 90, "192.0.2.12"))));
+  lab.sync->run_pending();
+  CHECK(lab.k->walks == 1);
+  auto c = lab.sync->counters();
+  CHECK(c.index_complete);
+  CHECK(c.known == 3);  // the three mapped-bit entries
+  // A new inbound connection to 8080, announced by pcpd.nft, then the mapping is elected and
+  // deleted: no walk, only the mapping's connections are looked up.
+  lab.k->connect(entry("198.51.100.9", 41009, "203.0.113.1", 8080, "192.0.2.10", 80, "198.51.100.9", 41009, M));
+  const std::size_t scanned = lab.k->scanned;
+  const auto m = map4(8080, 80);
+  lab.sync->submit(replace(m, elected(m)));
+  lab.sync->run_pending();
+  CHECK(lab.k->mark_of(41009) == (E | S | M));
+  CHECK(lab.k->mark_of(41001) == (E | S | M));
+  CHECK(lab.k->mark_of(80) == (E | S | M));
+  CHECK(lab.k->mark_of(41004) == (E | S | M));  // elected by the first round (9090)
+  lab.sync->submit(remove(elected(m)));
+  lab.sync->run_pending();
+  CHECK_FALSE(lab.k->has(41009));
+  CHECK_FALSE(lab.k->has(41001));
+  CHECK_FALSE(lab.k->has(80));
+  CHECK(lab.k->has(41004));
+  CHECK(lab.k->has(41003));
+  c = lab.sync->counters();
+  CHECK(lab.k->walks == 1);
+  CHECK(lab.k->scanned == scanned);  // the table was not walked again
+  CHECK(c.walks == 1);
+  CHECK(c.learned == 1);
+  CHECK(c.lookups == 6);  // 3 connections of 8080, each looked up for the election and the delete
+  CHECK(c.known == 1);    // 41004 (41003 carries no mapped bit)
+}
+
+TEST_CASE("conntrack sync (announced connections): a lost announcement makes the next MAP round walk") {
+  Lab lab(ct::ConntrackSync::Mode::Inline, fill, 5351);
+  lab.sync->request_count();
+  lab.sync->run_pending();
+  REQUIRE(lab.sync->counters().index_complete);
+  // This connection's announcement was dropped by the kernel (socket full): only a walk finds it.
+  lab.k->table.push_back(entry("198.51.100.9", 41009, "203.0.113.1", 8080, "192.0.2.10", 80, "198.51.100.9", 41009, M));
+  lab.k->lose = true;
+  lab.sync->submit(remove(map4(8080, 80)));
+  lab.sync->run_pending();
+  CHECK_FALSE(lab.k->has(41009));
+  CHECK_FALSE(lab.k->has(41001));
+  const auto c = lab.sync->counters();
+  CHECK(lab.k->walks == 2);
+  CHECK(c.learn_lost == 1);
+  CHECK(c.index_complete);  // the walk rebuilt it
+}
+
+TEST_CASE("conntrack sync (announced connections): without the NFLOG group every MAP round walks") {
+  Lab lab(ct::ConntrackSync::Mode::Inline, [](FakeCt& k) {
+    fill(k);
+    k.can_learn = false;
+  }, 5351);
+  lab.sync->submit(remove(map4(9090, 90, "192.0.2.12")));
+  lab.sync->run_pending();
+  lab.sync->submit(remove(map4(8080, 80)));
+  lab.sync->run_pending();
+  CHECK(lab.k->walks == 2);
+  CHECK_FALSE(lab.sync->counters().index_complete);
+  CHECK_FALSE(lab.k->has(41001));
+  CHECK_FALSE(lab.k->has(41004));
+}
+
+TEST_CASE("conntrack sync (announced connections): the sweep drops connections that ended") {
+  Lab lab(ct::ConntrackSync::Mode::Inline, fill, 5351);
+  lab.sync->request_count();
+  lab.sync->run_pending();
+  REQUIRE(lab.sync->counters().known == 3);
+  lab.k->table.erase(lab.k->table.begin());  // 41001 ended (its timeout, a FIN)
+  lab.sync->sweep_now(10);
+  const auto c = lab.sync->counters();
+  CHECK(c.known == 2);
+  CHECK(c.swept == 1);
 }
