@@ -6,8 +6,9 @@ Phases, each printing one JSON line:
            and un-elects (toggles CHECKPOINT_REQUIRED on 32 mappings) at 10/s, and 192.0.2.11
            creates and deletes at 20/s and lets 2 s mappings expire: p50/p99/max of the plain
            requests, pcpd's CPU and its conntrack thread's CPU (from /proc, pid --pcpd)
-  elect    5 times: a mapping with one established connection in the conntrack table (mapped
-           bit, as pcpd.nft gives it), elected; ms until the entry carries elected|sticky|mapped
+  elect    5 times: a mapping with one idle established connection from the remote host
+           (--wan namespace) through it, elected; ms until its conntrack entry carries
+           elected|sticky|mapped
   delete   5 times: that mapping deleted; ms until its entry is gone
   touch    `pcpctl ha primary` with --touch-entries elected entries: ms to the first MAP answer
            and until pcpd_conntrack_touched_total moves, plain MAP p99 meanwhile
@@ -87,18 +88,39 @@ def rtr(a, *args):
 
 
 def ct_get_mark(a, sport, dport):
-    """mark of the entry 198.51.100.77:sport -> 203.0.113.1:dport, None when there is none"""
-    r = rtr(a, "conntrack", "-G", "-p", "tcp", "-s", "198.51.100.77", "-d", "203.0.113.1",
+    """mark of the entry 203.0.113.100:sport -> 203.0.113.1:dport, None when there is none"""
+    r = rtr(a, "conntrack", "-G", "-p", "tcp", "-s", "203.0.113.100", "-d", "203.0.113.1",
             "--sport", str(sport), "--dport", str(dport))
     m = re.search(r"mark=(\d+)", r.stdout)
     return int(m.group(1)) if m else None
 
 
-def ct_insert(a, sport, dport, iport):
-    # what pcpd.nft leaves for an inbound connection through a MAP: DNAT to 192.0.2.12:iport, mapped bit
-    rtr(a, "conntrack", "-I", "-p", "tcp", "-s", "198.51.100.77", "-d", "203.0.113.1", "--sport", str(sport),
-        "--dport", str(dport), "-r", "192.0.2.12", "-q", "198.51.100.77", "--reply-port-src", str(iport),
-        "--reply-port-dst", str(sport), "--state", "ESTABLISHED", "-t", "3600", "-m", "8")
+def listen(addr, port):
+    """a TCP listener on the client that accepts and keeps every connection open"""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((addr, port))
+    srv.listen(8)
+    kept = []
+
+    def accept():
+        srv.settimeout(30)
+        try:
+            kept.append(srv.accept()[0])
+        except OSError:
+            pass
+    threading.Thread(target=accept, daemon=True).start()
+    return srv, kept
+
+
+def hold(a, dport, sport):
+    """an idle TCP connection from the remote host 203.0.113.100 through the router (pcpd.nft
+    translates, marks and announces it like any inbound connection of a mapping)"""
+    code = ("import socket,time; s=socket.create_connection(('203.0.113.1',%d),timeout=5,"
+            "source_address=('203.0.113.100',%d)); print('up',flush=True); time.sleep(60)") % (dport, sport)
+    p = subprocess.Popen(["ip", "netns", "exec", a.wan, "python3", "-c", code], stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    return p
 
 
 def stat(a, key):
@@ -149,7 +171,16 @@ def phase_load(a):
     for k in range(64):
         c.ask(map_req("192.0.2.9", nonces[k], 10000 + k, 600))
     tid = worker_tid(a.pcpd)
-    cpu0, w0, walks0 = cpu_ticks(a.pcpd), cpu_ticks(a.pcpd, tid) if tid else 0, stat(a, "pcpd_conntrack_walks_total")
+    # Warm-up, not measured: pcpd's first conntrack round walks the table once (until then it
+    # cannot know every mapped connection), and a first `pcpctl stats` asks for the elected count
+    # (a walk). Both happen here, so the load measures the steady state.
+    stat(a, "pcpd_conntrack_walks_total")
+    for _ in range(100):
+        if (stat(a, "pcpd_conntrack_rounds_total") or 0) >= 1 and (stat(a, "pcpd_conntrack_pending") or 0) == 0:
+            break
+        time.sleep(0.1)
+    walks0 = stat(a, "pcpd_conntrack_walks_total")
+    cpu0, w0 = cpu_ticks(a.pcpd), cpu_ticks(a.pcpd, tid) if tid else 0
     for t in threads:
         t.start()
     lat, lost = [], 0
@@ -173,22 +204,26 @@ def phase_load(a):
     cpu = (cpu_ticks(a.pcpd) - cpu0) / hz
     wcpu = (cpu_ticks(a.pcpd, tid) - w0) / hz if tid else None
     walks = stat(a, "pcpd_conntrack_walks_total")
+    lookups = stat(a, "pcpd_conntrack_lookups_total")
     return {"phase": "load", "requests": len(lat), "lost": lost, "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
             "max_ms": round(max(lat), 3) if lat else None, "pcpd_cpu_s": round(cpu, 2),
             "conntrack_thread_cpu_s": round(wcpu, 2) if wcpu is not None else None,
             "walks": (walks - walks0) if walks is not None and walks0 is not None else None,
+            "lookups_total": lookups, "connections_written": {op: stat(a, 'pcpd_conntrack_connections_total{op="%s"}' % op)
+                                                               for op in ("elect", "unelect", "delete")},
             "last_walk_s": stat(a, "pcpd_conntrack_last_walk_seconds"), **counts}
 
 
 def phase_elect_delete(a):
     c = Client("192.0.2.12")
-    elect_ms, delete_ms = [], []
+    elect_ms, delete_ms, procs = [], [], []
     for k in range(5):
         n = os.urandom(12)
+        srv, _ = listen("192.0.2.12", 40000 + k)
         ms, resp = c.ask(map_req("192.0.2.12", n, 40000 + k, 600))
         ep = ext_port(resp)
-        ct_insert(a, 50000 + k, ep, 40000 + k)
-        time.sleep(0.3)
+        procs.append(hold(a, ep, 50000 + k))
+        time.sleep(0.3)  # idle from here on
         t = time.monotonic()
         c.ask(map_req("192.0.2.12", n, 40000 + k, 600, elect=True))
         while time.monotonic() - t < 5 and ct_get_mark(a, 50000 + k, ep) != 11:
@@ -200,7 +235,11 @@ def phase_elect_delete(a):
         while time.monotonic() - t < 5 and ct_get_mark(a, 50000 + k, ep) is not None:
             time.sleep(0.005)
         delete_ms.append(round((time.monotonic() - t) * 1000, 1))
+        srv.close()
         time.sleep(0.3)
+    for p in procs:
+        p.kill()
+        p.wait()
     return [{"phase": "elect", "ms": elect_ms, "max_ms": max(elect_ms)},
             {"phase": "delete", "ms": delete_ms, "max_ms": max(delete_ms)}]
 
@@ -233,6 +272,8 @@ def phase_touch(a):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rtr", required=True)
+    ap.add_argument("--wan", required=True)
+    ap.add_argument("--mode", default="index")
     ap.add_argument("--pcpd", required=True, type=int)
     ap.add_argument("--pcpctl", required=True)
     ap.add_argument("--ctl", required=True)
@@ -251,6 +292,7 @@ def main():
         out.append(phase_touch(a))
     for o in out:
         o["level"] = a.level
+        o["mode"] = a.mode
         print(json.dumps(o), flush=True)
 
 
