@@ -3,7 +3,8 @@
 
 Phases, each printing one JSON line:
   load     plain MAP refreshes from 192.0.2.9 at --rate/s for --seconds, while 192.0.2.10 elects
-           and un-elects (toggles CHECKPOINT_REQUIRED on 32 mappings) at 10/s, and 192.0.2.11
+           and un-elects (toggles CHECKPOINT_REQUIRED on 32 mappings with 2 idle connections each
+           from the remote host) at 10/s, and 192.0.2.11
            creates and deletes at 20/s and lets 2 s mappings expire: p50/p99/max of the plain
            requests, pcpd's CPU and its conntrack thread's CPU (from /proc, pid --pcpd)
   elect    5 times: a mapping with one idle established connection from the remote host
@@ -113,6 +114,40 @@ def listen(addr, port):
     return srv, kept
 
 
+def accept_all(servers):
+    """accepts every connection to the listening sockets and keeps it open"""
+    import selectors
+    sel = selectors.DefaultSelector()
+    for srv in servers:
+        srv.setblocking(False)
+        sel.register(srv, selectors.EVENT_READ)
+    kept = []
+
+    def run():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.5):
+                try:
+                    kept.append(key.fileobj.accept()[0])
+                except OSError:
+                    pass
+    threading.Thread(target=run, daemon=True).start()
+    return kept
+
+
+def hold_many(a, pairs):
+    """idle TCP connections from 203.0.113.100 (sport) to 203.0.113.1 (dport), one process"""
+    code = ("import socket,sys,time\n"
+            "ss=[]\n"
+            "for d,s in %r:\n"
+            "  ss.append(socket.create_connection(('203.0.113.1',d),timeout=5,source_address=('203.0.113.100',s)))\n"
+            "print('up',flush=True)\n"
+            "time.sleep(120)\n") % (pairs,)
+    p = subprocess.Popen(["ip", "netns", "exec", a.wan, "python3", "-c", code], stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    return p
+
+
 def hold(a, dport, sport):
     """an idle TCP connection from the remote host 203.0.113.100 through the router (pcpd.nft
     translates, marks and announces it like any inbound connection of a mapping)"""
@@ -135,9 +170,25 @@ def phase_load(a):
     stop = threading.Event()
     counts = {"elections": 0, "creates": 0, "deletes": 0, "expiring": 0}
 
+    # The elector's 32 mappings each carry 2 idle connections from the remote host, so every
+    # election and un-election has connections to mark or un-mark.
+    ec = Client("192.0.2.10")
+    enonces = [os.urandom(12) for _ in range(32)]
+    servers, pairs = [], []
+    for k in range(32):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("192.0.2.10", 20000 + k))
+        srv.listen(4)
+        servers.append(srv)
+        _, resp = ec.ask(map_req("192.0.2.10", enonces[k], 20000 + k, 600))
+        pairs += [(ext_port(resp), 30000 + 2 * k), (ext_port(resp), 30001 + 2 * k)]
+    kept = accept_all(servers)
+    holder = hold_many(a, pairs)
+
     def elector():
-        c = Client("192.0.2.10")
-        nonces = [os.urandom(12) for _ in range(32)]
+        c = ec
+        nonces = enonces
         on = [False] * 32
         i = 0
         while not stop.is_set():
@@ -200,6 +251,9 @@ def phase_load(a):
     stop.set()
     for t in threads:
         t.join()
+    holder.kill()
+    holder.wait()
+    counts["held_connections"] = len(kept)
     hz = os.sysconf("SC_CLK_TCK")
     cpu = (cpu_ticks(a.pcpd) - cpu0) / hz
     wcpu = (cpu_ticks(a.pcpd, tid) - w0) / hz if tid else None

@@ -1,9 +1,11 @@
 #include "conntrack/conntrack_sync.hpp"
 
 #include <pthread.h>
+#include <csignal>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,7 +54,7 @@ class ItemIndex {
 
 CtEntry peer_key(const core::Mapping& m) {
   CtEntry k;
-  k.family = m.is_v4() ? 2 /* AF_INET */ : 10 /* AF_INET6 */;
+  k.family = m.is_v4() ? AF_INET : AF_INET6;
   k.protocol = m.protocol;
   k.orig = FlowTuple{m.internal_addr, m.remote_addr, m.internal_port, m.remote_port};
   return k;
@@ -79,7 +81,14 @@ ConntrackSync::ConntrackSync(OpenKernel open, SyncSpec spec, Mode mode)
   if (mode_ == Mode::Thread) {
     event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    // The daemon takes its signals through a signalfd: a thread that could receive one would get
+    // SIGHUP or SIGTERM's default action (the whole process ends). The worker starts with every
+    // signal blocked, inherited from here, so none can reach it even before it runs.
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &before);
     thread_ = std::thread([this] { worker(); });
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
   }
 }
 

@@ -5,7 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <string>
+#include <thread>
 
 #include "conntrack/conntrack_sync.hpp"
 #include "unit/nft_test_mappings.hpp"
@@ -437,4 +442,29 @@ TEST_CASE("conntrack sync (announced connections): the sweep drops connections t
   const auto c = lab.sync->counters();
   CHECK(c.known == 2);
   CHECK(c.swept == 1);
+}
+
+TEST_CASE("conntrack sync (thread): the worker blocks every signal (the daemon reads them from a signalfd)") {
+  Lab lab(ct::ConntrackSync::Mode::Thread);
+  REQUIRE(lab.sync->drain(std::chrono::seconds(10)));
+  // The worker names itself; its SigBlk line in /proc says which signals it blocks.
+  std::string blocked;
+  for (int attempt = 0; attempt < 100 && blocked.empty(); ++attempt) {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      if (name != "pcpd-conntrack") continue;
+      std::ifstream status(task.path() / "status");
+      for (std::string line; std::getline(status, line);)
+        if (line.rfind("SigBlk:", 0) == 0) blocked = line.substr(7);
+    }
+    if (blocked.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE_FALSE(blocked.empty());
+  const unsigned long long mask = std::stoull(blocked, nullptr, 16);
+  CAPTURE(blocked);
+  CHECK((mask & (1ull << (SIGHUP - 1))) != 0);
+  CHECK((mask & (1ull << (SIGTERM - 1))) != 0);
+  CHECK((mask & (1ull << (SIGINT - 1))) != 0);
 }
