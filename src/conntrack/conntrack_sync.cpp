@@ -93,7 +93,6 @@ ConntrackSync::ConntrackSync(OpenKernel open, SyncSpec spec, Mode mode)
 }
 
 void ConntrackSync::wake() {
-  wake_.notify_one();
   if (wake_fd_ >= 0) {
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);

@@ -162,7 +162,6 @@ class ConntrackSync {
   std::unique_ptr<CtKernel> kernel_;  // the worker's (or run_pending's caller's)
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;  // work queued, or stop
   std::condition_variable idle_;  // a round finished
   std::vector<Item> marks_;
   ForgetQueue forgets_;
@@ -177,7 +176,7 @@ class ConntrackSync {
   SyncCounters counters_;
   std::vector<RoundReport> reports_;
   int event_fd_ = -1;
-  int wake_fd_ = -1;  // the worker's: work queued, or stop
+  int wake_fd_ = -1;  // the worker polls it: work queued, or stop
   // Worker-owned (run_pending's caller in Inline mode):
   FlowIndex index_;
   bool learning_ = false;

@@ -1,6 +1,8 @@
 // pcpd::core::Datapath: the whole boundary between core and the kernel (DESIGN.md "datapath").
 // A ChangeSet is what one request changes; apply() installs all of it or none of it.
-// Backends: pcpd::nft::NftDatapath (libnftnl + libmnl); tests: FakeDatapath (tests/fakes).
+// Backends: pcpd::nft::NftDatapath (libnftnl + libmnl); tests: FakeDatapath (tests/fakes). The
+// connections of the mappings are not a datapath's: the daemon hands committed change sets to
+// pcpd::ct::ConntrackSync.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +16,8 @@ namespace pcpd::core {
 struct Change {
   enum class Op : std::uint8_t {
     Add,      // install `mapping`
-    Remove,   // uninstall `mapping` (delete, expiry, replaced); the backend may also drop the
-              // mapping's conntrack entries when `flush_conntrack` is set
+    Remove,   // uninstall `mapping` (delete, expiry, replaced); with `flush_conntrack` the daemon
+              // also has the mapping's connections dropped (ct::ConntrackSync, after the commit)
     Replace,  // `previous` becomes `mapping` (refresh: new lifetime, filters, flags, description)
   };
   Op op = Op::Add;
