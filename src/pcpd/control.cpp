@@ -108,7 +108,8 @@ ctl::Answer Daemon::control(const std::string& cmd, const nlohmann::json& args) 
     return std::string("re-announce of marked connections queued (pcpctl stats: pcpd_conntrack_touched_total)");
   }
   if (cmd == "reload") {
-    reload();
+    // A bad file must fail the command, with its file:line, not only the journal's line.
+    if (auto error = reload()) throw std::runtime_error("reload failed, the running configuration stays: " + *error);
     return "reloaded " + config_->file;
   }
   throw std::runtime_error("unknown command '" + cmd + "'");

@@ -304,7 +304,7 @@ IngressFilter Daemon::make_filter(const config::Config& config) const {
 void Daemon::on_signal() {
   while (int sig = signals_->read()) {
     if (sig == SIGHUP) {
-      reload();
+      (void)reload();  // a failure is logged; nobody waits for an answer
     } else {
       log::info("daemon.signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       loop_->stop();
@@ -481,7 +481,7 @@ void Daemon::send_announce_copy() {
   }
 }
 
-void Daemon::reload() {
+std::optional<std::string> Daemon::reload() {
   sd_notify(0, "RELOADING=1");
   std::shared_ptr<const config::Config> next;
   try {
@@ -490,7 +490,7 @@ void Daemon::reload() {
     // A bad file is logged and the running configuration stays (docs/interfaces.md).
     log::error("config.reload_failed", {{"message", e.what()}});
     sd_notify(0, "READY=1\nSTATUS=reload failed, previous configuration kept");
-    return;
+    return std::string(e.what());
   }
   const config::Config& old = *config_;
   config::Config cfg = *next;
@@ -520,9 +520,10 @@ void Daemon::reload() {
   if (cfg.port != old.port) {
     auto sockets = open_sockets(cfg.port);
     if (!sockets) {
-      log::error("config.reload_failed", {{"message", "cannot bind the new port " + std::to_string(cfg.port)}});
+      const std::string why = "cannot bind the new port " + std::to_string(cfg.port);
+      log::error("config.reload_failed", {{"message", why}});
       sd_notify(0, "READY=1\nSTATUS=reload failed, previous configuration kept");
-      return;
+      return why;
     }
     if (ha_) ha_->release_all("sockets_replaced");  // held responders send through the old ones
     install_sockets(std::move(*sockets));
@@ -560,6 +561,7 @@ void Daemon::reload() {
   const std::string ready = "READY=1\nSTATUS=serving " + std::to_string(server_->mapping_count()) +
                             " mappings, epoch " + std::to_string(server_->epoch());
   sd_notify(0, ready.c_str());
+  return std::nullopt;
 }
 
 }  // namespace pcpd::daemon

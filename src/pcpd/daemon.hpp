@@ -104,7 +104,9 @@ class Daemon {
   void log_request(const Received& r, std::span<const std::uint8_t> reply) const;
   void on_expiry_timer();
   void on_announce_timer();
-  void reload();
+  // SIGHUP and `pcpctl reload`. A file that cannot be taken leaves the running configuration as
+  // it is; the reason (file:line for a config error) is returned so that pcpctl can fail with it.
+  std::optional<std::string> reload();
 
   void start_announce();
   void send_announce_copy();

@@ -13,8 +13,8 @@
 #     connections by exact lookups of what pcpd.nft announced; the kernel handed it only
 #     mapped-bit entries, never the 50,000 others.
 # Before the worker (a conntrack dump inside the request loop) the first two took 0.4-1.6 s.
-# Requirements: R-CKPT-2 (an election marks existing connections), R-LIFE-4 (a delete ends the
-# mapping's flows), R-PERF-1 (requests are answered promptly whatever the router holds).
+# Requirements: R-CKPT-4/5 (elections honoured on a renewal), R-CKPT-6 (an election's existing
+# connections reach the backup: marked now), R-LIFE-4 (a delete ends the mapping's flows).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_busy
@@ -48,18 +48,18 @@ mark_of() { lab_rtr conntrack -L -p tcp --sport 41234 2>/dev/null | sed -n 's/.*
 sleep 0.5
 m0=$(mark_of)
 echo "  mark of the idle connection before the election: ${m0:-none}"
-check "R-CKPT-2 the connection carries the mapped bit (pcpd.nft) and no election bit" lab_eq mark "$m0" 8
+check "the connection carries the mapped bit (pcpd.nft) and no election bit" lab_eq mark "$m0" 8
 
 lab_log "election of the mapping (same nonce, CHECKPOINT_REQUIRED); the connection stays idle"
 t0=$(date +%s%N)
-check "R-CKPT-2 MAP --checkpoint exits 0" lab_pc "$r.elect" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$n1" --checkpoint
+check "R-CKPT-5 MAP --checkpoint exits 0" lab_pc "$r.elect" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$n1" --checkpoint
 marked=
 for _ in $(seq 100); do
   [ "$(mark_of)" = 11 ] && { marked=$((($(date +%s%N) - t0) / 1000000)); break; }
   sleep 0.02
 done
 echo "  idle connection marked 0xb after ${marked:-never} ms (mark now $(mark_of))"
-check "R-CKPT-2 the idle connection is marked elected|sticky|mapped within 1 s" \
+check "R-CKPT-6 the idle connection is marked elected|sticky|mapped within 1 s" \
   bash -c "[ -n '$marked' ] && [ '$marked' -lt 1000 ]"
 
 lab_log "a plain MAP right behind an election, 5 times"
@@ -69,11 +69,11 @@ lab_ev <"$r.race"
 plain_max=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(d["plain_ms"] or [1e9]))' "$r.race")
 elect_max=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(d["elect_ms"] or [1e9]))' "$r.race")
 honoured=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["honoured"])' "$r.race")
-check "R-PERF-1 a plain MAP sent with an election is answered within 50 ms (max ${plain_max} ms)" \
+check "a plain MAP sent with an election is answered within 50 ms (max ${plain_max} ms)" \
   python3 -c "import sys; sys.exit(0 if $plain_max < 50 else 1)"
-check "R-PERF-1 the election itself is answered within 50 ms (max ${elect_max} ms)" \
+check "the election itself is answered within 50 ms (max ${elect_max} ms)" \
   python3 -c "import sys; sys.exit(0 if $elect_max < 50 else 1)"
-check "R-CKPT-1 all 5 elections honoured (option echoed)" lab_eq honoured "$honoured" 5
+check "R-CKPT-4 all 5 elections honoured (option echoed)" lab_eq honoured "$honoured" 5
 
 lab_log "plain MAPs during the 600 ms after another mapping's delete, 3 times"
 lab_cli python3 "$BUSY_TOOL" after-delete --server 192.0.2.1 --client 192.0.2.10 --port 9300 --plain-port 9400 \
@@ -82,7 +82,7 @@ lab_ev <"$r.del"
 del_max=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(d["plain_ms"] or [1e9]))' "$r.del")
 del_n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["plain_ms"]), d["lost"], d["deleted"])' "$r.del")
 echo "  answered, lost, deletes: $del_n"
-check "R-PERF-1 every plain MAP after a delete is answered within 50 ms (max ${del_max} ms)" \
+check "every plain MAP after a delete is answered within 50 ms (max ${del_max} ms)" \
   python3 -c "import sys; sys.exit(0 if $del_max < 50 else 1)"
 check "R-LIFE-4 the 3 deletes answered SUCCESS lifetime 0, no plain MAP lost" \
   bash -c "[ \"\$(echo $del_n | cut -d' ' -f2,3)\" = '0 3' ]"

@@ -14,3 +14,5 @@ pcpd_add_netns_test(it_tshark integration/it_tshark.sh)
 pcpd_add_netns_test(it_list integration/it_list.sh)
 # A router with 50,000 conntrack entries: no request waits for conntrack work (busy router).
 pcpd_add_netns_test(it_busy integration/it_busy.sh)
+# pcpctl reload fails (exit 1, file:line) on a bad file and keeps the running configuration.
+pcpd_add_netns_test(it_reload integration/it_reload.sh)
