@@ -146,13 +146,13 @@ TEST_CASE("R-EPOCH-1 R-EPOCH-2 every response carries the epoch, advancing one p
   CHECK(f.server->epoch() == 6);
 }
 
-TEST_CASE("R-EPOCH-3 R-EPOCH-4 reset_epoch restarts at 0, set_epoch_origin keeps it continuous") {
+TEST_CASE("R-EPOCH-3 R-EPOCH-4 reset_epoch restarts (at 1), set_epoch_origin keeps it continuous") {
   Fixture f;
   f.clock.advance_s(1000);
   CHECK(f.server->epoch() == 1000);
   const Millis origin = f.server->epoch_origin();
   f.server->reset_epoch();
-  CHECK(f.server->epoch() == 0);
+  CHECK(f.server->epoch() == 1);
   f.clock.advance_s(3);
   CHECK(f.server->epoch() == 3);
   // A restarted server that recovered every mapping takes the old origin back.
@@ -516,4 +516,20 @@ TEST_CASE("for_each_mapping_from: a walk in pieces visits every mapping once, al
   CHECK(kept_once == 1900);  // every mapping present throughout: once
   CHECK(std::all_of(seen.begin(), seen.end(), [](const auto& kv) { return kv.second == 1; }));
   MESSAGE("walk across changes: " << seen.size() << " listed, " << kept_once << " of the kept 1,900");
+}
+
+TEST_CASE("R-EPOCH-2 the epoch is never 0 on the wire: its first second reads 1 (Apple's client keeps 0 as 1)") {
+  Fixture f;
+  f.server->reset_epoch();
+  CHECK(f.server->epoch() == 1);
+  CHECK(f.map({.nonce = nonce(41)}).response.epoch == 1);
+  f.clock.advance(Millis(999));
+  CHECK(f.server->epoch() == 1);
+  f.clock.advance(Millis(1));
+  CHECK(f.server->epoch() == 1);
+  f.clock.advance_s(1);
+  CHECK(f.server->epoch() == 2);
+  // An origin in the future (a clock read before it was set) is not 0 either.
+  f.server->set_epoch_origin(f.clock.now() + Millis(5000));
+  CHECK(f.server->epoch() == 1);
 }
