@@ -19,6 +19,29 @@
 namespace pcpd::ct {
 namespace {
 
+// Where a mapping's connections show in their original tuple: its internal endpoint and, for a
+// NAT44 MAP, its external one. Both the round's index of queued mappings and the lookups of
+// announced connections go by these.
+struct MappingEndpoints {
+  Endpoint at[2];
+  std::size_t n = 0;
+};
+MappingEndpoints endpoints_of(const core::Mapping& m) {
+  MappingEndpoints e;
+  e.at[e.n++] = Endpoint{m.internal_addr, m.internal_port, m.protocol};
+  if (m.kind == core::MappingKind::Map && m.is_v4()) e.at[e.n++] = Endpoint{m.external_addr, m.external_port, m.protocol};
+  return e;
+}
+
+// All-ports or all-protocols mappings (allow_all_ports) have no endpoint to look up.
+bool wild(const core::Mapping& m) { return m.protocol == 0 || m.internal_port == 0; }
+
+// Whether a queued mapping makes its round walk the table: a MAP does while the announced
+// connections are not known complete, or when it has no endpoint; a PEER never does.
+bool needs_walk(const core::Mapping& m, bool complete) {
+  return m.kind != core::MappingKind::Peer && (!complete || wild(m));
+}
+
 // The queued mappings by the endpoints their connections show in the original tuple (internal
 // and, for NAT44 MAP, external), so each entry costs two hash lookups whatever the queue holds.
 // All-ports or all-protocols mappings (allow_all_ports) match by scanning: they are few.
@@ -26,13 +49,12 @@ class ItemIndex {
  public:
   // `ref`: the caller's number for the mapping (marks: their order; forgets: offset past them).
   void add(const core::Mapping& m, std::uint32_t ref) {
-    if (m.protocol == 0 || m.internal_port == 0) {
+    if (wild(m)) {
       wild_.push_back(ref);
       return;
     }
-    by_endpoint_.emplace(Endpoint{m.internal_addr, m.internal_port, m.protocol}, ref);
-    if (m.kind == core::MappingKind::Map && m.is_v4())
-      by_endpoint_.emplace(Endpoint{m.external_addr, m.external_port, m.protocol}, ref);
+    const MappingEndpoints e = endpoints_of(m);
+    for (std::size_t i = 0; i < e.n; ++i) by_endpoint_.emplace(e.at[i], ref);
   }
   // The refs that may concern `e`, ascending and once each.
   void candidates(const CtEntry& e, std::vector<std::uint32_t>& out) const {
@@ -44,8 +66,6 @@ class ItemIndex {
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
   }
-  [[nodiscard]] bool empty() const { return by_endpoint_.empty() && wild_.empty(); }
-  [[nodiscard]] bool has_wild() const { return !wild_.empty(); }
 
  private:
   std::unordered_multimap<Endpoint, std::uint32_t, EndpointHash> by_endpoint_;
@@ -166,10 +186,10 @@ bool ConntrackSync::has_work_locked() const { return !marks_.empty() || !forgets
 
 bool ConntrackSync::needs_walk_locked() const {
   if (touch_ || count_) return true;
-  if (complete_) return false;
-  auto map = [](const core::Mapping& m) { return m.kind != core::MappingKind::Peer; };
-  return std::any_of(marks_.begin(), marks_.end(), [&](const Item& i) { return map(i.flow); }) ||
-         forgets_.any_of(map);
+  const bool complete = complete_;
+  auto walks = [&](const core::Mapping& m) { return needs_walk(m, complete); };
+  return std::any_of(marks_.begin(), marks_.end(), [&](const Item& i) { return walks(i.flow); }) ||
+         forgets_.any_of(walks);
 }
 
 ConntrackSync::Work ConntrackSync::take_locked() {
@@ -198,7 +218,7 @@ void ConntrackSync::run_pending() {
       if (!has_work_locked()) return;
       w = take_locked();
     }
-    run_round(w, true);
+    run_round(w);
   }
 }
 
@@ -308,7 +328,7 @@ void ConntrackSync::worker() {
       }
     }
     if (run) {
-      run_round(w, true);
+      run_round(w);
       if (event_fd_ >= 0) {
         const std::uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
@@ -334,7 +354,7 @@ void ConntrackSync::worker() {
   }
 }
 
-RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
+void ConntrackSync::run_round(const Work& work) {
   const auto started = Clock::now();
   RoundReport r;
   r.items = work.marks.size() + work.forgets.size() + (work.touch ? 1 : 0);
@@ -342,7 +362,7 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
   std::int64_t marked = -1;
   if (!ensure_kernel(r)) {
     finish_round(r, work, started, marked);
-    return r;
+    return;
   }
   // Connections announced before this round's changes were committed are in the socket by now.
   learn_now();
@@ -353,11 +373,11 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
   ItemIndex index;
   for (std::uint32_t i = 0; i < n_marks; ++i) index.add(work.marks[i].flow, i);
   for (std::uint32_t i = 0; i < work.forgets.size(); ++i) index.add(work.forgets[i], n_marks + i);
-  bool has_map = false;
-  for (const auto& i : work.marks) has_map |= i.flow.kind != core::MappingKind::Peer;
-  for (const auto& m : work.forgets) has_map |= m.kind != core::MappingKind::Peer;
-  // All-ports mappings have no endpoint to look up: they walk.
-  const bool walk = walk_allowed && (work.touch || work.count || (has_map && (!complete_ || index.has_wild())));
+  const bool complete = complete_;
+  auto walks = [&](const core::Mapping& m) { return needs_walk(m, complete); };
+  const bool walk = work.touch || work.count ||
+                    std::any_of(work.marks.begin(), work.marks.end(), [&](const Item& i) { return walks(i.flow); }) ||
+                    std::any_of(work.forgets.begin(), work.forgets.end(), walks);
 
   std::vector<CtWrite> writes;
   std::vector<std::uint32_t> refs;
@@ -412,8 +432,8 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
     }
     if (walk) return;
     found.clear();
-    index_.at(Endpoint{m.internal_addr, m.internal_port, m.protocol}, found);
-    if (m.is_v4()) index_.at(Endpoint{m.external_addr, m.external_port, m.protocol}, found);
+    const MappingEndpoints e = endpoints_of(m);
+    for (std::size_t i = 0; i < e.n; ++i) index_.at(e.at[i], found);
     keys.insert(found.begin(), found.end());
   };
   for (const auto& i : work.marks) want(i.flow);
@@ -444,7 +464,6 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
     });
     r.walked = true;
     complete_ = n.has_value() && learning_ && !overflow;
-    known_ = index_.size();
     walk_ms = std::chrono::duration<double, std::milli>(Clock::now() - walk_started).count();
     if (!n) {
       r.error = n.error().code;
@@ -468,7 +487,6 @@ RoundReport ConntrackSync::run_round(const Work& work, bool walk_allowed) {
   r.touched = touch_n;
   r.walk_ms = walk_ms;
   finish_round(r, work, started, marked);
-  return r;
 }
 
 void ConntrackSync::finish_round(const RoundReport& r, const Work& work, Clock::time_point started,

@@ -153,7 +153,7 @@ class ConntrackSync {
   void learn_now();
   // A slice of the index checked against the kernel.
   void sweep(std::size_t n);
-  RoundReport run_round(const Work& work, bool walk);
+  void run_round(const Work& work);  // reports through finish_round()
   void finish_round(const RoundReport& r, const Work& work, Clock::time_point started, std::int64_t marked);
 
   const OpenKernel open_;

@@ -18,15 +18,18 @@ namespace {
 
 constexpr std::size_t kSendChunk = 32 * 1024;  // writes per sendmsg: ~300 messages
 
-nlmsghdr* put_request(char* buf, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, std::uint8_t family) {
+// An nfnetlink request header: subsystem (ctnetlink, or nfnetlink_log for its config) and type,
+// then the nfgenmsg with the family and, for nfnetlink_log, the group in res_id.
+nlmsghdr* put_request(char* buf, std::uint16_t type, std::uint16_t flags, std::uint32_t seq, std::uint8_t family,
+                      std::uint8_t subsystem = NFNL_SUBSYS_CTNETLINK, std::uint16_t res_id = 0) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-  nlh->nlmsg_type = static_cast<std::uint16_t>((NFNL_SUBSYS_CTNETLINK << 8) | type);
+  nlh->nlmsg_type = static_cast<std::uint16_t>((subsystem << 8) | type);
   nlh->nlmsg_flags = flags;
   nlh->nlmsg_seq = seq;
   auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
   nfg->nfgen_family = family;
   nfg->version = NFNETLINK_V0;
-  nfg->res_id = 0;
+  nfg->res_id = htons(res_id);
   return nlh;
 }
 
@@ -110,13 +113,14 @@ bool parse_entry(const nlmsghdr* nlh, CtEntry& e) {
   return true;
 }
 
-struct DumpCtx {
+// The caller's function for each entry of a dump or announcement, and how many it got.
+struct EachCtx {
   const std::function<void(const CtEntry&)>* each;
   std::size_t count = 0;
 };
 
 int on_dumped(const nlmsghdr* nlh, void* data) {
-  auto* ctx = static_cast<DumpCtx*>(data);
+  auto* ctx = static_cast<EachCtx*>(data);
   CtEntry e;
   if (parse_entry(nlh, e)) {
     ++ctx->count;
@@ -154,43 +158,40 @@ Result<std::size_t> NetlinkCtKernel::walk(std::uint32_t mask, std::uint32_t valu
                                           const std::function<void(const CtEntry&)>& each) {
   // conntrack -L --mark value/mask (both families): the kernel skips every other entry
   // (ctnetlink_filter_match), so only these are encoded and parsed.
-  const std::uint32_t seq = ++seq_;
-  nlmsghdr* nlh = put_request(tx_.data(), IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, AF_UNSPEC);
+  nlmsghdr* nlh = put_request(tx_.data(), IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, ++seq_, AF_UNSPEC);
   mnl_attr_put_u32(nlh, CTA_MARK, htonl(value));
   mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
-  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return fail(ErrorDomain::Conntrack, errno, "conntrack: dump");
-  DumpCtx ctx{&each};
+  EachCtx ctx{&each};
+  if (auto r = request(nlh, on_dumped, &ctx, "conntrack: dump"); !r) return tl::unexpected(r.error());
+  return ctx.count;
+}
+
+Result<void> NetlinkCtKernel::request(const nlmsghdr* nlh, mnl_cb_t cb, void* data, const char* what) {
+  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return fail(ErrorDomain::Conntrack, errno, what);
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(nl_, rx_.data(), rx_.size());
-    if (n < 0) return fail(ErrorDomain::Conntrack, errno, "conntrack: dump");
-    const int r = mnl_cb_run(rx_.data(), static_cast<std::size_t>(n), seq, portid_, on_dumped, &ctx);
-    if (r < 0) return fail(ErrorDomain::Conntrack, errno, "conntrack: dump");
-    if (r == MNL_CB_STOP) return ctx.count;
+    if (n < 0) return fail(ErrorDomain::Conntrack, errno, what);
+    const int r = mnl_cb_run(rx_.data(), static_cast<std::size_t>(n), nlh->nlmsg_seq, portid_, cb, data);
+    if (r < 0) return fail(ErrorDomain::Conntrack, errno, what);
+    if (r == MNL_CB_STOP) return {};
   }
 }
 
 Result<std::optional<CtEntry>> NetlinkCtKernel::get(const CtEntry& key) {
   // conntrack -G -p P -s S -d D --sport .. --dport ..: one hash lookup in the kernel.
-  const std::uint32_t seq = ++seq_;
-  nlmsghdr* nlh = put_request(tx_.data(), IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_ACK, seq, key.family);
+  nlmsghdr* nlh = put_request(tx_.data(), IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_ACK, ++seq_, key.family);
   put_orig(nlh, key);
-  if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) return fail(ErrorDomain::Conntrack, errno, "conntrack: get");
   std::optional<CtEntry> found;
   auto cb = [](const nlmsghdr* m, void* data) -> int {
     CtEntry e;
     if (parse_entry(m, e)) *static_cast<std::optional<CtEntry>*>(data) = e;
     return MNL_CB_OK;
   };
-  for (;;) {
-    const ssize_t n = mnl_socket_recvfrom(nl_, rx_.data(), rx_.size());
-    if (n < 0) return fail(ErrorDomain::Conntrack, errno, "conntrack: get");
-    const int r = mnl_cb_run(rx_.data(), static_cast<std::size_t>(n), seq, portid_, cb, &found);
-    if (r < 0) {
-      if (errno == ENOENT) return std::optional<CtEntry>{};
-      return fail(ErrorDomain::Conntrack, errno, "conntrack: get");
-    }
-    if (r == MNL_CB_STOP) return found;
+  if (auto r = request(nlh, cb, &found, "conntrack: get"); !r) {
+    if (r.error().code == ENOENT) return std::optional<CtEntry>{};
+    return tl::unexpected(r.error());
   }
+  return found;
 }
 
 CtWriteResult NetlinkCtKernel::write(std::span<const CtWrite> writes) {
@@ -283,13 +284,8 @@ bool tuple_of_packet(std::uint8_t family, const std::uint8_t* p, std::size_t n, 
   return true;
 }
 
-struct LearnCtx {
-  const std::function<void(const CtEntry&)>* each;
-  std::size_t count = 0;
-};
-
 int on_logged(const nlmsghdr* nlh, void* data) {
-  auto* ctx = static_cast<LearnCtx*>(data);
+  auto* ctx = static_cast<EachCtx*>(data);
   if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET) return MNL_CB_OK;
   const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
   Attrs<NFULA_MAX> a;
@@ -326,14 +322,8 @@ Result<void> NetlinkCtKernel::learn_start(std::uint16_t group) {
     std::array<char, 8192> storage{};
     char* buf = storage.data();
     const std::uint32_t seq = ++seq_;
-    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
-    nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    nlh->nlmsg_seq = seq;
-    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-    nfg->nfgen_family = AF_UNSPEC;
-    nfg->version = NFNETLINK_V0;
-    nfg->res_id = htons(group);
+    nlmsghdr* nlh = put_request(buf, NFULNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, seq, AF_UNSPEC,
+                                NFNL_SUBSYS_ULOG, group);
     fill(nlh);
     if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
     for (int tries = 0; tries < 100; ++tries) {
@@ -379,7 +369,7 @@ int NetlinkCtKernel::learn_fd() const { return log_ != nullptr ? mnl_socket_get_
 
 Result<std::size_t> NetlinkCtKernel::learn(const std::function<void(const CtEntry&)>& each, bool& lost) {
   if (log_ == nullptr) return std::size_t{0};
-  LearnCtx ctx{&each};
+  EachCtx ctx{&each};
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(log_, rx_.data(), rx_.size());
     if (n < 0) {

@@ -14,6 +14,7 @@
 #include "conntrack/ct_kernel.hpp"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace pcpd::ct {
 
@@ -34,6 +35,9 @@ class NetlinkCtKernel final : public CtKernel {
 
  private:
   explicit NetlinkCtKernel(mnl_socket* nl);
+  // Sends `nlh` on the ctnetlink socket and runs `cb` on the answer until its end (a dump's DONE
+  // or the ack); an error answer fails with its errno.
+  Result<void> request(const nlmsghdr* nlh, int (*cb)(const nlmsghdr*, void*), void* data, const char* what);
   mnl_socket* nl_;
   mnl_socket* log_ = nullptr;  // NFLOG, bound to the announcement group
   std::uint32_t portid_;
