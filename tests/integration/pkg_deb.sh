@@ -236,6 +236,10 @@ check "pcpctl stats: the Prometheus text parses (prometheus_client), counts the 
 if command -v promtool >/dev/null; then
   check "promtool check metrics accepts the output" bash -c "promtool check metrics <'$LAB_DIR/metrics.txt'"
 fi
+# With only the unit's privileges pcpd still binds pcpd.nft's NFLOG group (its conntrack thread
+# learns the mappings' connections; a failure counts as a loss and every MAP round would walk).
+check "unit: the conntrack thread bound the NFLOG group (pcpd_conntrack_learn_lost_total 0)" \
+  grep -qx 'pcpd_conntrack_learn_lost_total 0' "$LAB_DIR/metrics.txt"
 check_not "the control socket refuses another user (nobody)" \
   lab_rtr chroot "$ROOT" setpriv --reuid=nobody --regid=nogroup --clear-groups pcpctl stats
 
