@@ -78,6 +78,11 @@ struct Config {
     std::string key_file = "/etc/pcpd/ha.key";
     bool scope_all = false;              // scope = "all"; default "elected"
     std::uint32_t ack_timeout_ms = 200;  // bound on the wait for the peer's ack (RFC 7767 §3)
+    // keepalived's last state, written by ha/pcpd-ha-notify before it calls pcpctl; read at
+    // start so that a pcpd restarted under a running keepalived takes the role it had (keepalived
+    // sends no notify when its own state does not change). In /run: gone after a reboot, where
+    // keepalived's first notify tells the role. Empty: not read.
+    std::string role_file = "/run/pcpd-ha.role";
     int key_file_line = 0;               // for messages
   } ha;
 

@@ -464,7 +464,7 @@ void parse_capability(const Section& s, Config& c) {
 
 // [ha]: the hot-standby peer link (src/pcpd/ha_peer.hpp).
 void parse_ha(const Section& s, Config& c) {
-  s.only({"peer", "listen", "port", "key_file", "scope", "ack_timeout_ms"});
+  s.only({"peer", "listen", "port", "key_file", "scope", "ack_timeout_ms", "role_file"});
   auto& h = c.ha;
   bool peer_port_given = false;
   if (auto p = s.string("peer")) {
@@ -504,6 +504,10 @@ void parse_ha(const Section& s, Config& c) {
     h.key_file = *f;
   }
   h.key_file_line = s.line("key_file");
+  if (auto f = s.string("role_file")) {
+    if (!f->empty() && f->front() != '/') s.fail_key("role_file", "'" + *f + "' is not an absolute path");
+    h.role_file = *f;
+  }
   if (auto sc = s.string("scope")) {
     if (*sc != "elected" && *sc != "all") s.fail_key("scope", "'" + *sc + "' is not elected or all");
     h.scope_all = *sc == "all";
@@ -511,7 +515,7 @@ void parse_ha(const Section& s, Config& c) {
   // RFC 7767 §3: the response waits at most this long for the peer.
   s.u32("ack_timeout_ms", h.ack_timeout_ms, 1, 10000);
   if (!h.enabled && (s.get("listen") || s.get("key_file") || s.get("scope") || s.get("port") ||
-                     s.get("ack_timeout_ms")))
+                     s.get("ack_timeout_ms") || s.get("role_file")))
     s.fail(s.line("listen"), "[ha] needs peer (the other router's address on the sync network)");
   if (h.listen && h.listen->is_v4() != h.peer.is_v4())
     s.fail_key("listen", "address family differs from ha.peer");

@@ -82,6 +82,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     // un-elects; a change of election alone is still a Replace (the backend marks/unmarks).
     const Election election = elect(req, t, cur);
     next.checkpoint = elected(election);
+    next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
     if (!apply(make_change(Change::Op::Replace, next, *cur))) return error(req, ResultCode::NoResources);  // R-HDR-10
     ++stats.refreshed;
@@ -136,6 +137,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   // without the option.
   const Election election = elect(req, t, nullptr);
   m.checkpoint = elected(election);
+  m.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
   if (!apply(make_change(Change::Op::Add, m))) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.created;

@@ -39,6 +39,11 @@ struct Mapping {
   std::uint32_t lifetime = 0;          // last granted lifetime, seconds
   bool third_party = false;
   bool checkpoint = false;             // RFC 7767 elected (CHECKPOINT_REQUIRED honoured)
+  // The client's last request asked for CHECKPOINT_REQUIRED and only the missing standby peer
+  // stood in the way (RFC 7767 §3.2: served without the option). RFC 7767 lets a server serve
+  // such a request; it does not ask it to forget the client's wish: Server::reelect_deferred
+  // elects these mappings once the peer is back. Never true together with `checkpoint`.
+  bool checkpoint_deferred = false;
   std::vector<wire::Filter> filters;   // FILTER (RFC 6887 §13.3); empty = no filtering
   std::string description;             // RFC 7220, already truncated to the configured maximum
 
@@ -50,7 +55,8 @@ struct Mapping {
            internal_port == o.internal_port && external_addr == o.external_addr &&
            external_port == o.external_port && remote_addr == o.remote_addr && remote_port == o.remote_port &&
            client_addr == o.client_addr && nonce == o.nonce && lifetime == o.lifetime &&
-           third_party == o.third_party && checkpoint == o.checkpoint && filters == o.filters &&
+           third_party == o.third_party && checkpoint == o.checkpoint &&
+           checkpoint_deferred == o.checkpoint_deferred && filters == o.filters &&
            description == o.description;
   }
   // Remaining lifetime in whole seconds, rounded up; 0 when expired.

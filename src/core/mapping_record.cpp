@@ -7,6 +7,7 @@ namespace {
 
 constexpr std::uint8_t kFlagThirdParty = 0x01;
 constexpr std::uint8_t kFlagElected = 0x02;
+constexpr std::uint8_t kFlagDeferred = 0x04;  // Mapping::checkpoint_deferred
 
 bool get_kind(std::uint8_t v, MappingKind& out) {
   if (v > static_cast<std::uint8_t>(MappingKind::Peer)) return false;
@@ -29,6 +30,7 @@ void put_mapping(wire::Writer& w, const Mapping& m, Millis now) {
   std::uint8_t flags = 0;
   if (m.third_party) flags |= kFlagThirdParty;
   if (m.checkpoint) flags |= kFlagElected;
+  if (m.checkpoint_deferred) flags |= kFlagDeferred;
   w.u8(static_cast<std::uint8_t>(m.kind));
   w.u8(static_cast<std::uint8_t>(m.origin));
   w.u8(m.protocol);
@@ -82,11 +84,12 @@ bool get_mapping(wire::Reader& r, Millis now, Mapping& m) {
   const std::size_t description = r.u16();
   if (!r.ok() || !get_kind(kind, m.kind)) return false;
   if (origin > static_cast<std::uint8_t>(Origin::NatPmp)) return false;
-  if ((flags & ~(kFlagThirdParty | kFlagElected)) != 0) return false;
+  if ((flags & ~(kFlagThirdParty | kFlagElected | kFlagDeferred)) != 0) return false;
   if (filters > kMappingRecordMaxFilters || description > kMappingRecordMaxDescription) return false;
   m.origin = static_cast<Origin>(origin);
   m.third_party = (flags & kFlagThirdParty) != 0;
   m.checkpoint = (flags & kFlagElected) != 0;
+  m.checkpoint_deferred = (flags & kFlagDeferred) != 0 && !m.checkpoint;
   m.filters.clear();
   m.filters.reserve(filters);
   for (std::size_t i = 0; i < filters; ++i) {

@@ -10,7 +10,8 @@
 //    1  origin (Origin)                1   PCP or NAT-PMP (RFC 6886)
 //    2  protocol                       1   IANA number, 0 = all (R-MAP-2/3)
 //    3  flags                          1   bit 0 third party (RFC 6887 §13.1), bit 1 elected
-//                                          (RFC 7767 CHECKPOINT_REQUIRED honoured); others 0
+//                                          (RFC 7767 CHECKPOINT_REQUIRED honoured), bit 2
+//                                          election deferred until the peer is back; others 0
 //    4  internal addr 16 + port 2     18
 //   22  external addr 16 + port 2     18
 //   40  remote addr 16 + port 2       18   PEER only; zero for MAP

@@ -64,10 +64,11 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     // included): the option elects, its absence un-elects.
     const Election election = elect(req, t, cur);
     next.checkpoint = elected(election);
+    next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
     if (next.expires != cur->expires || next.description != cur->description ||
         next.client_addr != cur->client_addr || next.third_party != cur->third_party ||
-        next.checkpoint != cur->checkpoint) {
+        next.checkpoint != cur->checkpoint || next.checkpoint_deferred != cur->checkpoint_deferred) {
       Change c;
       c.op = Change::Op::Replace;
       c.mapping = next;
@@ -121,6 +122,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   // RFC 7767 §3.1 / R-CKPT-4: over a checkpoint limit the PEER is served without the option.
   const Election election = elect(req, t, nullptr);
   m.checkpoint = elected(election);
+  m.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
   Change c;
   c.op = Change::Op::Add;

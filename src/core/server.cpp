@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <unordered_map>
 
 #include "core/server_impl.hpp"
 #include "wire/codec.hpp"
@@ -380,11 +381,51 @@ bool Server::withdraw_checkpoint(const Mapping& m) {
   c.previous = *cur;
   c.mapping = *cur;
   c.mapping.checkpoint = false;
+  c.mapping.checkpoint_deferred = true;  // the client still asked: elected when the peer is back
   ChangeSet cs;
   cs.changes.push_back(std::move(c));
   if (!s.apply(cs)) return false;
   ++s.stats.checkpoint_withdrawn;
   return true;
+}
+
+Server::Reelection Server::reelect_deferred() {
+  Impl& s = *impl_;
+  Reelection out;
+  if (!s.checkpoint_available || !s.policy.checkpoint.enabled) return out;
+  const Millis now = s.clock.now();
+  // RFC 7767 §3.1 / R-CKPT-4, R-CKPT-7: the caps hold as for a request. The rate limit does
+  // not: these elections were asked for already, and the per-client cap bounds them anyway.
+  std::size_t total = s.table.elected_count();
+  std::unordered_map<IpAddr, std::size_t, wire::IpAddrHash> added;
+  ChangeSet cs;
+  s.table.visit([&](const Mapping& m) {
+    if (!m.checkpoint_deferred || m.expires <= now) return;
+    std::size_t& mine = added[m.internal_addr];
+    if (total >= s.policy.checkpoint.max_total ||
+        s.table.elected_for_internal(m.internal_addr) + mine >= s.policy.checkpoint.max_per_client) {
+      ++out.over_cap;  // stays deferred: tried again when the peer next comes back
+      return;
+    }
+    Change c;
+    c.op = Change::Op::Replace;
+    c.previous = m;
+    c.mapping = m;
+    c.mapping.checkpoint = true;
+    c.mapping.checkpoint_deferred = false;
+    cs.changes.push_back(std::move(c));
+    ++total;
+    ++mine;
+  });
+  if (cs.empty()) return out;
+  // One transaction: all elected, or none (and they stay deferred for the next try).
+  if (!s.apply(cs)) {
+    out.failed = true;
+    return out;
+  }
+  out.elected = cs.changes.size();
+  s.stats.checkpoint_reelected += out.elected;
+  return out;
 }
 
 std::size_t Server::mirror(const ChangeSet& changes) {
@@ -432,6 +473,7 @@ std::size_t Server::mapping_count() const { return impl_->table.size(); }
 Server::MappingCounts Server::mapping_counts() const {
   MappingCounts c;
   impl_->table.visit([&c](const Mapping& m) {
+    if (m.checkpoint_deferred) ++c.deferred;
     const bool map = m.kind == MappingKind::Map;
     ++(m.is_v4() ? (map ? c.map4 : c.peer4) : (map ? c.map6 : c.peer6));
   });

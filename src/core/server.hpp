@@ -116,6 +116,17 @@ class Server {
   // when no such elected mapping exists or the datapath refused; counted in
   // Stats::checkpoint_withdrawn when done.
   bool withdraw_checkpoint(const Mapping& m);
+  // The peer is back (checkpoint available again): elect every mapping whose election was
+  // deferred (Mapping::checkpoint_deferred: refused for the missing peer, or withdrawn when it
+  // did not acknowledge), within the checkpoint caps, as one Replace ChangeSet applied to the
+  // datapath (the backend marks their connections, the peer link replicates them). Counted in
+  // Stats::checkpoint_reelected. Nothing while the checkpoint is unavailable.
+  struct Reelection {
+    std::size_t elected = 0;   // now elected
+    std::size_t over_cap = 0;  // still deferred: a checkpoint cap is reached
+    bool failed = false;       // the datapath refused the transaction; all stay deferred
+  };
+  Reelection reelect_deferred();
   // Standby: `changes` were applied to the datapath by the caller (replicated from the primary);
   // make the table follow them. Add of a conflicting mapping and Remove of an unknown one are
   // skipped and counted in Stats::mirror_skipped. Returns how many changes were taken.
@@ -139,6 +150,7 @@ class Server {
   // Mappings by kind and address family, for metrics (one pass, no copy).
   struct MappingCounts {
     std::size_t map4 = 0, map6 = 0, peer4 = 0, peer6 = 0;
+    std::size_t deferred = 0;  // Mapping::checkpoint_deferred
   };
   [[nodiscard]] MappingCounts mapping_counts() const;
   [[nodiscard]] std::size_t mapping_count() const;

@@ -40,6 +40,7 @@ nlohmann::json mapping_to_json(const core::Mapping& m, core::Millis now) {
       {"lifetime", m.lifetime},
       {"remaining", m.remaining(now)},
       {"checkpoint", m.checkpoint},
+      {"checkpoint_deferred", m.checkpoint_deferred},
       {"third_party", m.third_party},
       {"filters", filters},
       {"description", m.description},
@@ -55,6 +56,7 @@ std::string mapping_to_text(const nlohmann::json& m) {
   s += " remaining=" + std::to_string(m.value("remaining", 0u)) + "/" +
        std::to_string(m.value("lifetime", 0u)) + " nonce=" + m.value("nonce", "");
   if (m.value("checkpoint", false)) s += " elected";
+  if (m.value("checkpoint_deferred", false)) s += " election-deferred";
   if (m.value("third_party", false)) s += " third-party client=" + m.value("client", "");
   if (m.value("origin", "pcp") != "pcp") s += " origin=" + m.value("origin", "");
   if (!m["filters"].empty()) {

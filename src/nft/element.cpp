@@ -86,6 +86,7 @@ std::optional<core::Mapping> decode_primary(SetId set, const DumpedElement& e) {
   m.lifetime = comment->lifetime;
   m.third_party = comment->third_party;
   m.checkpoint = comment->checkpoint;
+  m.checkpoint_deferred = comment->checkpoint_deferred && !comment->checkpoint;
   m.description = comment->description;
 
   KeyReader k(e.key);

@@ -75,6 +75,7 @@ ElementComment ElementComment::from(const core::Mapping& m) {
   c.lifetime = m.lifetime;
   c.third_party = m.third_party;
   c.checkpoint = m.checkpoint;
+  c.checkpoint_deferred = m.checkpoint_deferred;
   c.description = m.description;
   return c;
 }
@@ -95,10 +96,11 @@ std::string ElementComment::encode(std::size_t max_length) const {
   }
   out += " l=";
   out += std::to_string(lifetime);
-  if (third_party || checkpoint) {
+  if (third_party || checkpoint || checkpoint_deferred) {
     out += " f=";
     if (third_party) out += 't';
     if (checkpoint) out += 'k';
+    if (checkpoint_deferred) out += 'w';
   }
   if (description.empty() && !description_truncated) return out;
 
@@ -192,6 +194,8 @@ std::optional<ElementComment> ElementComment::parse(std::string_view text) {
           c.third_party = true;
         else if (f == 'k')
           c.checkpoint = true;
+        else if (f == 'w')
+          c.checkpoint_deferred = true;
         else
           return std::nullopt;
       }

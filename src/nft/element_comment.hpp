@@ -13,7 +13,8 @@
 //   n=        mapping nonce, 24 lowercase hex digits
 //   l=        last granted lifetime in seconds (decimal)
 //   f=        flag letters, present only when a flag is set: t = THIRD_PARTY, k = checkpoint
-//             (RFC 7767 CHECKPOINT_REQUIRED honoured)
+//             (RFC 7767 CHECKPOINT_REQUIRED honoured), w = checkpoint asked for and deferred
+//             until the standby peer is back (core::Mapping::checkpoint_deferred)
 //   d= / d~=  description (RFC 7220), always the last field, running to the end of the comment:
 //             bytes 0x20..0x7e other than '"' and '\' are written as is, valid UTF-8 sequences
 //             are kept, every other byte is written \xHH (two lowercase hex digits).
@@ -48,6 +49,7 @@ struct ElementComment {
   std::uint32_t lifetime = 0;
   bool third_party = false;
   bool checkpoint = false;
+  bool checkpoint_deferred = false;
   std::string description;
   bool description_truncated = false;
 

@@ -194,6 +194,13 @@ nlohmann::json Daemon::control_stats() {
       .sample(static_cast<double>(s.checkpoint_refused_rate), {{"reason", "rate_limit"}})
       .sample(static_cast<double>(s.checkpoint_refused_peer), {{"reason", "peer_unavailable"}})
       .sample(static_cast<double>(s.checkpoint_withdrawn), {{"reason", "peer_no_ack"}});
+  m.family("pcpd_checkpoint_deferred", "gauge",
+           "mappings whose client asked for CHECKPOINT_REQUIRED while no peer could hold them; "
+           "elected when the peer is back")
+      .sample(static_cast<double>(counts.deferred));
+  m.family("pcpd_checkpoint_reelected_total", "counter",
+           "deferred elections made when the standby peer came back (RFC 7767 section 3.2)")
+      .sample(static_cast<double>(s.checkpoint_reelected));
   if (ha_) ha_->add_metrics(m);
   add_conntrack_metrics(m);
   const auto nc = datapath_->counters();

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <system_error>
 
@@ -222,7 +223,40 @@ bool Daemon::start_ha() {
     log::error("daemon.setup_failed", {{"what", "epoll_ctl ha"}});
     return false;
   }
+  restore_role();
   return true;
+}
+
+// keepalived runs a notify only when its own state changes, so a pcpd restarted under a running
+// keepalived (systemctl restart, upgrade, crash) would otherwise stay roleless: neither serving
+// as primary with the checkpoint available nor holding the primary's copy as backup. The notify
+// script writes the state to role_file before it calls pcpctl; that file is the role now.
+void Daemon::restore_role() {
+  const std::string& file = config_->ha.role_file;
+  if (file.empty()) return;
+  std::ifstream in(file);
+  if (!in) {
+    // No keepalived notify since boot: keepalived's first one will tell.
+    log::info("ha.role_unknown", {{"role_file", file}, {"reason", std::strerror(errno)}});
+    return;
+  }
+  std::string word;
+  in >> word;
+  if (word == "master") word = "primary";
+  if (word != "primary" && word != "backup" && word != "fault" && word != "stop") {
+    log::warn("ha.role_file_invalid", {{"role_file", file}, {"content", word}});
+    return;
+  }
+  // A stopped keepalived holds no VIPs: this router is not serving.
+  if (word == "stop") word = "backup";
+  const Role previous = role_;
+  role_ = word == "primary" ? Role::Primary : word == "backup" ? Role::Backup : Role::Fault;
+  // The epoch was decided by this start's recovery (setup_epoch); the table is our own.
+  (void)ha_->set_role(role_ == Role::Primary ? ha::Role::Primary
+                      : role_ == Role::Backup ? ha::Role::Backup
+                                              : ha::Role::Fault);
+  ha_->set_epoch_origin(server_->epoch_origin());
+  log::info("ha.role", {{"from", to_string(previous)}, {"to", to_string(role_)}, {"source", file}});
 }
 
 void Daemon::setup_epoch(bool fully_recovered) {
@@ -513,7 +547,8 @@ std::optional<std::string> Daemon::reload() {
   if (cfg.ha.enabled != old.ha.enabled || cfg.ha.peer != old.ha.peer ||
       cfg.ha.peer_port != old.ha.peer_port || cfg.ha.port != old.ha.port ||
       cfg.ha.listen != old.ha.listen || cfg.ha.key_file != old.ha.key_file ||
-      cfg.ha.scope_all != old.ha.scope_all || cfg.ha.ack_timeout_ms != old.ha.ack_timeout_ms) {
+      cfg.ha.scope_all != old.ha.scope_all || cfg.ha.ack_timeout_ms != old.ha.ack_timeout_ms ||
+      cfg.ha.role_file != old.ha.role_file) {
     log::warn("config.restart_needed", {{"keys", "[ha]"}});
     cfg.ha = old.ha;
   }

@@ -89,6 +89,7 @@ class Daemon {
   void setup_epoch(bool fully_recovered);
   void reset_epoch(const char* reason);
   bool start_ha();
+  void restore_role();  // [ha] role_file: the role keepalived last told
 
   void on_signal();
   // daemon_requests.cpp: the request path.

@@ -203,8 +203,25 @@ void HaPeer::set_epoch_origin(core::Millis origin) { link_.set_epoch_origin(orig
 
 void HaPeer::before_request() {
   // RFC 7767 §3.2: honour only what a standby can hold before we answer.
-  server_.set_checkpoint_available(link_.role() == ha::Role::Primary && link_.peer_up() &&
-                                   link_.peer_role() != ha::Role::Primary);
+  const bool available = link_.role() == ha::Role::Primary && link_.peer_up() &&
+                         link_.peer_role() != ha::Role::Primary;
+  server_.set_checkpoint_available(available);
+  // The peer is back: what clients asked for while it was away is elected now (reelect()).
+  if (available && !checkpoint_available_) reelect_due_ = true;
+  checkpoint_available_ = available;
+}
+
+void HaPeer::reelect() {
+  reelect_due_ = false;
+  const core::Server::Reelection r = server_.reelect_deferred();
+  if (r.elected == 0 && r.over_cap == 0 && !r.failed) return;
+  // Replicated like a request's change: the peer installs them, the conntrack worker marks
+  // their connections (so conntrackd carries them to the peer before any failback).
+  const core::ChangeSet cs = tap_.take();
+  (void)replicate(cs, next_token_++);
+  log::info("checkpoint.reelected", {{"mappings", r.elected}, {"still_deferred", r.over_cap},
+                                     {"failed", r.failed}, {"reason", "peer_available"}});
+  if (on_table_) on_table_();
 }
 
 ha::PeerLink::ReplicateResult HaPeer::replicate(const core::ChangeSet& changes, ha::Token token) {
@@ -314,7 +331,12 @@ void HaPeer::release(Held& h, const char* outcome) {
 void HaPeer::pump() {
   for (int round = 0; round < kMaxPumpRounds; ++round) {
     ha::LinkOutput out = link_.take();
-    if (out.datagrams.empty() && out.events.empty()) break;
+    if (out.datagrams.empty() && out.events.empty()) {
+      before_request();
+      if (!reelect_due_) break;
+      reelect();  // its changes go out in the next round
+      continue;
+    }
     // Events first: a standby installs what it received before its ack leaves, so an ack
     // means "in the kernel" (RFC 7767 §3).
     for (const auto& e : out.events) on_event(e);

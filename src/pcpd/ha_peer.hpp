@@ -124,6 +124,7 @@ class HaPeer {
   void release(Held& held, const char* outcome);  // un-elect, re-encode, send
   void note_rejects();
   void rearm();
+  void reelect();          // Server::reelect_deferred, replicated and logged
 
   config::Config::Ha cfg_;
   UniqueFd fd_;
@@ -135,6 +136,8 @@ class HaPeer {
   std::function<void()> on_table_;
   ha::PeerLink link_;
   ha::Token next_token_ = 1;
+  bool checkpoint_available_ = false;  // last value given to Server::set_checkpoint_available
+  bool reelect_due_ = false;           // it turned true: deferred elections are due
   std::deque<Held> held_;
   HaCounters counters_;
   std::array<std::uint64_t, ha::kRejectReasons> rejects_seen_{};

@@ -61,7 +61,7 @@ bool refresh_only(const core::Mapping& a, const core::Mapping& b) {
          a.external_addr == b.external_addr && a.external_port == b.external_port &&
          a.remote_addr == b.remote_addr && a.remote_port == b.remote_port && a.client_addr == b.client_addr &&
          a.nonce == b.nonce && a.third_party == b.third_party && a.checkpoint == b.checkpoint &&
-         a.filters == b.filters && a.description == b.description;
+         a.checkpoint_deferred == b.checkpoint_deferred && a.filters == b.filters && a.description == b.description;
 }
 
 void put_refresh(std::vector<std::uint8_t>& out, const core::Mapping& m, core::Millis at) {

@@ -150,3 +150,97 @@ TEST_CASE("R-MAP-12 mirror: a conflicting Add is skipped; another external port 
   CHECK(standby.server->stats().mirror_skipped == 1);
   CHECK(standby.server->mapping_count() == 1);
 }
+
+// RFC 7767 §3.2 lets a server serve CHECKPOINT_REQUIRED without the option while no standby
+// can hold the state; the client's wish is kept (Mapping::checkpoint_deferred) and granted as
+// soon as the peer is back, without waiting for the client's next refresh (which, at half a
+// two-hour lifetime, would come long after a failback that reset its connections).
+TEST_CASE("RFC 7767 §3.2 deferred: a refusal for the missing peer is remembered; the peer's return elects it") {
+  Fixture f;
+  f.server->set_checkpoint_available(false);
+  auto r = f.send(with_ckpt(map_req({})));
+  REQUIRE(r.kind == Reply::Kind::Success);
+  CHECK_FALSE(r.response.options.checkpoint_required);
+  (void)f.map({.internal_port = 9000});  // never asked: stays unelected
+  (void)f.send(with_ckpt(peer_req({})));
+  CHECK(f.server->mapping_counts().deferred == 2);
+  // Nothing while the peer is still away.
+  const auto calls = f.dp.calls();
+  CHECK(f.server->reelect_deferred().elected == 0);
+  CHECK(f.dp.calls() == calls);
+
+  f.server->set_checkpoint_available(true);
+  const auto re = f.server->reelect_deferred();
+  CHECK(re.elected == 2);
+  CHECK(re.over_cap == 0);
+  CHECK_FALSE(re.failed);
+  // One transaction of Replaces, each the same mapping elected.
+  REQUIRE(f.dp.calls() == calls + 1);
+  const ChangeSet& cs = f.dp.last();
+  REQUIRE(cs.changes.size() == 2);
+  for (const Change& c : cs.changes) {
+    CHECK(c.op == Change::Op::Replace);
+    CHECK(c.mapping.checkpoint);
+    CHECK_FALSE(c.mapping.checkpoint_deferred);
+    CHECK(c.previous.checkpoint_deferred);
+    CHECK(c.mapping.external_port == c.previous.external_port);
+    CHECK(c.mapping.nonce == c.previous.nonce);
+  }
+  CHECK(f.server->stats().elected == 2);
+  CHECK(f.server->stats().checkpoint_reelected == 2);
+  CHECK(f.server->mapping_counts().deferred == 0);
+  // The client's next refresh keeps it elected, echoing the option.
+  CHECK(f.send(with_ckpt(map_req({}))).response.options.checkpoint_required);
+  // Done once: a second call has nothing left.
+  CHECK(f.server->reelect_deferred().elected == 0);
+}
+
+TEST_CASE("RFC 7767 §3.2 deferred: a refresh without the option, or from NAT-PMP, drops the deferred wish") {
+  Fixture f;
+  f.server->set_checkpoint_available(false);
+  (void)f.send(with_ckpt(map_req({})));
+  REQUIRE(f.server->mappings().front().checkpoint_deferred);
+  (void)f.send(map_req({}));  // the client no longer asks (R-CKPT-5)
+  CHECK_FALSE(f.server->mappings().front().checkpoint_deferred);
+  f.server->set_checkpoint_available(true);
+  CHECK(f.server->reelect_deferred().elected == 0);
+  CHECK(f.server->stats().elected == 0);
+}
+
+TEST_CASE("RFC 7767 §3.2 deferred: a withdrawn election (no ack from the peer) is deferred, then re-elected") {
+  Fixture f;
+  REQUIRE(f.send(with_ckpt(map_req({}))).response.options.checkpoint_required);
+  REQUIRE(f.server->withdraw_checkpoint(f.server->mappings().front()));
+  CHECK(f.server->mappings().front().checkpoint_deferred);
+  CHECK(f.server->reelect_deferred().elected == 1);
+  CHECK(f.server->mappings().front().checkpoint);
+}
+
+TEST_CASE("RFC 7767 §3.2 deferred: re-election keeps the caps (R-CKPT-4, R-CKPT-7); the rest stays deferred") {
+  Policy p = default_policy();
+  p.checkpoint.max_per_client = 2;
+  Fixture f(p);
+  f.server->set_checkpoint_available(false);
+  for (std::uint16_t port = 7000; port < 7003; ++port)
+    (void)f.send(with_ckpt(map_req({.internal_port = port})));
+  f.server->set_checkpoint_available(true);
+  const auto re = f.server->reelect_deferred();
+  CHECK(re.elected == 2);
+  CHECK(re.over_cap == 1);
+  CHECK(f.server->stats().elected == 2);
+  CHECK(f.server->mapping_counts().deferred == 1);
+}
+
+TEST_CASE("RFC 7767 §3.2 deferred: a refused transaction elects nothing; the wishes stay for the next try") {
+  Fixture f;
+  f.server->set_checkpoint_available(false);
+  (void)f.send(with_ckpt(map_req({})));
+  f.server->set_checkpoint_available(true);
+  f.dp.fail_nth(1);
+  const auto re = f.server->reelect_deferred();
+  CHECK(re.failed);
+  CHECK(re.elected == 0);
+  CHECK(f.server->mappings().front().checkpoint_deferred);
+  CHECK(f.server->stats().elected == 0);
+  CHECK(f.server->reelect_deferred().elected == 1);
+}

@@ -307,7 +307,7 @@ TEST_CASE("ha codec reject: authenticated but malformed datagrams are Malformed"
       {"unknown change op", &change, [](auto& d) { d[kHeaderSize + 2] = 3; }},
       {"unknown mapping kind", &change, [](auto& d) { d[rec] = 2; }},
       {"unknown origin", &change, [](auto& d) { d[rec + 1] = 2; }},
-      {"unknown mapping flag", &change, [](auto& d) { d[rec + 3] = 0x04; }},
+      {"unknown mapping flag", &change, [](auto& d) { d[rec + 3] = 0x08; }},
       {"filter count beyond the limit", &change, [](auto& d) { d[rec + 98] = kMaxFilters + 1; }},
       {"description longer than 1016", &change, [](auto& d) { d[rec + 99] = 0x03; d[rec + 100] = 0xF9; }},
       {"description running past the end", &change, [](auto& d) { d[rec + 100] = static_cast<std::uint8_t>(d[rec + 100] + 1); }},

@@ -31,6 +31,7 @@ void check_round_trip(const ElementComment& c) {
   CHECK(back->lifetime == c.lifetime);
   CHECK(back->third_party == c.third_party);
   CHECK(back->checkpoint == c.checkpoint);
+  CHECK(back->checkpoint_deferred == c.checkpoint_deferred);
   CHECK(back->description == c.description);
   CHECK(back->description_truncated == c.description_truncated);
 }
@@ -55,6 +56,13 @@ TEST_CASE("nft comment: every field round-trips (THIRD_PARTY client, flags, NAT-
   c.kind = core::MappingKind::Peer;
   c.client = wire::IpAddr::parse("192.0.2.7");
   c.lifetime = 0xffffffffu;
+  check_round_trip(c);
+}
+
+TEST_CASE("nft comment: a deferred election (w) survives the kernel, so a restart keeps the wish") {
+  auto c = sample();
+  c.checkpoint_deferred = true;
+  CHECK(c.encode() == "pcp map n=00112233445566778899aabb l=3600 f=w");
   check_round_trip(c);
 }
 
