@@ -7,9 +7,8 @@
 #  VIPs (keepalived on lan0, from ha/keepalived.conf): 192.0.2.1 (gateway, PCP server) and
 #  203.0.113.1 (NAT address). Own addresses: r1 192.0.2.2 / 203.0.113.2, r2 .3 / .3.
 #  Sync link r1 sync0 198.51.100.1/30 <-> r2 sync0 198.51.100.2/30 (conntrackd FTFW over UDP).
-#  Both routers: ha/90-pcpd-conntrack.conf (sysctl), nft-rules/example-router.nft with the NAT
-#  rule replaced by "snat to 203.0.113.1 fully-random" and a "new TCP must be a SYN" rule,
-#  nft-rules/pcpd.nft, ha/conntrackd.conf (paths and addresses per router), ha/keepalived.conf
+#  Both routers: ha/90-pcpd-conntrack.conf (sysctl), nft-rules/example-router.nft, ha/nat-vip.nft
+#  (SNAT to the WAN VIP), nft-rules/pcpd.nft, ha/conntrackd.conf (paths and addresses per router), ha/keepalived.conf
 #  (priority 150 on r1, 100 on r2, advert_int $HA_ADVERT_INT (0.5) for a faster lab, notify ->
 #  ha/pcpd-ha-notify with the router's CONNTRACKD_CONF / PCPD_CTL_SOCKET / PCPCTL), pcpd with
 #  its own [daemon] control_socket and state_dir. Flows count as broken after $HA_FLOW_TIMEOUT
@@ -28,7 +27,8 @@
 #   ha_peer_key             a shared pre-shared key for the pcpd peer link ($LAB_DIR/ha.key)
 #   ha_ctd r1|r2 ARGS...    conntrackd client command (-i, -e, -s, ...)
 #   ha_ctl r1|r2 ARGS...    pcpctl on that router's socket
-#   ha_flow ID NS PROTO DST DPORT SPORT        long-lived echo flow (status in $HA_APP/ID.st)
+#   ha_flow ID NS PROTO DST DPORT SPORT        long-lived echo flow (status in $HA_APP/ID.st),
+#                           a message every $HA_FLOW_INTERVAL (0.2) s; ha_gap_reset / ha_maxgap ID
 #   ha_serve NS PORTS...    TCP+UDP echo server that reports the peer endpoint it sees
 #   ha_running ID / ha_broken ID / ha_close ID / ha_vip_on r1|r2 / ha_waitfor S CMD...
 #   ha_ct_sports r1|r2 -i|-e      sorted original source ports in a conntrackd cache
@@ -147,19 +147,14 @@ ha_up() {
   lab_log "HA lab up: $HA_CLI -- {$HA_R1, $HA_R2} -- $HA_SRV, sync link 198.51.100.0/30"
 }
 
-# The same ruleset on both routers: the example router ruleset (its prerouting chain drops
-# invalid packets and new TCP that is not a SYN: packets reaching the new primary before
-# conntrackd's commit must not create state or be reset), its NAT rule replaced by SNAT to the
-# WAN VIP with random ports (the backup would pick another port for the same flow), then pcpd's
-# own table.
+# The same ruleset on both routers, as README "High availability" says: the example router
+# ruleset (its prerouting chain drops invalid packets and new TCP that is not a SYN: packets
+# reaching the new primary before conntrackd's commit must not create state or be reset), then
+# ha/nat-vip.nft (source NAT to the WAN VIP), then pcpd's own table.
 ha_rules() {
-  local r=$1 f=$LAB_DIR/$1/router.nft
-  {
-    cat "$LAB_SRC/nft-rules/example-router.nft"
-    echo 'flush chain ip nat postrouting'
-    echo "add rule ip nat postrouting oifname \"wan0\" snat to $HA_VIP_WAN fully-random"
-  } >"$f"
-  ha_x "$r" nft -f "$f" || lab_die "nft -f example-router.nft (+HA NAT) in $r"
+  local r=$1
+  ha_x "$r" nft -f "$LAB_SRC/nft-rules/example-router.nft" || lab_die "nft -f example-router.nft in $r"
+  ha_x "$r" nft -f "$LAB_SRC/ha/nat-vip.nft" || lab_die "nft -f ha/nat-vip.nft in $r"
   ha_x "$r" nft -f "$LAB_SRC/nft-rules/pcpd.nft" || lab_die "nft -f nft-rules/pcpd.nft in $r"
 }
 
@@ -202,29 +197,46 @@ ha_ctd_stop() {
   eval "HA_CTD_PID_$1="
 }
 
-# keepalived from ha/keepalived.conf: priority 100 on r2, a lab global_defs block, and the notify
-# commands routed through a wrapper that exports this router's CONNTRACKD_CONF, PCPD_CTL_SOCKET
-# and PCPCTL (the variables ha/pcpd-ha-notify documents), logs and runs the shipped script.
+# keepalived from ha/keepalived.conf as shipped, with this router's paths: priority 100 on r2,
+# a lab router_id and advert_int, and the notify and check commands routed through wrappers
+# that export this router's CONNTRACKD_CONF, PCPD_CTL_SOCKET, PCPCTL and PCPD_HA_ROLE_FILE (the
+# variables ha/pcpd-ha-notify and ha/pcpd-ha-check document) and run the shipped scripts.
 ha_ka_start() {
-  local r=$1 d=$LAB_DIR/$1 prio=150
+  local r=$1 d=$LAB_DIR/$1 prio=150 w
   [ "$r" = r2 ] && prio=100
-  cat >"$d/notify.sh" <<EOF
+  for w in notify check; do
+    cat >"$d/$w.sh" <<EOF
 #!/bin/sh
-export CONNTRACKD_CONF=$d/conntrackd.conf PCPD_CTL_SOCKET=$d/ctl.sock PCPCTL=$PCPCTL_BIN
+export CONNTRACKD_CONF=$d/conntrackd.conf PCPD_CTL_SOCKET=$d/ctl.sock PCPCTL=$PCPCTL_BIN PCPD_HA_ROLE_FILE=$d/role
+EOF
+  done
+  cat >>"$d/notify.sh" <<EOF
 echo "\$(date +%T.%N) \$1 begin" >>$d/notify.log
 $LAB_SRC/ha/pcpd-ha-notify "\$1" >>$d/notify.log 2>&1
 echo "\$(date +%T.%N) \$1 end rc=\$?" >>$d/notify.log
 EOF
-  chmod 700 "$d/notify.sh"
-  {
-    printf 'global_defs {\n\trouter_id pcpha-%s\n\tscript_user root\n\tvrrp_garp_master_repeat 3\n}\n' "$r"
-    sed -e "s/^\(\s*priority\) 150/\1 $prio/" \
-      -e "s|\"/usr/share/pcpd/ha/pcpd-ha-notify |\"$d/notify.sh |" \
-      -e "s/^\(\s*advert_int\) .*/\1 ${HA_ADVERT_INT:-0.5}/" "$LAB_SRC/ha/keepalived.conf"
-  } >"$d/keepalived.conf"
+  cat >>"$d/check.sh" <<EOF
+$LAB_SRC/ha/pcpd-ha-check
+rc=\$?
+[ "\$rc" = "\$(cat $d/check.last 2>/dev/null)" ] || echo "\$(date +%T.%N) check rc=\$rc" >>$d/check.log
+echo \$rc >$d/check.last
+exit \$rc
+EOF
+  chmod 700 "$d/notify.sh" "$d/check.sh"
+  sed -e "s/^\(\s*priority\) 150/\1 $prio/" \
+    -e "s|^global_defs {|global_defs {\n\trouter_id pcpha-$r\n\tvrrp_garp_master_repeat 3|" \
+    -e "s|\"/usr/share/pcpd/ha/pcpd-ha-notify |\"$d/notify.sh |" \
+    -e "s|\"/usr/share/pcpd/ha/pcpd-ha-check\"|\"$d/check.sh\"|" \
+    -e "s/^\(\s*advert_int\) .*/\1 ${HA_ADVERT_INT:-0.5}/" "$LAB_SRC/ha/keepalived.conf" >"$d/keepalived.conf"
+  # Experiments only (never set by a test): a sed script applied on top, e.g. to measure the
+  # pair without the readiness guard.
+  [ -n "${HA_KEEPALIVED_EDIT:-}" ] && sed -i -e "$HA_KEEPALIVED_EDIT" "$d/keepalived.conf"
   grep -q "$d/notify.sh primary" "$d/keepalived.conf" || lab_die "ha/keepalived.conf: notify_master not found"
+  grep -q "$d/notify.sh stop" "$d/keepalived.conf" || lab_die "ha/keepalived.conf: notify_stop not found"
+  grep -q "\"$d/check.sh\"" "$d/keepalived.conf" || lab_die "ha/keepalived.conf: vrrp_script pcpd_ready not found"
   lab_spawn "$(ha_ns "$r")" "$d/keepalived.log" keepalived -n -l -D -P -G -f "$d/keepalived.conf" \
     -p "$d/ka.pid" -r "$d/ka-vrrp.pid" -c "$d/ka-chk.pid"
+  eval "HA_KA_PID_$r=$LAB_LASTPID"
 }
 
 ha_peer_key() {
@@ -245,8 +257,8 @@ ha_pcpd_start() {
   if [ -n "${HA_KEY:-}" ]; then
     local me=1 peer=2
     [ "$r" = r2 ] && me=2 peer=1
-    printf '[ha]\npeer = "198.51.100.%s"\nlisten = "198.51.100.%s"\nkey_file = "%s"\n%s\n' \
-      "$peer" "$me" "${HA_KEY_FILE:-$HA_KEY}" "${HA_PEER_CONF:-}" >>"$d/pcpd.conf"
+    printf '[ha]\npeer = "198.51.100.%s"\nlisten = "198.51.100.%s"\nkey_file = "%s"\nrole_file = "%s"\n%s\n' \
+      "$peer" "$me" "${HA_KEY_FILE:-$HA_KEY}" "$d/role" "${HA_PEER_CONF:-}" >>"$d/pcpd.conf"
   fi
   lab_spawn "$(ha_ns "$r")" "$d/pcpd.log" "$PCPD_BIN" -c "$d/pcpd.conf"
   eval "HA_PCPD_PID_$r=$LAB_LASTPID"
@@ -292,9 +304,15 @@ ha_flow() { # ha_flow ID NS PROTO DST DPORT SPORT
   rm -f "$HA_APP/$1.st" "$HA_APP/$1.stop"
   lab_spawn "$2" "$HA_APP/$1.log" python3 "$HA_TOOL" client --proto "$3" --dst "$4" --dport "$5" --sport "$6" \
     --status "$HA_APP/$1.st" --stopfile "$HA_APP/$1.stop" --duration "$LAB_WATCHDOG" \
-    --timeout "${HA_FLOW_TIMEOUT:-12}"
+    --timeout "${HA_FLOW_TIMEOUT:-12}" --interval "${HA_FLOW_INTERVAL:-0.2}"
 }
 ha_status() { cat "$HA_APP/$1.st" 2>/dev/null || echo "NO_STATUS"; }
+# ha_gap_reset ID...: the flows start their longest gap (maxgap=) afresh with the next echo.
+ha_gap_reset() {
+  local f
+  for f in "$@"; do touch "$HA_APP/$f.st.reset"; done
+}
+ha_maxgap() { sed -n 's/.* maxgap=\([0-9.]*\).*/\1/p' "$HA_APP/$1.st" 2>/dev/null; }
 ha_running() { grep -q '^RUNNING' "$HA_APP/$1.st" 2>/dev/null; }
 ha_broken() { grep -q '^BROKEN' "$HA_APP/$1.st" 2>/dev/null; }
 ha_allrunning() {
@@ -319,7 +337,8 @@ serve PORTS: TCP and UDP echo on every port; each reply is "<request> <ip>:<port
   peer endpoint the server sees (so a client notices a changed NAT port).
 client: one flow (TCP connection or UDP socket), a message every --interval s; status file:
   RUNNING ok=N ep=IP:PORT maxgap=S | BROKEN ok=N at=S err=... | CLOSED ok=N | DONE ok=N
-  BROKEN when no echo for --timeout s, or when the endpoint the server sees changes."""
+  BROKEN when no echo for --timeout s, or when the endpoint the server sees changes.
+  maxgap = the longest time between two echoes since the start or since STATUS.reset appeared."""
 import argparse, os, socket, sys, threading, time
 
 def ep_of(peer):
@@ -408,6 +427,8 @@ def client(a):
         except OSError as e:
             report("BROKEN ok=%d at=%.1f err=%s ep=%s" % (n, time.time() - start, e, ep)); return 1
         now = time.time()
+        if os.path.exists(a.status + ".reset"):
+            os.remove(a.status + ".reset"); maxgap = 0.0
         if got is not None:
             if len(got) != 2 or got[0] != msg:
                 report("BROKEN ok=%d at=%.1f err=bad-echo ep=%s" % (n, now - start, ep)); return 1

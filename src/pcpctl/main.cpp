@@ -37,10 +37,10 @@ int main(int argc, char** argv) {
   stats->add_flag_callback("--json", [&] { format = "json"; }, "same as --format json");
 
   std::string role;
-  auto* ha = app.add_subcommand("ha", "tell pcpd its VRRP role (keepalived notify)");
-  ha->add_option("role", role, "primary, backup or fault")
+  auto* ha = app.add_subcommand("ha", "tell pcpd its VRRP role (keepalived notify), or ask whether it is ready to take it");
+  ha->add_option("role", role, "primary, backup or fault; ready: exit 0 when this router holds the elected set")
       ->required()
-      ->check(CLI::IsMember({"primary", "backup", "fault", "master"}));
+      ->check(CLI::IsMember({"primary", "backup", "fault", "master", "ready"}));
   auto* touch = app.add_subcommand("ct-touch", "re-announce every marked connection to conntrackd");
   auto* reload = app.add_subcommand("reload", "reload the configuration (like SIGHUP)");
 
@@ -87,6 +87,14 @@ int main(int argc, char** argv) {
   }
   std::string cmd;
   nlohmann::json args = nlohmann::json::object();
+  if (ha->parsed() && role == "ready") {
+    // Exit 0 only when ready: keepalived's track_script lowers the priority otherwise.
+    auto r = pcpd::ctl::call(socket_path, "ha-ready");
+    if (!r.value("ok", false)) return report_failure(r);
+    const bool ready = r["result"].value("ready", false);
+    std::cout << (ready ? "ready: " : "not ready: ") << r["result"].value("reason", std::string()) << "\n";
+    return ready ? 0 : 1;
+  }
   if (ha->parsed()) {
     cmd = "ha";
     args["role"] = role == "master" ? "primary" : role;

@@ -100,6 +100,13 @@ ctl::Answer Daemon::control(const std::string& cmd, const nlohmann::json& args) 
   if (cmd == "list") return list_stream();
   if (cmd == "stats") return control_stats();
   if (cmd == "ha") return set_role(args.value("role", std::string{}));
+  if (cmd == "ha-ready") {
+    // keepalived's track_script (ha/pcpd-ha-check): a router that cannot prove it holds the
+    // elected set must not take the VIPs back from one that serves it.
+    if (!ha_) return nlohmann::json{{"ready", true}, {"reason", "no [ha] peer configured"}};
+    const auto r = ha_->readiness();
+    return nlohmann::json{{"ready", r.ready}, {"reason", r.reason}, {"role", to_string(role_)}};
+  }
   if (cmd == "ct-touch") {
     // Queued, never run here: the walk takes ~0.2 s at 1,000,000 connections and no request may
     // wait for it. The journal says when it is done (conntrack.touched) and how many.

@@ -423,10 +423,22 @@ void HaPeer::rearm() {
   if (auto r = timer_.arm_at(when); !r) log::error("timer.arm_failed", {{"what", "ha"}, {"error", errno_text(r.error().code)}});
 }
 
+HaPeer::Readiness HaPeer::readiness() const {
+  if (link_.role() == ha::Role::Primary) return {true, "primary"};
+  if (!link_.peer_up()) return {false, "peer link down: no copy of the primary's mappings"};
+  if (link_.peer_role() != ha::Role::Primary)
+    return {false, std::string("peer is ") + role_name(link_.peer_role()) + ", not primary: nothing to copy yet"};
+  if (!link_.synced()) return {false, "waiting for the primary's snapshot"};
+  return {true, "holds the primary's " + std::to_string(link_.replicated().size()) + " replicated mappings"};
+}
+
 void HaPeer::add_metrics(ctl::Metrics& m) const {
   const ha::LinkStats& s = link_.stats();
   m.family("pcpd_ha_peer_up", "gauge", "the standby peer link is up (1) or down (0)")
       .sample(link_.peer_up() ? 1 : 0);
+  m.family("pcpd_ha_ready", "gauge",
+           "this router may take the VIPs: primary, or holds the primary's current mappings (pcpctl ha ready)")
+      .sample(readiness().ready ? 1 : 0);
   m.family("pcpd_ha_replicated_mappings", "gauge", "mappings held for the peer (standby side)")
       .sample(static_cast<double>(link_.replicated().size()));
   m.family("pcpd_ha_requests_dropped_total", "counter", "PCP/NAT-PMP requests not answered while backup")

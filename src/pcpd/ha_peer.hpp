@@ -101,6 +101,16 @@ class HaPeer {
   // responders send through.
   void release_all(const char* outcome);
 
+  // Whether this router may take the VIPs without losing elected state: as primary, yes; else
+  // only once it holds a complete, current copy of the primary's replicated mappings (a
+  // snapshot of the peer's running process, kept up to date since). keepalived asks through
+  // `pcpctl ha ready` (ha/pcpd-ha-check, a track_script) before a returning router preempts.
+  struct Readiness {
+    bool ready = false;
+    std::string reason;
+  };
+  [[nodiscard]] Readiness readiness() const;
+
   void add_metrics(ctl::Metrics& m) const;
 
  private:
