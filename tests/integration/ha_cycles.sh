@@ -44,15 +44,21 @@ router_start r1
 router_start r2
 ha_waitfor 20 ha_vip_on r1 || lab_die "r1 never became VRRP master"
 
-if [ -n "${HA_CT_FILL:-}" ]; then
-  fill=${PCPD_BUILD_DIR:-$LAB_SRC/build}/bench/pcpd-ct-fill
+# HA_CT_FILL: unrelated connections, created with events off as pcpd.nft's event mask keeps a
+# real router's unelected flows silent. After the backup's first notify has purged its table
+# (conntrackd -t, PurgeTimeout 5 s), and again on a router that boots.
+fill_router() {
+  [ -n "${HA_CT_FILL:-}" ] || return 0
+  local fill=${PCPD_BUILD_DIR:-$LAB_SRC/build}/bench/pcpd-ct-fill
   [ -x "$fill" ] || lab_die "pcpd-ct-fill not built at $fill"
-  for rr in r1 r2; do
-    # Events off while filling: unrelated flows are silent on a real router (pcpd.nft's mask).
-    ha_x "$rr" sysctl -qw net.netfilter.nf_conntrack_events=0
-    ha_x "$rr" "$fill" "$HA_CT_FILL" --timeout 1200 | lab_ev
-    ha_x "$rr" sysctl -qw net.netfilter.nf_conntrack_events=1
-  done
+  ha_x "$1" sysctl -qw net.netfilter.nf_conntrack_events=0
+  ha_x "$1" "$fill" "$HA_CT_FILL" --timeout 1200 | lab_ev
+  ha_x "$1" sysctl -qw net.netfilter.nf_conntrack_events=1
+}
+if [ -n "${HA_CT_FILL:-}" ]; then
+  sleep 6
+  fill_router r1
+  fill_router r2
   check "busy routers: r1 and r2 each hold at least $HA_CT_FILL conntrack entries" \
     eval '[ "$(ha_x r1 conntrack -C)" -ge "$HA_CT_FILL" ] && [ "$(ha_x r2 conntrack -C)" -ge "$HA_CT_FILL" ]'
 fi
@@ -131,6 +137,25 @@ unelected_flows() {
   ha_waitfor 8 ha_allrunning $UNELECTED || echo "  (unelected flows of cycle $1 not running)"
 }
 
+# progressing: every elected flow got new echoes within the last 1.5 s (a stalled TCP flow stays
+# RUNNING until its 12 s timeout; this sees it at once).
+ok_of() { sed -n 's/^RUNNING ok=\([0-9]*\).*/\1/p' "$HA_APP/$1.st" 2>/dev/null; }
+progressing() {
+  local f before=()
+  for f in $ELECTED; do before+=("$(ok_of $f)"); done
+  sleep 1.5
+  local i=0
+  for f in $ELECTED; do
+    local now
+    now=$(ok_of $f)
+    [ -n "$now" ] && [ -n "${before[$i]}" ] && [ "$now" -gt "${before[$i]}" ] || {
+      echo "    flow $f: ok=${before[$i]:-none} then ${now:-none}"
+      return 1
+    }
+    i=$((i + 1))
+  done
+}
+
 # cache_ok R -i|-e: R's conntrackd cache has every elected flow and none of the unelected ones.
 cache_ok() {
   local have f
@@ -148,6 +173,7 @@ settled() {
   sleep 3 # conntrackd's commit and a few hundred messages on every flow
   for f in $ELECTED $UNELECTED; do echo "  flow $f: $(ha_status $f)"; done | lab_ev
   check "cycle $c: every elected flow runs on (same external endpoint, no reset)" ha_allrunning $ELECTED
+  check "cycle $c: ... and exchanges messages now (none stalled)" progressing
   ha_ctl "$p" list --json >"$r.list$c" 2>&1
   check "cycle $c: the primary $p lists every elected mapping" \
     lab_eq elected "$(elected_list "$r.list$c")" "$WANT_LIST"
@@ -157,6 +183,7 @@ settled() {
     ha_waitfor 5 cache_ok "$p" -i
   check "cycle $c: $b's conntrackd external cache holds every elected flow and no unelected one" \
     ha_waitfor 5 cache_ok "$b" -e
+  echo "    caches: $p -i $(ha_ctd "$p" -i 2>/dev/null | grep -c '^[a-z]') entries, $b -e $(ha_ctd "$b" -e 2>/dev/null | grep -c '^[a-z]') entries"
   check "cycle $c: the backup $b is ready to take over (pcpctl ha ready)" ready "$b"
   {
     printf 'cycle %s gaps:' "$c"
@@ -173,6 +200,7 @@ alone() {
   sleep 3
   for f in $ELECTED; do echo "  flow $f: $(ha_status $f)"; done | lab_ev
   check "cycle $c (outage): every elected flow runs on through $p" ha_allrunning $ELECTED
+  check "cycle $c (outage): ... and exchanges messages now (none stalled)" progressing
   ha_ctl "$p" list --json >"$r.alone$c" 2>&1
   check "cycle $c (outage): the new primary $p lists every elected mapping" \
     lab_eq elected "$(elected_list "$r.alone$c")" "$WANT_LIST"
@@ -206,6 +234,18 @@ die() {
   ha_x "$1" nft flush ruleset
   ha_x "$1" conntrack -F >/dev/null 2>&1
   rm -f "$LAB_DIR/$1/role" "$LAB_DIR/$1/ctl.sock" "$LAB_DIR/$1/check.last"
+  [ -f "$LAB_DIR/$1/check.log" ] && mv "$LAB_DIR/$1/check.log" "$LAB_DIR/$1/check.log.$(date +%s%N)"
+  : >>"$LAB_DIR/$1/notify.log"
+  DIE_NOTIFY_LINES=$(wc -l <"$LAB_DIR/$1/notify.log")
+}
+# guarded R: since R came back, its track script passed (check rc=0) before its notify primary
+# began: it did not take the VIPs before it held the elected set.
+guarded() {
+  local ok prim
+  ok=$(awk '/check rc=0/ {print $1; exit}' "$LAB_DIR/$1/check.log" 2>/dev/null)
+  prim=$(tail -n +"$((DIE_NOTIFY_LINES + 1))" "$LAB_DIR/$1/notify.log" | awk '/primary begin/ {print $1; exit}')
+  echo "    $1: first passing check at ${ok:-never}, notify primary began at ${prim:-never}"
+  [ -n "$ok" ] && [ -n "$prim" ] && [[ $ok < $prim ]]
 }
 # boot R: the router comes back: addresses, links, rulesets, then conntrackd, pcpd, keepalived.
 boot() {
@@ -217,6 +257,7 @@ boot() {
   ha_x "$1" ip link set wan0 up
   ha_x "$1" ip link set sync0 up
   ha_rules "$1"
+  fill_router "$1"
   router_start "$1"
 }
 failover_from() { # failover_from T0 R: seconds from T0 until R holds the VIPs
@@ -263,8 +304,7 @@ n=$(nprimary r2)
 t0=$(now)
 boot r1
 echo "cycle 1 failback: VIPs on r1 after $(failover_from "$t0" r1) s (boot included)" | tee -a "$REPORT"
-check "cycle 1: r1 took the VIPs back only once ready (its check passed before its notify primary)" \
-  eval 'grep -q "check rc=0" "$LAB_DIR/r1/check.log"'
+check "cycle 1: r1 took the VIPs back only once ready (its check passed before its notify primary)" guarded r1
 settled 1 r1 r2
 
 # ---- 2: planned switchover -------------------------------------------------------------------------
@@ -304,6 +344,7 @@ lab_log "cycle 3: r1 returns and preempts"
 t0=$(now)
 boot r1
 echo "cycle 3 failback: VIPs on r1 after $(failover_from "$t0" r1) s (boot included)" | tee -a "$REPORT"
+check "cycle 3: r1 took the VIPs back only once ready" guarded r1
 check "cycle 3: r2 elected the four again once r1's pcpd was back (checkpoint.reelected)" \
   grep -q 'checkpoint.reelected.*mappings=4' "$LAB_DIR/r2/pcpd.log"
 settled 3 r1 r2
