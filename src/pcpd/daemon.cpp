@@ -149,6 +149,13 @@ bool Daemon::start() {
     fully_recovered = server_->stats().restore_conflicts == 0;
     log::info("mappings.recovered", {{"source", "nft_dump"}, {"found", found}, {"restored", accepted},
                                      {"conflicts", server_->stats().restore_conflicts}});
+    // RFC 6887 §8.5 (R-EPOCH-3), RFC 6886 §3.6: the kernel lost mappings the last run held (a
+    // flushed ruleset, nftables restarted): clients must be told to re-create them.
+    if (expected_live_ && accepted < *expected_live_) {
+      fully_recovered = false;
+      log::warn("mappings.lost", {{"held_before", *expected_live_}, {"recovered", accepted},
+                                  {"epoch", "reset"}});
+    }
   } else {
     log::warn("mappings.recover_failed", {{"error", error_text(recovered.error())}});
   }

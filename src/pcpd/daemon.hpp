@@ -140,6 +140,9 @@ class Daemon {
   std::unique_ptr<nft::NftDatapath> datapath_;
   // Mapping journal (journal_tap.hpp): between datapath_ and everything that applies changes.
   std::unique_ptr<JournalTap> journal_;
+  // Unexpired mappings the last run's snapshot + journal held (restore_state), whether or not
+  // they could be used: a set dump that finds fewer lost some, and the epoch resets.
+  std::optional<std::size_t> expected_live_;
   std::uint64_t snapshot_bytes_ = 0;  // the last snapshot written or read
   // maintain_journal's back-off after a failed write_state.
   core::Millis state_retry_at_{0};

@@ -84,6 +84,14 @@ bool Daemon::restore_state(const Result<nft::NftDatapath::RulesetStamp>& kernel,
   }
   SnapshotStamp expected = snapshot->stamp;
   if (replay) expected.generation = replay->expected_generation();
+  // What the last run held, still alive now: if the kernel turns out to have been changed, the
+  // set dump must find at least this many, or mappings were lost (RFC 6887 §8.5).
+  {
+    const core::Millis now = clock_.now();
+    const auto& held = replay ? replay->mappings : snapshot->mappings;
+    expected_live_ = static_cast<std::size_t>(
+        std::count_if(held.begin(), held.end(), [now](const core::Mapping& m) { return m.expires > now; }));
+  }
   const SnapshotStamp current{read_boot_id().value_or(""), kernel->generation, kernel->table_handle};
   if (auto why = check_stamp(expected, current)) {
     return unused(to_string(*why), "expected " + describe(expected) + " (snapshot " + describe(snapshot->stamp) +

@@ -3,7 +3,9 @@
 # SIGTERM writes its table; the next start restores from it without dumping the nft sets when
 # the ruleset generation id is unchanged, and keeps nonces, ports and the epoch. Fallbacks to the
 # nft dump, each with its reason in the log and a complete recovery: a ruleset change between
-# stop and start (generation id differs), a corrupt snapshot, kill -9 (no snapshot).
+# stop and start (generation id differs), a corrupt snapshot, kill -9 (no snapshot); and a
+# ruleset flushed and loaded again, where the dump finds less than the snapshot held: the epoch
+# resets.
 # Requirements: R-OWN-5 (nonce survives a restore), R-OWN-2 (NOT_AUTHORIZED for another nonce),
 # R-EPOCH-3 (continuous after a complete restore), R-SEC-4 (same external port after restart).
 set -u
@@ -80,4 +82,23 @@ check "kill9: reason no_snapshot" grep -q 'mappings.snapshot_unused reason=no_sn
 check "kill9: recovered by the nft dump, all 3" \
   grep -q 'mappings.recovered source=nft_dump found=3 restored=3 conflicts=0' "$LAB_PCPD_LOG"
 lab_after_restart kill9
+
+# RFC 6887 §8.5 / RFC 6886 §3.6: state lost means a new epoch, so clients re-create their
+# mappings; continuing it would leave them believing in mappings the kernel no longer has.
+lab_log "case 5: SIGTERM, nft flush ruleset and the rules loaded again (nftables restarted): lost"
+stop_term lost
+lab_rtr nft flush ruleset
+lab_rtr nft -f "$LAB_SRC/nft-rules/example-router.nft"
+lab_rtr nft -f "$LAB_SRC/nft-rules/pcpd.nft"
+lab_pcpd_start "$conf"
+grep 'mappings\.\|epoch\.' "$LAB_PCPD_LOG" | lab_ev
+check "lost: the dump finds none of the 3" grep -q 'mappings.recovered source=nft_dump found=0 ' "$LAB_PCPD_LOG"
+check "lost: logged as a loss (mappings.lost held_before=3 recovered=0)" \
+  grep -q 'mappings.lost held_before=3 recovered=0' "$LAB_PCPD_LOG"
+check "R-EPOCH-3 lost: the epoch is reset, not continued" grep -q 'epoch.reset' "$LAB_PCPD_LOG"
+check_not "R-EPOCH-3 lost: no epoch.continued" grep -q 'epoch.continued' "$LAB_PCPD_LOG"
+lab_pcpc --json -s 192.0.2.1 announce >"$LAB_DIR/lost.announce" 2>&1
+lab_ev <"$LAB_DIR/lost.announce"
+check "R-EPOCH-3 lost: ANNOUNCE reports an epoch below 10 s (it started again)" \
+  eval '[ "$(lab_json "$LAB_DIR/lost.announce" epoch)" -lt 10 ]'
 lab_finish
