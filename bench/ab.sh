@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/ab.sh: before/after comparison of two pcpd binaries for one optimisation (issue 7).
 # On a shared, loaded machine wall-clock rates move by +-40 % between runs, so besides req/s this
 # reports pcpd's own CPU time per request (utime+stime of the daemon from /proc/PID/stat, which

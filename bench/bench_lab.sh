@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/bench_lab.sh: sourced by the bench scripts (run.sh, ab.sh, scale.sh, ha_conn_rate.sh):
 # a random name suffix, a private temp dir, and the clean-up of everything they made.
 #   bench_lab_init TAG  sets rnd (8 hex digits) and tmp (/tmp/pcpd-TAG.XXXXXX), installs the

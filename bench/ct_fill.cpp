@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd-ct-fill: fills the current network namespace's conntrack table with N entries the way a
 // busy NAT44 router holds them, so that benchmarks and tests see a real router's flow table
 // rather than an empty one. Each entry is a LAN host's connection masqueraded to the WAN address:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """bench/ct_load.py: one level of bench/ct_load.sh, run in the client namespace (192.0.2.9-12).
 
 Phases, each printing one JSON line:

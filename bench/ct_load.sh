@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/ct_load.sh: pcpd on a busy router. For each level of unrelated conntrack entries in the
 # router namespace (default 0, 200,000 and 1,000,000, filled by pcpd-ct-fill like a NAT44 office
 # router's flows), a fresh lab and pcpd, then bench/ct_load.py:

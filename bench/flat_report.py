@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """bench/flat_report.py FILE: the summary of a bench/flat.sh run (markdown on stdout).
 
 For every round, the large/small ratio of req/s (refresh, create, delete) and of pcpd's CPU time

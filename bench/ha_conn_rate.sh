@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/ha_conn_rate.sh: what the checkpoint machinery (RFC 7767 election chains + conntrackd,
 # DESIGN.md "Checkpointing", /work/shared/ha-recipe) costs in NEW CONNECTIONS PER SECOND through a
 # router (issue 7, HA target: "with the checkpoint chains loaded and 0 % elected >= 95 % of the

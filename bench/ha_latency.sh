@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/ha_latency.sh: the latency a hot standby adds to an honoured CHECKPOINT_REQUIRED MAP
 # (RFC 7767 §3: the response waits for the standby's ack) versus a plain MAP, p50 and p99.
 #

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd-loadgen: a PCP (RFC 6887) MAP load generator for benchmarks (bench/run.sh).
 //
 // One UDP socket on one client address simulates many clients: every mapping uses its own

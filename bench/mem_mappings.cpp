@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd-mem-mappings: memory (VmRSS growth) and time per mapping of core::Server's mapping table
 // (issue 7: <= 200 B of daemon memory per mapping). Builds a Server over an in-process Datapath
 // that accepts every ChangeSet, creates N MAP mappings through Server::handle() (the same path

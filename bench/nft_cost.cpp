@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd-nft-cost: the kernel's share of a MAP request at 100 and at 1,000,000 mappings (issue 7:
 // "<= 10 % slower at 1,000,000"). pcpd itself is left out: this program sends the nftables
 // batches pcpd would send for a burst of requests (nft::BatchBuilder::for_changes over the same

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """bench/report.py: turn pcpd-loadgen JSON lines into bench/RESULTS.md, or check a smoke run.
 
   report.py --check RUN.jsonl            exit 1 unless every request got SUCCESS and none timed out

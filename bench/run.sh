@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench/run.sh: PCP MAP create/refresh/delete rates of pcpd and of Debian's miniupnpd-nftables
 # (PCP enabled), measured the same way in one run, in a namespace lab of its own.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """bench/scale_report.py: markdown tables from one bench/scale.sh JSON-lines file (issue 7).
 
 Usage: bench/scale_report.py results/scale-<stamp>.jsonl [--title TEXT]

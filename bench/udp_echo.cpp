@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd-echo: the bare UDP request/response ceiling the PCP numbers are compared with (issue 7).
 //
 //   pcpd-echo server --bind ADDR [--port P] [--seconds S]

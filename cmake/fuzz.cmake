@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # libFuzzer build (PCPD_FUZZ=ON, clang only): included from tests/fuzz/CMakeLists.txt, after every
 # other directory has defined its targets.
 #   pcpd_fuzz_instrument_tree(dir): every library and executable defined under `dir` gets

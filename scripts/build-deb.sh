@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # build-deb.sh [OUTDIR]: builds the Debian package pcpd from this source tree.
 # dpkg-buildpackage wants debian/ at the source root, so the tree (without .git and build dirs)
 # is copied to a temporary directory with packaging/debian as debian/, built there with

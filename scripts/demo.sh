@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # demo.sh: pcpd in a throw-away three-namespace lab (scripts/lab.sh), about 15 s once built.
 #   client 192.0.2.10 -- router 192.0.2.1 | 203.0.113.1 (pcpd) -- remote host 203.0.113.100
 # Installs missing dependencies, builds pcpd and pcpc into build/, creates the lab, runs pcpd with

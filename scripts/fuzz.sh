@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # fuzz.sh: libFuzzer run of every fuzz target (tests/fuzz): configures a clang build with
 # -DPCPD_FUZZ=ON in build-fuzz (ASan + UBSan + coverage on the whole tree), builds the targets,
 # replays the committed corpus and regressions, then fuzzes each target for SECONDS and prints

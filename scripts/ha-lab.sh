@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # shellcheck shell=bash
 # ha-lab.sh: a two-router pcpd HA lab (keepalived VRRP + conntrackd FTFW), sourced by
 # tests/integration/ha_*.sh. Builds on scripts/lab.sh (trap, watchdog, check, lab_pc, lab_json).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs every Debian 12 package pcpd needs to build, test and run its labs: the compilers
 # (clang for the fuzzers), the libraries, the lab tools and the packaging tools (test pkg_deb).
 # Idempotent: packages already present are skipped; apt-get runs only when something is missing.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # shellcheck shell=bash
 # lab.sh: a three-namespace pcpd lab, sourced by scripts/demo.sh and tests/integration/it_*.sh.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """labtool: small network helpers for the pcpd namespace lab (scripts/lab.sh).
 
   listen  --port P [--life S]                    TCP listener (IPv4+IPv6); one line per accepted

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # sanitize.sh: the tests under AddressSanitizer + UndefinedBehaviorSanitizer, then unit test
 # binaries under valgrind (memcheck). Two sizes:
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # test.sh: the whole pcpd test suite on a Debian 12 machine, as root:
 #   install the build and lab dependencies (scripts/install-deps.sh), configure with warnings as
 #   errors, build, and run every test: unit tests (label unit) and the network-namespace

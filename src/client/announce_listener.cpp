@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "client/announce_listener.hpp"
 
 #include <arpa/inet.h>

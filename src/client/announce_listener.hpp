@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::AnnounceListener: receives unsolicited ANNOUNCEs multicast by the server to
 // 224.0.0.1:5350 / [ff02::1]:5350 (RFC 6887 §14.1.3) and accepts only those whose source is the
 // server (R-SEC-5). The pure check is accept_announce(); the socket is the listener.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::CapabilityTable: the CAPABILITY set of each PCP server a host hears from
 // (draft-boucadair-hops-capability-discovery-00 R-CAP-2): one set per server, replaced by every
 // CAPABILITY that server sends (a response or an unsolicited ANNOUNCE). Pure.

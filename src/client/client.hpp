@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::Client: sends one PCP request (MAP, PEER, ANNOUNCE) to one server and waits for
 // the response that answers it, retransmitting per RFC 6887 §8.1.1, checking the epoch per §8.5.
 // Owns the epoch state of its server. Talks only through Transport, Clock and Random.

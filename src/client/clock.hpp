@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::Clock: the time source of the client library (retransmission, epoch check,
 // renewals). Real programs use BootClock; tests drive a fake one. Standard library only.
 #pragma once

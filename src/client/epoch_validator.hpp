@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::EpochValidator: the client side of the epoch check (RFC 6887 §8.5, R-EPOCH-6),
 // one per server. Pure: the caller passes the local time.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::MappingSpec: what an application asks for in one MAP or PEER request
 // (RFC 6887 §11.1, §12.1) with its options (§13, RFC 7220, RFC 7767). Plain data.
 #pragma once

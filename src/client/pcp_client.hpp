@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_client: the PCP (RFC 6887) client library that applications link (namespace
 // pcpd::client). One include for everything:
 //   Client            one request/response exchange with retransmission and the epoch check

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::Random: nonces (96 random bits, RFC 6887 §11.1) and the RAND factor of the
 // retransmission timer (§8.1.1). SystemRandom reads getrandom(2); tests use a scripted one.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "client/request_builder.hpp"
 
 #include <string_view>

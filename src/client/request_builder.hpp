@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client request building and response matching: pure functions over wire messages.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::RetransmitTimer: the request retransmission schedule of RFC 6887 §8.1.1
 // (IRT 3 s, MRT 1024 s, MRC 0, MRD 0 = no limit; RAND uniform in [-0.1, +0.1], new each time).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::Session: keeps a set of mappings alive with one server. Renews each between 1/2
 // and 5/8 of its lifetime (RFC 6887 §11.2.1), re-creates all of them after an epoch anomaly
 // (§8.5, R-EPOCH-6) or an unsolicited ANNOUNCE (§14.1.3), after a random 0-5 s delay (R-ANN-6),

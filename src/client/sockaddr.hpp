@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client socket-address helpers shared by UdpTransport and AnnounceListener. Internal.
 #pragma once
 

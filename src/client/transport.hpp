@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::Transport: how the client library talks to one PCP server. UdpTransport is the
 // real one (udp_transport.hpp); tests use a scripted fake. Owns no protocol logic.
 #pragma once

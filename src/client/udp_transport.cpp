@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "client/udp_transport.hpp"
 
 #include <poll.h>

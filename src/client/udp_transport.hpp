@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::client::UdpTransport: a UDP socket connected to the PCP server (port 5351), so the kernel
 // delivers only datagrams whose source is the server's address and port (RFC 6887 §8.3).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::config::Config: the whole configuration of the daemon after parsing and validation:
 // core::Policy (what core decides with) plus the daemon's own settings. Immutable once built;
 // the daemon swaps a whole new one on SIGHUP. Keys and defaults: docs/interfaces.md.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "config/config_parser.hpp"
 
 #include <net/if.h>

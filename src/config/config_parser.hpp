@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::config parser: TOML text (toml++) -> validated Config. Unknown tables or keys, wrong
 // types and out-of-range values are errors; every error is a ConfigError naming file:line.
 // Does not look at the system (interfaces): see interface_table.hpp for that second step.

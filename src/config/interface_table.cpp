@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "config/interface_table.hpp"
 
 #include "config/config_parser.hpp"

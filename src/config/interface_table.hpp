@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::config interface look-up: the addresses configured on the host's interfaces, and the
 // step that derives the defaults of interfaces.internal_prefixes and external_address from
 // them. Tests build an InterfaceTable by hand instead of calling system_interfaces().

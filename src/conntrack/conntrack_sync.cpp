@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "conntrack/conntrack_sync.hpp"
 
 #include <pthread.h>

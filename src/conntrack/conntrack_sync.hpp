@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ct::ConntrackSync: the conntrack side of pcpd's mappings, off the request path. The daemon
 // hands it every change set after the kernel committed it (submit()); a worker thread then
 //   - marks the existing connections of a new election elected|sticky|mapped, so conntrackd

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ct::CtKernel: the seam between ConntrackSync and the kernel's conntrack table. The netlink
 // implementation is NetlinkCtKernel (ct_netlink.hpp); unit tests use a fake table.
 #pragma once

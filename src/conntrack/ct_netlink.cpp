@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "conntrack/ct_netlink.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ct::NetlinkCtKernel: CtKernel over ctnetlink with libmnl. libnetfilter_conntrack would
 // allocate an nf_conntrack object per dumped entry and sends one message per query; here a walk
 // parses entries in place, and the writes of a round go many per sendmsg with the kernel's mark

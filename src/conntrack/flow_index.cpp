@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "conntrack/flow_index.hpp"
 
 #include "wire/ip_addr.hpp"

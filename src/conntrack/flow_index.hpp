@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ct::FlowIndex: the connections of pcpd's mappings that the kernel told pcpd about, by the
 // endpoints of their original tuple. pcpd.nft logs each connection a mapping translates, pinholes
 // or elects on its first such packet (NFLOG); with this index a mapping's connections are exact

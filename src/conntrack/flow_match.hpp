@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ct flow matching: which conntrack entries belong to a mapping. Pure, for ConntrackSync and
 // its unit tests; the kernel side is ct_kernel.hpp.
 #pragma once

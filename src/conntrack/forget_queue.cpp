@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "conntrack/forget_queue.hpp"
 
 #include "wire/ip_addr.hpp"

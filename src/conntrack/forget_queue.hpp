@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ct::ForgetQueue: the mappings whose connections ConntrackSync drops
 // (deleted mappings, many per conntrack walk). A mapping re-created with the same flow before the
 // flush takes its connections back, so it leaves the queue. Pure; O(1) per change: with a scan

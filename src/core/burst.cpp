@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Server::handle_burst: the requests of one receive batch, their changes applied to the datapath
 // in one transaction (issue 7: the kernel's cost is per nftables transaction, so one per request
 // capped pcpd far below the socket's rate). Each request stays all or nothing (RFC 6887 §7.3,

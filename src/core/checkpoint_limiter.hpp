@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::CheckpointLimiter: whether a MAP/PEER request's CHECKPOINT_REQUIRED (RFC 7767) is
 // honoured, within Policy::Checkpoint (global cap, per-client cap, per-client token bucket).
 // Pure over the Clock's time; the counts of elected mappings come from the MappingTable, so this

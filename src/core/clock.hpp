@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Clock: the time source of core (mapping expiry, epoch). The daemon uses
 // CLOCK_BOOTTIME (BootClock); tests use FakeClock (tests/fakes). Standard library only.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Datapath: the whole boundary between core and the kernel (DESIGN.md "datapath").
 // A ChangeSet is what one request changes; apply() installs all of it or none of it.
 // Backends: pcpd::nft::NftDatapath (libnftnl + libmnl); tests: FakeDatapath (tests/fakes). The

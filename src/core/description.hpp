@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core DESCRIPTION option text (RFC 7220): UTF-8 validation and truncation at a character
 // boundary.
 #pragma once

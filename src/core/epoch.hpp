@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Epoch: the PCP Epoch Time (RFC 6887 §8.5), seconds since an origin on the core Clock.
 // One epoch for PCP and NAT-PMP (R-PMP-5). Standard library only.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // External endpoint choice for a new binding (RFC 6887 §11.3, §12.3, §16.3.3): IPv6 pinholes are
 // the identity (R-MAP-11); NAT44 honours a free suggestion (R-MAP-5), prefers the internal port,
 // and otherwise takes a free port from a random start in the policy range.

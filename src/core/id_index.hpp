@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::IdIndex: a compact hash index of ids (4 bytes a slot, open addressing, linear
 // probing, deletion by backward shift, so no tombstones). The keys are not stored: the owner
 // passes the key's hash and a predicate that compares an id's key, and, for growth and deletion,

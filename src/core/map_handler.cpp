@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // MAP (RFC 6887 §11.3): create, refresh, delete (§15), with PREFER_FAILURE (§13.2), FILTER
 // (§13.3), THIRD_PARTY (§13.1) and DESCRIPTION (RFC 7220).
 #include <algorithm>

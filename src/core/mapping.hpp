@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Mapping: one PCP/NAT-PMP mapping as core, the datapath backends, recovery and the
 // control socket see it. Owns Mapping, MappingKind, Origin. Depends on wire types only.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core mapping keys: the lookup keys of the mapping table and their hashes.
 // Owns EndpointKey (address, protocol, port) and PeerKey (the PEER 5-tuple). Standard library and
 // wire::IpAddr only.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core mapping options: how FILTER (RFC 6887 §13.3) and DESCRIPTION (RFC 7220) in a request
 // change a mapping. Pure functions over wire types.
 #pragma once

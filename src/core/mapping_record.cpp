@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The mapping record codec (layout in mapping_record.hpp). Every read goes through wire::Reader
 // and every write through wire::Writer (bounds-checked, sticky failure).
 #include "core/mapping_record.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core mapping record: the one binary encoding of a core::Mapping. Used by the HA peer link
 // (src/ha/peer_message.cpp: SNAPSHOT_CHUNK and CHANGE upserts, RFC 7767 §3: the elected mappings
 // reach the standby before the response) and by the restart snapshot

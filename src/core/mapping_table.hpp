@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::MappingTable: every mapping core knows, with the indexes a request needs:
 //   MAP key (internal addr, proto, port) and PEER key (5-tuple)      -> mapping   (O(1))
 //   internal endpoint -> its external endpoint (binding), shared by all its MAP and PEER mappings

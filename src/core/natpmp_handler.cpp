@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // NAT-PMP (RFC 6886) beside PCP (RFC 6887 App. A): one table and one epoch (R-PMP-5). A NAT-PMP
 // map is a PCP MAP with the all-zero nonce, keyed by (source, protocol, internal port), so a PCP
 // request with another nonce on a NAT-PMP mapping is NOT_AUTHORIZED (R-MAP-7, our decision) and a

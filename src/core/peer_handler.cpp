@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // PEER (RFC 6887 §12.3): create or extend an outbound mapping; never delete or shorten it.
 #include <algorithm>
 

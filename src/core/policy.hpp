@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Policy: every decision knob core needs, as plain values. pcp_config turns the TOML
 // file into one; tests build one with designated initialisers. Defaults follow DESIGN.md.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::PortAllocator: which external ports of one (external address, protocol) pool are in
 // use, as a 65,536-bit bitmap (8 KiB). Finding a free port searches 64 ports per step from a
 // caller-chosen (random) start, so it never walks port by port. Standard library only.

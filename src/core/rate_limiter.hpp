@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::RateLimiter: request rate limits (RFC 6887 §18, §18.1 "the PCP server SHOULD
 // rate-limit"; R-QUOTA-5, R-SEC-3): a token bucket per client (the packet's source address) and
 // one global bucket, checked before a datagram is decoded, so that a flood costs no kernel work

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Server: general request processing (RFC 6887 §8.2), epoch, expiry, restore and the
 // PCP datagram entry point. Opcode handlers: map_handler.cpp, peer_handler.cpp; NAT-PMP:
 // natpmp_handler.cpp.

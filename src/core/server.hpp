@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Server: the PCP server logic, pure over a Datapath and a Clock.
 // Owns the mapping table, port allocation, nonce ownership, lifetimes, quotas, FILTER, epoch.
 // Never includes a netlink, socket or logging header (DESIGN.md: wire <- core <- backends).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Server::Impl: the state behind Server and the request handlers, split by opcode
 // over server.cpp (general checks, expiry, epoch, restore), map_handler.cpp (RFC 6887 §11),
 // peer_handler.cpp (§12), external_endpoint.cpp (external address/port choice) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Stats: counters core keeps per request outcome (shown by pcpctl stats / metrics).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ctl JSON views of core state, used by the daemon's control handlers and by pcpctl's
 // text rendering. Depends on core types and nlohmann/json only.
 #pragma once

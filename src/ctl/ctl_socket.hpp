@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ctl: the local control socket (/run/pcpd/ctl.sock) shared by the daemon and pcpctl.
 // Protocol: one JSON request line per connection:
 //   request  {"cmd": "list" | "stats" | "ha" | "ct-touch" | "reload", "args": {...}}\n

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ctl LatencyHistogram: request handling time in fixed buckets (Prometheus histogram
 // shape: cumulative counts per upper bound, a sum and a count). Fixed size, no allocation on
 // record(): it sits on the packet path.

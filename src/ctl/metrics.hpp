@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ctl metrics: the daemon's counters as a list of metric families, and their renderings
 // (text for people, Prometheus text exposition format 0.0.4 for node_exporter's textfile
 // collector). Shape of a family:

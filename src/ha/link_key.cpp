@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // LinkKey: key bytes held in memory that is wiped on release (sodium_memzero).
 #include "ha/link_key.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ha::LinkKey: the shared secret that authenticates the peer link (HMAC-SHA256, libsodium).
 // Owns LinkKey, load_link_key(), random_sender_id(). Reads one file at startup; no sockets.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // PeerLink: header checks (replay, peer restart), the outgoing stream with its acks and tokens,
 // and the incoming stream applied to the ReplicatedSet.
 #include "ha/peer_link.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ha::PeerLink: the replication link to the other pcpd of a VRRP pair, as a pure state
 // machine. The caller owns the UDP socket and the timer: it feeds received datagrams
 // (on_datagram), timer ticks (on_timer) and the primary's changes (replicate, send_snapshot),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Peer message codec. Every read goes through wire::Reader and every write through wire::Writer
 // (bounds-checked, sticky failure); the HMAC is libsodium's crypto_auth_hmacsha256.
 #include "ha/peer_message.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ha peer messages: the datagrams two pcpd instances exchange on the sync network to keep
 // the standby's mapping table equal to the primary's (hot standby; RFC 7767 §3: the elected
 // mappings must reach the standby before the response). Owns Message and its bodies, MappingId,

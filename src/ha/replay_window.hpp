@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ha::ReplayWindow: anti-replay for one sender id's datagram sequence numbers, as IPsec
 // does it (RFC 4303 §3.4.3): a sequence is accepted once, if it is above the highest seen or
 // within the last kReplayWindow below it and not seen yet. Reordered datagrams therefore survive;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Replication rules (elected-only or all) and the standby's ReplicatedSet.
 #include "ha/replication.hpp"
 

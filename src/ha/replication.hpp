@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::ha replication rules, pure: which changes of a core::ChangeSet travel to the peer, and the
 // standby's copy of the replicated mappings (ReplicatedSet) with the datapath changes that each
 // received message implies. Owns ReplicationScope, changes_to_send(), ReplicatedSet.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft::BatchBuilder: builds one nf_tables netlink batch (BEGIN, NEWSETELEM / DELSETELEM ...,
 // END) into a byte buffer, without any I/O, so unit tests can parse it back. By default one
 // message per element, each with its own sequence number, so every kernel ack maps back to the

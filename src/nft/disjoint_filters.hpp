@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft::disjoint_filters: turns a mapping's FILTER list (RFC 6887 §13.3) into an equivalent
 // list of non-overlapping (prefix, port) filters, because the kernel's concatenated interval sets
 // (pipapo) refuse an element whose start or end lies inside another element. Pure; wire types only.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft::Element: one set/map element of table `inet pcpd`, and the pure translation between
 // core::Mapping values and elements in both directions (install, and recovery after a restart).
 // Owns Element, DumpedElement, mapping_elements(), rebuild_mappings(). No libnftnl here.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft::ElementComment: the comment pcpd writes on the primary element of each mapping
 // (map4_dnat, pin6, peer4_snat, peer6), readable in `nft list table inet pcpd` and precise enough
 // for recovery to rebuild the Mapping after a restart. Standard library and core types only.

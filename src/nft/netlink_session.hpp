@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft::NetlinkSession: the NETLINK_NETFILTER socket of the nft backend (libmnl). Sends one
 // batch and reads every ack (nftables' mnl_batch_talk), and runs dump requests. The only I/O of
 // pcp_nft besides the conntrack adapter. Owns the socket; not thread-safe.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft::NftDatapath: core::Datapath on nftables (libnftnl + libmnl), table `inet pcpd`
 // loaded from nft-rules/pcpd.nft. pcpd only adds and deletes set/map elements; one netlink batch
 // per ChangeSet (one request's, or a whole burst's: core::Server::handle_burst), every ack checked

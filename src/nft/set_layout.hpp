@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::nft set layout: the sets and maps of table `inet pcpd` (nft-rules/pcpd.nft) as the kernel
 // describes them (key/data type ids, lengths, flags), and the byte encoding of their keys.
 // Owns SetId, SetSpec, KeyWriter, KeyReader. Standard library and wire types only (no libnftnl).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpc argument parsing helpers (docs/interfaces.md "pcpc(1)"): pure text -> value functions.
 #pragma once
 

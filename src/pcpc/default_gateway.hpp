@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpc's default server: the default gateway (RFC 6887 §8.1: the default router is the usual
 // PCP server). Parsers of the /proc route tables are pure; default_gateway() reads the files.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpc: command-line PCP client (docs/interfaces.md "pcpc(1)"). Parses the command line, finds
 // the server (default gateway), runs one request or a --keep Session, prints human or JSON lines.
 // Exit status: 0 SUCCESS, 1 the server answered with an error, 2 no answer or usage error.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpc output (docs/interfaces.md "pcpc(1)"): one human line or one JSON object per response,
 // and the --keep event lines. Pure: strings and json values, no printing.
 #pragma once

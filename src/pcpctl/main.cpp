@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpctl: the operator's tool for a running pcpd, over the control socket (never netlink).
 #include <cstdio>
 #include <iostream>

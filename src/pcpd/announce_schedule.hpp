@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::AnnounceSchedule: when to send the copies of an unsolicited announcement
 // (RFC 6887 §14.1.3, R-ANN-4; RFC 6886 §3.2.1, R-PMP-4): the first at once, then gaps of 250 ms,
 // 500 ms, 1 s, ... (each at least double the one before), `copies` in all. Pure: times are

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon announce targets: where each unsolicited announcement goes and from which
 // address. Per internal interface: IPv4 to 224.0.0.1:5350 from the interface's IPv4 address,
 // IPv6 to [ff02::1]:5350 from its global (never link-local, R-ANN-5) IPv6 address; a family is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The daemon's control-socket commands (docs/interfaces.md "pcpctl(8)") and the HA role.
 #include <sys/stat.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::Daemon: wires configuration, the nftables datapath, core::Server, the UDP
 // sockets, the timers and the signals together, and runs the epoll loop.
 // Start-up: config -> NftDatapath::open -> ruleset stamp -> set_external_interfaces -> snapshot

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Daemon: the request path. One recvmmsg per wakeup; each datagram passes the ingress checks
 // (RFC 6887 §8.2), then the batch goes to core::Server::handle_burst (one nftables transaction
 // for the changes of the whole batch, issue 7) and every reply goes back to its sender from the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Daemon: the restart state in state_dir. mappings.snapshot (mapping_snapshot.hpp) is the whole
 // table at one nftables generation; with daemon.journal, mappings.journal (mapping_journal.hpp)
 // holds every change committed after it. Start-up restores from the two when the kernel's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::EpochStore: the epoch origin persisted in state_dir/epoch, so that a restart
 // whose mappings were fully recovered from the kernel keeps the epoch continuous (RFC 6887 §8.5,
 // R-EPOCH-3 decision in DESIGN.md). The origin is on CLOCK_BOOTTIME, which only means something

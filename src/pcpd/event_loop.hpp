@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::EventLoop: epoll over a handful of descriptors (sockets, signalfd, timerfds),
 // each with a callback run when it is readable. Single-threaded; callbacks may add or remove
 // descriptors and call stop().

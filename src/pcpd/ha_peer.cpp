@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "pcpd/ha_peer.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::HaPeer: the hot-standby peer link in the daemon (DESIGN.md "Mapping state on the
 // standby", RFC 7767 §3). Owns the UDP socket on the sync network, the ha::PeerLink state machine
 // and its timer, and the responses held until the peer acknowledged their election.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::IngressFilter: which datagrams reach core. RFC 6887 §8.2 (R-HDR-2): only those
 // that arrived on a configured internal interface, from a source inside internal_prefixes, to a
 // unicast address of ours. Everything else is dropped silently and counted. Pure.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::JournalTap: the datapath as core and the [ha] standby see it (with the mapping
 // journal on or off) (mapping_journal.hpp). Every apply goes to the kernel datapath first; what it
 // committed is then appended to state_dir/mappings.journal as one record, with the number of

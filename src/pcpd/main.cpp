@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd: the PCP (RFC 6887) / NAT-PMP (RFC 6886) server daemon. Command line: docs/interfaces.md.
 #include <CLI/CLI.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon mapping journal: state_dir/mappings.journal, every change pcpd committed to the
 // kernel since state_dir/mappings.snapshot was written, so that a restart after kill -9 or a crash
 // rebuilds the table from the two files instead of dumping the nft sets (O(n^2) in the kernel:

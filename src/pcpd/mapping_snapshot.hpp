@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon mapping snapshot: the whole mapping table written to state_dir/mappings.snapshot
 // on a clean stop and read back at the next start instead of dumping the nft sets (issue 7: the
 // kernel's set dump is O(n^2), minutes at 1,000,000 mappings). It is only trusted when nothing in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::UdpServerSocket: the PCP/NAT-PMP server socket of one address family, bound to
 // the wildcard address on the server port with IP_PKTINFO / IPV6_RECVPKTINFO, so that every
 // datagram tells the interface it arrived on and the address it was sent to, and every reply

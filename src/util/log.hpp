@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::log: structured events. An event has a stable dotted name and key=value fields:
 //   log::warn("nft.apply_failed", {{"ext_port", port}, {"errno", e}});
 // Goes to the journal (sd_journal_sendv: PRIORITY, MESSAGE, PCPD_EVENT, PCPD_<KEY>) when running

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::Result: the return type of every fallible call on the packet path and of the backends.
 // Owns: Error and the Result alias. Includes only the standard library and tl::expected.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::UniqueFd: owns one file descriptor and closes it on destruction (sockets, epoll, signalfd,
 // timerfd). Move-only. Includes only the standard library and <unistd.h>.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire CAPABILITY (draft-boucadair-hops-capability-discovery-00, pcp-spec.md §3.2): the one
 // table of defined bits (number, config/CLI name, meaning) that server, client, config and docs
 // share, and CapabilitySet, the 128-bit field of the option.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire codec: bytes <-> messages for PCP (RFC 6887) on both ends (server and client).
 // Pure: no allocation, every read bounds-checked through Reader (reader.hpp).
 #pragma once

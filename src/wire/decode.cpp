@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // PCP decoding: decode_request (server side) and decode_response (client side).
 #include "wire/codec.hpp"
 #include "wire/option_codec.hpp"

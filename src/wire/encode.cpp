@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // PCP encoding: encode_response and encode_error_response (server side), encode_request (client).
 #include <algorithm>
 

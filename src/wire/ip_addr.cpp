@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "wire/ip_addr.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire::IpAddr: a 128-bit address as it travels in PCP (IPv4 as ::ffff:a.b.c.d, RFC 6887 §5).
 // Owns: IpAddr, Prefix. Standard library only; the text functions live in ip_addr.cpp.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire messages: the values a PCP (RFC 6887) datagram decodes to and encodes from.
 // Owns: opcodes, result codes, option codes, MAP/PEER/ANNOUNCE bodies, options, Request, Response,
 // Reject. Standard library only: no allocation, clock, config or logging (DESIGN.md "wire").

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Names for logs, JSON and docs: RFC 6887 §7.4 / §19, RFC 7652 §7, RFC 7220, 7225, 7753, 7767.
 #include "wire/codec.hpp"
 

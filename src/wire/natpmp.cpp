@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // NAT-PMP (RFC 6886) codec; layouts in spec/pcp-spec.md §1.2 (NAT-PMP table).
 #include "wire/natpmp.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire NAT-PMP (RFC 6886) codec: version 0 on port 5351 beside PCP (RFC 6887 App. A).
 // Pure, like codec.hpp.
 #pragma once

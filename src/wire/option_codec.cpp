@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 #include "wire/option_codec.hpp"
 
 namespace pcpd::wire::detail {

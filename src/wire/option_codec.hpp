@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire option TLVs (RFC 6887 §7.3): the walk shared by request and response decoding, and
 // the writer shared by request and response encoding. Internal to pcp_wire (not a contract).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire::Reader: a bounds-checked big-endian cursor over a received datagram.
 // Owns: Reader. Every read is checked against the end of the buffer; a read that would run past
 // it reads nothing, returns zero and makes the reader fail for good (sticky), so a decoder checks

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire UTF-8 validation (RFC 3629), shared by the server (DESCRIPTION, RFC 7220) and the
 // client (what it prints of a server's DESCRIPTION). Standard library only.
 #pragma once

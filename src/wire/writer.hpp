@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire::Writer: a bounds-checked big-endian cursor over an output buffer.
 // Owns: Writer. A write that would run past the end writes nothing and makes the writer fail for
 // good (sticky); encoders check ok() once and return 0 when it is false. Standard library only.

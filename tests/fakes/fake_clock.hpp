@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // FakeClock: a core::Clock tests set and advance by hand, so mappings expire without sleeping.
 #pragma once
 

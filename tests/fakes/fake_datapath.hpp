@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // FakeDatapath: a core::Datapath for unit tests. Records every ChangeSet it is given (also the
 // refused ones) and can refuse the Nth apply(), a list of them, or every apply() from now on.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Shared by the libFuzzer targets: FUZZ_CHECK fails the input when an invariant does not hold,
 // naming the check. Under libFuzzer it aborts (a crash: the input is saved); in the doctest replay
 // of the corpus (PCPD_FUZZ_REPLAY, tests/unit/fuzz.cmake) it throws, and the test names the file.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fuzz_decode_request: the server's PCP decoder (wire::decode_request) and the error response it
 // leads to (encode_error_response), on any bytes. Invariants: the length checks of RFC 6887 §8.2
 // hold for every decoded request, views stay inside the datagram, and every error response is

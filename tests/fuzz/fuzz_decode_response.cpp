@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fuzz_decode_response: what a PCP client does with a datagram from the server. The input is one
 // datagram, given to wire::decode_response, to the ANNOUNCE checks of the 5350 listener
 // (client::decode_announce) and, through a scripted transport, as the answer to a MAP, a PEER and

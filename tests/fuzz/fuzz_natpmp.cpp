@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fuzz_natpmp: the NAT-PMP (RFC 6886) codec. The input is decoded as a request (server) and as a
 // response (client); a decoded request is answered with the encoders and the answer must decode
 // back to the same fields; a decoded success response must re-encode to the same bytes.

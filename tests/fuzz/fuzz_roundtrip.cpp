@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fuzz_roundtrip: decode -> encode -> decode gives the same message, for requests (server decode,
 // client encode) and responses (client decode, server encode). Only messages whose options
 // decoded without error are compared; unknown optional options are not re-encoded (RFC 6887

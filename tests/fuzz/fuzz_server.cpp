@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // fuzz_server: the whole request handler. A fresh core::Server over FakeDatapath and FakeClock
 // per input; the input is a policy byte, then records, each one datagram:
 //   ctl(1) advance(1) length(2, big endian) datagram(length, or what is left)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """Writes the seed corpora tests/fuzz/corpus/<target>/ from tests/vectors/*.hex.
 
 The .hex format is the one of tests/unit/wire_vectors.hpp: "== name" starts a vector, "#" starts a

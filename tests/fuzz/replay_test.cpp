@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Replays every committed fuzz input (tests/fuzz/corpus/<target>/ and the crash regressions in
 // tests/fuzz/regressions/<target>/) through the fuzz targets' own entry points and invariants, in
 // the ordinary build (gcc, sanitizer and valgrind builds included): a regression that comes back

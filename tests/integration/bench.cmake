@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The benchmark harness, run for a few seconds (issue: "a CI smoke run proves the harness works").
 pcpd_add_netns_test(bench_smoke integration/bench_smoke.sh)
 # bench/flat.sh (the 100 vs 1,000,000 comparison), tiny sizes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench_ct_load_smoke: proves bench/ct_load.sh works (the busy-router benchmark): 0 and 3,000
 # unrelated conntrack entries, both modes, 2 s of load, 500 entries to ct-touch. Every phase must
 # report for every level and mode, every election must mark its idle connection and every delete

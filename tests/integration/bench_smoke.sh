@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bench_smoke: proves the benchmark harness works (bench/run.sh --smoke: a few seconds, tiny
 # counts, pcpd and miniupnpd-nftables side by side). The full run is documented in
 # bench/RESULTS.md. Root only; skips (77) outside CI when not root.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """busy_tool.py: request timing for it_busy.sh (a router whose conntrack table is full).
 
   hold --to ADDR --port P --sport S --seconds N

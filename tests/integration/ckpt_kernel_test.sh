@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ckpt_kernel_test.sh: RFC 7767 checkpointing in the kernel (nft-rules/pcpd.nft pre_elect chain,
 # NftDatapath election marks, ct_touch). Three namespaces (lan - rtr - wan, veth pairs,
 # documentation addresses) with real TCP connections; test_ckpt_kernel runs inside the router

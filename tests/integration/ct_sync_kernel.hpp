@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The kernel tests' ConntrackSync: the real ctnetlink backend, rounds run by the test (Inline).
 #pragma once
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Flood test (issue 8): pcp_flood (tests/tools) floods the server from one client address while
 # probing the latency of other clients' MAP create/refresh; it_flood.sh drives both in the lab.
 add_executable(pcp_flood ${PROJECT_SOURCE_DIR}/tests/tools/pcp_flood.cpp)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ha_checkpoint.sh: CHECKPOINT_REQUIRED (RFC 7767) acceptance test on two routers.
 # Lab (scripts/ha-lab.sh): client, r1 + r2 (keepalived VRRP on shared LAN/WAN bridges, conntrackd
 # FTFW on the sync link 198.51.100.0/30, the same rulesets and pcpd on both), remote host.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # ha_cycles.sh: the HA pair through an operator's week, with traffic in flight. Two routers built
 # only from what README "High availability" and ha/ ship (scripts/ha-lab.sh: example-router.nft,
 # ha/nat-vip.nft, pcpd.nft, ha/conntrackd.conf, ha/keepalived.conf with its track_script and

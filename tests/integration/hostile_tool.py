@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """hostile_tool: hostile PCP / NAT-PMP datagrams for tests/integration/it_hostile_input.sh.
 
 Only the Python standard library; every wait is bounded by --timeout.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_burst.sh: the requests of one socket read go to the kernel in one nftables transaction
 # (core::Server::handle_burst, issue 7), and each request stays all or nothing (R-HDR-10).
 #   1. pcpd stopped (SIGSTOP), 8 MAP requests queued on its socket, pcpd continued: one

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_busy.sh: a busy router. The router namespace holds 50,000 unrelated conntrack entries (a
 # NAT44 office router's flows, bench/ct_fill.cpp) besides the lab's own; pcpd's conntrack work
 # (marking an election's existing connections, dropping a deleted mapping's) runs in its worker,

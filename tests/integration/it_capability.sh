@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_capability.sh: the CAPABILITY option (draft-boucadair-hops-capability-discovery-00) between
 # the real pcpd and pcpc. pcpc learns the configured set through MAP and ANNOUNCE requests; a MAP
 # for a protocol outside the set gets UNSUPP_PROTOCOL with the set; after the configuration gains

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_crash.sh: kill -9 pcpd while clients create and refresh mappings, start it again, several
 # times. Four clients (192.0.2.10-13) each create CRASH_PER_CLIENT (75) MAP mappings and keep
 # refreshing them (tests/integration/robust_tool.py load, ~40 requests/s each, under the default

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_datapath_fail.sh: the nftables table disappears under a running pcpd and comes back.
 #   1. `nft delete table inet pcpd`: a new MAP, a refresh and a PEER get NO_RESOURCES or
 #      NETWORK_FAILURE (RFC 6887 §7.4: pcpd answers NO_RESOURCES when the kernel refuses the

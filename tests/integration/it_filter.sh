@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_filter.sh: FILTER (RFC 6887 §13.3) restricts which remote peers a MAP admits, in the kernel.
 # The remote namespace has two addresses, 203.0.113.100 and 203.0.113.101.
 # Requirements: R-FLT-6 (drop what matches no filter; a refresh without FILTER keeps the filters),

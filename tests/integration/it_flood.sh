@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_flood.sh: one client address floods pcpd with ~100,000 datagrams/s of mixed garbage and valid
 # MAP requests (tests/tools/pcp_flood.cpp, sendmmsg) while other client addresses of the same LAN
 # create and refresh mappings one request at a time and measure each request's latency.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_hostile.sh: requests that must not be served. Raw PCP MAP requests (scripts/labtool.py pcp)
 # from the WAN side get no answer at all, whichever router address they are sent to; a request
 # whose PCP client address differs from its source gets ADDRESS_MISMATCH.

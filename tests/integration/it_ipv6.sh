@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_ipv6.sh: IPv6 firewall pinholes. Without a mapping the router's forward chain (policy drop)
 # keeps the remote host away from [2001:db8:1::10]:8090; a PCP MAP over IPv6 opens a pinhole
 # (identity mapping), a delete closes it.

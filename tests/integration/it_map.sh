@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_map.sh: a PCP MAP (NAT44) admits inbound TCP from the remote host to the client; a delete
 # (lifetime 0, same nonce) and the expiry of a short lifetime close it again.
 # Requirements: R-MAP-9 (assigned endpoint), R-MAP-6 / R-IDEM-1 (refresh keeps the port),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_natpmp.sh: Debian's natpmpc (libnatpmp, an independent NAT-PMP client) against pcpd.
 # Requirements: R-VER-3 / R-PMP-1 (NAT-PMP on 5351, IPv4, internal side), R-PMP-2 (opcodes 0 and
 # 2), R-PMP-3 (delete = lifetime 0), R-PMP-5 (the same nft table as PCP).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_peer.sh: a PCP PEER mapping fixes the external endpoint of an outbound connection: the remote
 # host sees the connection from the client's internal port arrive from the assigned external
 # port (not the one masquerade would pick).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_reload.sh: `pcpctl reload` tells the truth. A good file is reloaded (exit 0); a file with an
 # error is refused with its file:line on pcpctl's output and exit status 1, pcpd logs
 # config.reload_failed, keeps serving with the running configuration, and a fixed file reloads.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_restart.sh: kill -9 pcpd and start it again: every mapping (MAP with FILTER and DESCRIPTION,
 # PEER, IPv6 pinhole) is still in the kernel and recovered by pcpd: refreshes with the old nonce
 # keep the external port, another nonce gets NOT_AUTHORIZED, the epoch is continuous.

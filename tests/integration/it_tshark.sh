@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # it_tshark.sh: Wireshark's PCP dissector (tshark, an independent decoder) as a wire-format
 # oracle. Captures MAP (with FILTER and DESCRIPTION), PEER, ANNOUNCE and error exchanges on the
 # router's lan0 and asserts that every packet decodes without "Malformed" or error-level expert

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # nft part: test_nft_kernel (root): NftDatapath on the real kernel in a private network namespace.
 add_executable(test_nft_kernel ${CMAKE_CURRENT_LIST_DIR}/nft_kernel_test.cpp)
 target_link_libraries(test_nft_kernel PRIVATE pcp_nft pcp_ct doctest::doctest PkgConfig::NFTNL PkgConfig::MNL)

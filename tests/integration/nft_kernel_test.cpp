@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // test_nft_kernel: NftDatapath against the real kernel, in a private network namespace (main()
 // unshares CLONE_NEWNET, so nothing leaks into the host). Needs root; run through
 // nft_kernel_test.sh. Loads nft-rules/pcpd.nft with the nft CLI (tests may use it; the library

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs test_nft_kernel (NftDatapath against the kernel, in its own network namespace).
 # Skips (77) without root unless CI=true; in CI it must run.
 set -u

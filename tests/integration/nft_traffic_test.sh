@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # nft_traffic_test.sh: the rules of nft-rules/pcpd.nft with real packets, without pcpd. Three
 # namespaces (lan - rtr - wan, veth pairs, documentation addresses); elements are added with the
 # nft CLI, and the router has an operator forward chain with policy drop plus the two documented

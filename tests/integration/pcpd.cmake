@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Root/netns integration tests (label netns): each script builds its own three-namespace lab
 # (scripts/lab.sh), runs the real pcpd and pcpc from this build tree, and tears the lab down.
 # Script paths are relative to tests/ (this fragment is included from there). The scripts skip

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Packaging test (label netns, root): builds the .deb with scripts/build-deb.sh (lintian
 # --fail-on error), installs it with apt into a fresh debootstrap'ed Debian 12 root, checks its
 # files, user, unit (systemd-analyze verify) and man pages, then runs the packaged pcpd in the

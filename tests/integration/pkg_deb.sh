@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # pkg_deb.sh: the Debian package, end to end.
 #   1. scripts/build-deb.sh builds pcpd_*.deb (dpkg-buildpackage -b) and runs lintian: no errors.
 #   2. A fresh Debian 12 root (debootstrap --variant=minbase bookworm) installs the .deb with apt:
@@ -11,9 +12,14 @@
 #      shipped /etc/pcpd/pcpd.conf unchanged (the lab's interfaces are lan0 and wan0). It must
 #      serve a MAP from the packaged pcpc, admit traffic through it, answer the packaged
 #      pcpctl (Prometheus output parsed, MAP counted), reload on the unit's ExecReload and stop.
-#   5. apt-get purge removes the conffile.
+#      Then the unit's restart: SIGTERM, ExecStartPre again (pcpd-nft-load: no nftables
+#      transaction when the table is loaded from the same file), start: the mappings come from
+#      the restart snapshot/journal, not the set dump. ExecReload (pcpctl reload) fails with
+#      file:line on a bad file.
+#   5. apt-get purge (in the router's namespace) removes the conffile, /var/lib/pcpd and the
+#      table inet pcpd.
 # Environment: PCPD_DEB=path skips the build and tests that .deb (lintian still runs on it);
-# PCPD_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# PCPD_DEBIAN_MIRROR (default: the first Debian archive URI of this machine's apt sources).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 LAB_NO_BINS=1
@@ -82,7 +88,20 @@ check_not "pkg: lintian.txt has no W: line (overrides carry their reasons)" grep
 ROOT=$(mktemp -d /tmp/pcpd-pkg-root.XXXXXX)
 chmod 0755 "$ROOT"  # mktemp makes it 0700: user pcpd must reach / in the chroot
 t0=$(date +%s)
-debootstrap --variant=minbase bookworm "$ROOT" "${PCPD_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+# The mirror this machine's apt uses (deb822 .sources or one-line .list), never one named here.
+apt_mirror() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && awk '/^URIs:/ {for (i = 2; i <= NF; i++) if ($i !~ /security/) {print $i; exit}}' "$f"
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] && awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {if ($i !~ /security/) print $i; break}}' "$f"
+  done
+}
+mirror=${PCPD_DEBIAN_MIRROR:-$(apt_mirror | head -n 1)}
+[ -n "$mirror" ] || lab_die "no Debian mirror in /etc/apt (set PCPD_DEBIAN_MIRROR)"
+lab_log "mirror from apt's configuration: $mirror"
+debootstrap --variant=minbase bookworm "$ROOT" "$mirror" \
   >"$LAB_DIR/debootstrap.log" 2>&1 || { tail -n 20 "$LAB_DIR/debootstrap.log" | lab_ev; lab_die "debootstrap"; }
 lab_log "debootstrap --variant=minbase bookworm: $(($(date +%s) - t0)) s"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null
@@ -101,6 +120,7 @@ files=(/usr/sbin/pcpd /usr/bin/pcpc /usr/sbin/pcpctl /lib/systemd/system/pcpd.se
   /etc/pcpd/pcpd.conf /usr/share/pcpd/pcpd.nft /usr/share/pcpd/example-router.nft
   /usr/share/pcpd/ha/conntrackd.conf /usr/share/pcpd/ha/keepalived.conf
   /usr/share/pcpd/ha/pcpd-ha-notify /usr/share/pcpd/ha/90-pcpd-conntrack.conf
+  /usr/share/pcpd/ha/pcpd-ha-check /usr/share/pcpd/ha/nat-vip.nft /usr/share/pcpd/pcpd-nft-load
   /usr/lib/sysusers.d/pcpd.conf /usr/share/man/man8/pcpd.8.gz /usr/share/man/man5/pcpd.conf.5.gz
   /usr/share/man/man1/pcpc.1.gz /usr/share/man/man8/pcpctl.8.gz /usr/share/doc/pcpd/README.md.gz
   /usr/share/doc/pcpd/changelog.gz /usr/share/doc/pcpd/copyright)
@@ -110,7 +130,9 @@ for f in "${files[@]}"; do
   grep -qx "$f" "$LAB_DIR/dpkg-L.txt" && [ -e "$ROOT$f" ] || missing+=" $f"
 done
 check "pkg: dpkg -L pcpd lists and the root holds all ${#files[@]} files (missing:${missing:- none})" test -z "$missing"
-check "pkg: pcpd-ha-notify is executable" test -x "$ROOT/usr/share/pcpd/ha/pcpd-ha-notify"
+check "pkg: pcpd-ha-notify, pcpd-ha-check and pcpd-nft-load are executable" \
+  eval 'test -x "$ROOT/usr/share/pcpd/ha/pcpd-ha-notify" && test -x "$ROOT/usr/share/pcpd/ha/pcpd-ha-check" &&
+        test -x "$ROOT/usr/share/pcpd/pcpd-nft-load"'
 check "pkg: no sysctl file is activated (/usr/lib/sysctl.d, /etc/sysctl.d)" \
   bash -c "! ls '$ROOT'/usr/lib/sysctl.d/*pcpd* '$ROOT'/etc/sysctl.d/*pcpd* 2>/dev/null | grep -q ."
 check "pkg: /etc/pcpd/pcpd.conf is a conffile" \
@@ -159,8 +181,10 @@ pre=$(key ExecStartPre)
 start=$(key ExecStart)
 reload=$(key ExecReload)
 echo "    unit: ExecStartPre=$pre ExecStart=$start ExecReload=$reload User=$(key User)"
-check "unit: ExecStartPre runs nft -f /usr/share/pcpd/pcpd.nft as root (+)" \
-  test "$pre" = "+/usr/sbin/nft -f /usr/share/pcpd/pcpd.nft"
+check "unit: ExecStartPre runs pcpd-nft-load /usr/share/pcpd/pcpd.nft as root (+)" \
+  test "$pre" = "+/usr/share/pcpd/pcpd-nft-load /usr/share/pcpd/pcpd.nft"
+check "unit: a start that keeps failing ends in failed (StartLimitBurst=5 within StartLimitIntervalSec=60)" \
+  bash -c "[ '$(key StartLimitBurst)' = 5 ] && [ '$(key StartLimitIntervalSec)' = 60 ]"
 check "unit: User/Group pcpd, CAP_NET_ADMIN ambient and bounding, Type=notify" bash -c \
   "[ '$(key User)/$(key Group)' = pcpd/pcpd ] && [ '$(key AmbientCapabilities)' = CAP_NET_ADMIN ] &&
    [ '$(key CapabilityBoundingSet)' = CAP_NET_ADMIN ] && [ '$(key Type)' = notify ]"
@@ -172,21 +196,40 @@ install -d -m "$(key StateDirectoryMode)" -o "$uid" -g "$gid" "$ROOT/var/lib/pcp
 install -d -m "$(key RuntimeDirectoryMode)" -o "$uid" -g "$gid" "$ROOT/run/pcpd"
 check "unit: ExecStartPre (${pre#+}) loads the packaged table in the router" \
   lab_rtr chroot "$ROOT" ${pre#+}
-check "unit: ExecStartPre again (a restart) is accepted" lab_rtr chroot "$ROOT" ${pre#+}
-LAB_PCPD_LOG=$LAB_DIR/pcpd.log
-lab_spawn "$LAB_RTR" "$LAB_PCPD_LOG" chroot "$ROOT" /bin/sh -c "umask $(key UMask) && exec setpriv \
-  --reuid=pcpd --regid=pcpd --init-groups --no-new-privs \
-  --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
-  -- $start"
-LAB_PCPD_PID=$LAB_LASTPID
-up=0
-for _ in $(seq 1 100); do
-  kill -0 "$LAB_PCPD_PID" 2>/dev/null || break
-  if lab_rtr ss -Hlun 'sport = :5351' | grep -q .; then up=1; break; fi
-  sleep 0.1
-done
-check "unit: pcpd (ExecStart=$start) runs as pcpd and listens on UDP 5351" test "$up" = 1
-[ "$up" = 1 ] || { lab_pcpd_log; lab_die "pcpd did not start"; }
+lab_rtr chroot "$ROOT" ${pre#+} >"$LAB_DIR/pre2.txt" 2>&1
+check "unit: ExecStartPre again (a restart) loads nothing: the table is there from the same file" \
+  grep -q 'nothing to do' "$LAB_DIR/pre2.txt"
+# unit_start: ExecStart as the unit runs it (user pcpd, CAP_NET_ADMIN only, its umask).
+unit_start() {
+  LAB_PCPD_LOG=$LAB_DIR/pcpd.$(date +%s%N).log
+  lab_spawn "$LAB_RTR" "$LAB_PCPD_LOG" chroot "$ROOT" /bin/sh -c "umask $(key UMask) && exec setpriv \
+    --reuid=pcpd --regid=pcpd --init-groups --no-new-privs \
+    --inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin \
+    -- $start"
+  LAB_PCPD_PID=$LAB_LASTPID
+  up=0
+  for _ in $(seq 1 100); do
+    kill -0 "$LAB_PCPD_PID" 2>/dev/null || break
+    if lab_rtr ss -Hlun 'sport = :5351' | grep -q .; then up=1; break; fi
+    sleep 0.1
+  done
+  check "unit: pcpd (ExecStart=$start) runs as pcpd and listens on UDP 5351" test "$up" = 1
+  [ "$up" = 1 ] || { lab_pcpd_log; lab_die "pcpd did not start"; }
+}
+# unit_stop: systemctl stop (SIGTERM); the status must be 0.
+unit_stop() {
+  kill -TERM "$LAB_PCPD_PID"
+  ok=0
+  for _ in $(seq 1 50); do
+    lab_ours "$LAB_PCPD_PID" || { ok=1; break; }
+    sleep 0.1
+  done
+  wait "$LAB_PCPD_PID" 2>/dev/null
+  rc=$?
+  check "unit: SIGTERM (systemctl stop) ends pcpd with status 0 (status $rc)" bash -c "[ $ok = 1 ] && [ $rc = 0 ]"
+  LAB_PCPD_PID=""
+}
+unit_start
 st=/proc/$LAB_PCPD_PID/status
 grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' "$st" | lab_ev
 check "unit: pcpd's uid is pcpd's ($uid)" bash -c "grep -q '^Uid:[[:space:]]*$uid[[:space:]]' $st"
@@ -243,8 +286,9 @@ check "unit: the conntrack thread bound the NFLOG group (pcpd_conntrack_learn_lo
 check_not "the control socket refuses another user (nobody)" \
   lab_rtr chroot "$ROOT" setpriv --reuid=nobody --regid=nogroup --clear-groups pcpctl stats
 
-# ExecReload: /bin/kill -HUP $MAINPID, from the root.
-check "unit: ExecReload ($reload) succeeds" lab_rtr chroot "$ROOT" ${reload//\$MAINPID/$LAB_PCPD_PID}
+# ExecReload: pcpctl reload, as the unit's user (its exit status is systemctl reload's).
+as_pcpd() { lab_rtr chroot "$ROOT" setpriv --reuid=pcpd --regid=pcpd --init-groups "$@"; }
+check "unit: ExecReload ($reload) succeeds" as_pcpd $reload
 sleep 0.5
 check "unit: pcpd survives the reload" kill -0 "$LAB_PCPD_PID"
 check "unit: the reload is logged (config.reloaded)" grep -q 'config.reloaded' "$LAB_PCPD_LOG"
@@ -253,19 +297,32 @@ check "R-MAP-9 a MAP after the reload succeeds" lab_eq result "$(lab_json "$LAB_
 check "unit: the epoch file is in StateDirectory (/var/lib/pcpd/epoch), owned by pcpd" \
   bash -c "[ \"\$(stat -c %u '$ROOT/var/lib/pcpd/epoch')\" = '$uid' ]"
 
-kill -TERM "$LAB_PCPD_PID"
-ok=0
-for _ in $(seq 1 50); do
-  lab_ours "$LAB_PCPD_PID" || { ok=1; break; }
-  sleep 0.1
-done
-wait "$LAB_PCPD_PID" 2>/dev/null
+cp "$ROOT/etc/pcpd/pcpd.conf" "$LAB_DIR/pcpd.conf.good"
+printf '[mappings]\nno_such_key = 1\n' >>"$ROOT/etc/pcpd/pcpd.conf"
+as_pcpd $reload >"$LAB_DIR/reload-bad.txt" 2>&1
 rc=$?
-check "unit: SIGTERM (systemctl stop) ends pcpd with status 0 (status $rc)" bash -c "[ $ok = 1 ] && [ $rc = 0 ]"
-LAB_PCPD_PID=""
+lab_ev <"$LAB_DIR/reload-bad.txt"
+check "unit: ExecReload with a bad file fails (exit 1, systemctl reload fails) naming file:line" \
+  bash -c "[ $rc = 1 ] && grep -q '/etc/pcpd/pcpd.conf:[0-9]' '$LAB_DIR/reload-bad.txt'"
+cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
+check "unit: pcpd still serves after the refused reload" kill -0 "$LAB_PCPD_PID"
 
-# 5. Purge.
-inroot apt-get purge -y -qq pcpd >"$LAB_DIR/purge.log" 2>&1
+# A restart as the unit does it: stop, ExecStartPre, ExecStart. Nothing changed in nftables, so
+# the mappings come back from state_dir (snapshot, journal), not the set dump.
+unit_stop
+lab_rtr chroot "$ROOT" ${pre#+} >"$LAB_DIR/pre3.txt" 2>&1
+lab_ev <"$LAB_DIR/pre3.txt"
+unit_start
+grep 'mappings\.\|epoch\.' "$LAB_PCPD_LOG" | lab_ev
+check "unit: the restart takes the fast path (mappings.recovered from the snapshot or journal, all 2)" \
+  grep -Eq 'mappings.recovered source=(snapshot|journal) found=2 restored=2' "$LAB_PCPD_LOG"
+check "unit: the restart keeps the epoch (epoch.continued)" grep -q 'epoch.continued' "$LAB_PCPD_LOG"
+unit_stop
+
+# 5. Purge, in the router's namespace (postrm deletes the table there).
+lab_rtr chroot "$ROOT" apt-get purge -y -qq pcpd >"$LAB_DIR/purge.log" 2>&1
 check "pkg: apt-get purge pcpd exits 0" test $? = 0
 check_not "pkg: purge removed /etc/pcpd/pcpd.conf" test -e "$ROOT/etc/pcpd/pcpd.conf"
+check_not "pkg: purge removed /var/lib/pcpd (a later install starts a new epoch)" test -e "$ROOT/var/lib/pcpd"
+check_not "pkg: purge deleted table inet pcpd and its mappings" lab_rtr nft list table inet pcpd
 lab_finish

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Robustness integration tests (issue 8), label netns: kill -9 under load and restart
 # (it_crash.sh), the nftables table deleted / replaced under a running pcpd (it_datapath_fail.sh).
 # Both use tests/integration/robust_tool.py (load, ownership check, list/table consistency).

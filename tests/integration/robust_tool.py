@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """robust_tool: PCP load, ownership checks and kernel/table consistency for the robustness tests
 (it_crash.sh, it_datapath_fail.sh). Only the Python standard library; every loop is bounded.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_flood: the two halves of the flood test (tests/integration/it_flood.sh, issue 8).
 //
 //   pcp_flood flood --server A --source S [--rate N] [--duration S]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # pcp_client + pcpc unit tests (no root, no sleeping: fake clock and transport).
 pcpd_add_test(test_client
   SOURCES

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // CAPABILITY end to end without sockets (draft-boucadair-hops-capability-discovery-00): the real
 // core::Server encodes, the client library decodes, pcpc prints the names per server
 // (docs/interfaces.md "pcpc(1)"); the per-server table and the ANNOUNCE listener's decoding

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_client: the client's epoch check (RFC 6887 §8.5, R-EPOCH-6).
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Fakes for the pcp_client unit tests: a clock that only moves when told (or when the fake
 // transport "waits"), a scripted Random, and a Transport whose server is a test function.
 // Nothing sleeps: FakeTransport::receive advances the FakeClock instead.

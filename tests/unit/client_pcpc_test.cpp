@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpc: argument parsing, default gateway parsing, human and JSON output shape
 // (docs/interfaces.md "pcpc(1)").
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_client: request building from CLI-like parameters, response matching (RFC 6887 §8.3,
 // §11.4, §12.4), unsolicited ANNOUNCE on the request socket.
 #include <doctest/doctest.h>

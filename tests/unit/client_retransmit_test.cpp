@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_client: retransmission per RFC 6887 §8.1.1 (IRT, MRT, MRC, MRD, RAND in [-0.1, +0.1]).
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_client Session: renewal timing (RFC 6887 §11.2.1), re-creation after an epoch anomaly
 // (§8.5, R-EPOCH-6) or unsolicited ANNOUNCE (§14.1.3, R-ANN-6), delete on stop (§15).
 // Fake clock + fake transport: no sleeping.

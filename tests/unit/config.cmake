@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Config part: parser and interface defaults (pcp_config), logging (pcp_util).
 pcpd_add_test(test_config
   SOURCES unit/config_parser.cpp unit/config_interfaces.cpp unit/daemon_log.cpp

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Helpers shared by the config parser tests: a minimal valid file and an error expectation.
 #pragma once
 

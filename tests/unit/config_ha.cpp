@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_config [ha]: the hot-standby peer link keys of docs/interfaces.md, their defaults, the
 // peer address[:port] forms, and every error with file:line.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_config interface step: defaults of internal_prefixes and external_address from a faked
 // InterfaceTable, its errors and warnings, and system_interfaces() on this host.
 #include <doctest/doctest.h>

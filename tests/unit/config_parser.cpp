@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_config parser: every key of docs/interfaces.md, its default, and every error path with
 // file:line in the message.
 #include <doctest/doctest.h>

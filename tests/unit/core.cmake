@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # pcp_core unit tests: Server over FakeDatapath + FakeClock (tests/fakes), Requests built directly,
 # and a few through the codec (core_datagram.cpp, core_natpmp.cpp).
 pcpd_add_test(test_core

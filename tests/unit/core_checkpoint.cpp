@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core CHECKPOINT_REQUIRED (RFC 7767) policy: R-CKPT-1..8 as core applies them (election,
 // caps, rate limit, renewal, ChangeSet flag, restore, stats gauge, failed apply, NAT-PMP).
 #include <array>

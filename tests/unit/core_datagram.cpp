@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core through the codec: Server::handle_datagram and encode_announce (bytes in, bytes out).
 #include <array>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Shared helpers for the pcp_core unit tests: a Server over FakeDatapath + FakeClock, and
 // builders for Requests (built directly, no codec).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core general processing: R-ADDR, R-TP, R-ANN, R-EPOCH, R-RC, R-QUOTA, all-or-nothing apply,
 // restore, policy and stats.
 #include <algorithm>

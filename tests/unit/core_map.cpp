@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core MAP (RFC 6887 §11, §13.2, §15): R-MAP-*, R-PF-*, R-LIFE-*, R-OWN-*, R-IDEM-*.
 #include "unit/core_fixture.hpp"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # pcp_core MappingTable against a naive model (issue 7 compact table): random operations, every
 # query compared.
 pcpd_add_test(test_core_mapping_table

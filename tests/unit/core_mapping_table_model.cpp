@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core MappingTable against a naive model (a vector scanned linearly): random inserts,
 // erases, replaces and commits over a small key space (so keys, bindings and external endpoints
 // collide), then every query compared. Covers the compact table of issue 7: slab reuse, the

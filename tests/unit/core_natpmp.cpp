@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core NAT-PMP (RFC 6886) through Server::handle_natpmp: R-PMP-1..5.
 #include <array>
 #include <vector>

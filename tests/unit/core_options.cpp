@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core options: FILTER (R-FLT-*), DESCRIPTION (RFC 7220), CHECKPOINT_REQUIRED, unknown ones.
 #include "core/description.hpp"
 #include "unit/core_fixture.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core PEER (RFC 6887 §12): R-PEER-*.
 #include "unit/core_fixture.hpp"
 

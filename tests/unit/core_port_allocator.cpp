@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core PortAllocator and MappingTable internals.
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core request rate limits (RFC 6887 §18.1 "SHOULD rate-limit"; R-QUOTA-5, R-SEC-3): the
 // RateLimiter token buckets over a fake time, and Server's use of them before decoding (PCP and
 // NAT-PMP, silent drop, counters). R-CKPT-7's election rate limit is core_checkpoint.cpp's.

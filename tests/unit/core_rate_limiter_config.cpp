@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // [limits] in pcpd.conf (docs/interfaces.md): request rate limits of RFC 6887 §18.1
 // (R-QUOTA-5, R-SEC-3) into core::Policy::RateLimit; defaults, values, errors naming file:line.
 #include <doctest/doctest.h>

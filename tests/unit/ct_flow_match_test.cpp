@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Which conntrack entries belong to a deleted mapping (src/conntrack/flow_match.hpp belongs_to).
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // ForgetQueue: deleted mappings wait for one conntrack dump; a re-created flow leaves the queue.
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // ConntrackSync over a fake conntrack table: which connections each change marks, un-marks,
 // deletes or re-announces; that a walk hands over only mapped-bit entries; that queued work shares
 // one walk; that PEER work needs no walk; that submit() never waits for the kernel.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_ctl metrics: the latency histogram and the Prometheus text exposition format that
 // `pcpctl stats --format prometheus` prints for node_exporter's textfile collector.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // The control socket: one JSON line each way, answers far larger than a request, and streamed
 // answers (pcpctl list) written piece by piece between other requests.
 #include <doctest/doctest.h>

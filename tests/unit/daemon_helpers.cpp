@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd daemon helpers: epoch persistence (R-EPOCH-3), the announcement schedule (R-ANN-4,
 // R-PMP-4), announcement targets (R-ANN-5) and the ingress filter (R-HDR-2).
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_util logging: the stderr line format, quoting, journal field names, level threshold and
 // the rate limiter for per-packet warnings.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Fuzz part: the committed fuzz corpus and crash regressions (tests/fuzz/) replayed through the
 # fuzz targets' entry points in the ordinary build (no clang/libFuzzer needed). The libFuzzer
 # targets themselves are in tests/fuzz/CMakeLists.txt (PCPD_FUZZ=ON).

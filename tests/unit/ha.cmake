@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # pcp_ha unit tests: the peer-link codec, the replication rules and two PeerLinks wired back to
 # back through a lossy fake network (seeded), all on fake time. No sockets.
 pkg_check_modules(HA_TEST_SODIUM REQUIRED IMPORTED_TARGET libsodium)

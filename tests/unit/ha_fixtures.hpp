@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Shared helpers of the pcp_ha tests: keys, sample mappings, field-by-field comparison, and a
 // fake network that wires two PeerLinks back to back (seeded loss, duplication, reordering).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_ha: two PeerLinks back to back through a lossy fake network (seeded drop, duplication,
 // reordering), on fake time with different clocks: every change arrives exactly once and in
 // order, every token is acknowledged, and a restarted peer converges through a snapshot.

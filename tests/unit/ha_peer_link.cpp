@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_ha PeerLink on a perfect fake network: handshake and snapshot, acks before responses
 // (RFC 7767 §3), bounded retransmission, stream reset, replay, keys, versions, roles, failover,
 // epoch, snapshot checks and datagram size.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_ha peer message codec: round trips of every message type and every Mapping field, and
 // each reject path (magic, version, HMAC/key, truncated, oversize, malformed).
 #include <sodium.h>

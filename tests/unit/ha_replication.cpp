@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_ha replication rules: which ChangeSet entries travel (elected-only or all, RFC 7767
 // elections and un-elections), and the standby's ReplicatedSet with its datapath changes.
 #include "ha/replication.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Mappings for the restart-state tests (snapshot_test.cpp, journal_test.cpp): a field-by-field
 // comparison, a sample covering every Mapping field, and a private temporary directory.
 #pragma once

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # nft part: pure tests of the nftables backend and the conntrack matcher (no kernel, no root).
 # The kernel test (root, private netns) is in tests/integration/nft.cmake.
 pcpd_add_test(test_nft

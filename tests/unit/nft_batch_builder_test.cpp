@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // BatchBuilder bytes parsed back with libnftnl / libmnl, with no kernel: message sequence, types,
 // flags, set names, keys, data, timeouts and the comment TLV as nft writes it.
 #include <doctest/doctest.h>

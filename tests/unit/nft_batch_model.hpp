@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // A model of the kernel's nf_tables set-element transaction for BatchBuilder tests: batches are
 // parsed back with libnftnl and played on set contents. NEWSETELEM with NLM_F_EXCL fails on an
 // existing key; without it (an update, kernel 6.10+) it restarts the timer of an element with the

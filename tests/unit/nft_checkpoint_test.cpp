@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // RFC 7767 checkpoint in the nft backend, without kernel: election elements, their recovery,
 // the set layout against nft-rules/pcpd.nft, the connection matcher, and the mark bit checks.
 #include <doctest/doctest.h>

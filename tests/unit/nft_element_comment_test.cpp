@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Element comments (src/nft/element_comment.hpp): encode/parse round trips, escaping, limits.
 #include <doctest/doctest.h>
 

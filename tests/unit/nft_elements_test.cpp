@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Mapping <-> element translation (src/nft/element.hpp), and recovery from a dump, without kernel.
 #include <doctest/doctest.h>
 

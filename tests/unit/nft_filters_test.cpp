@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // FILTER (RFC 6887 §13.3) in the kernel: disjoint_filters() turns overlapping filters into
 // disjoint prefixes (pipapo refuses overlapping elements) allowing exactly the same peers.
 #include <doctest/doctest.h>

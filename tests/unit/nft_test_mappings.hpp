@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Sample mappings for the nft tests (unit and kernel). Documentation addresses only.
 #pragma once
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Request rate limits (RFC 6887 §18.1): core RateLimiter and its use by Server.
 pcpd_add_test(test_core_rate_limiter
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/core_rate_limiter.cpp

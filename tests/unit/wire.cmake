@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Unit tests of pcp_wire (the PCP / NAT-PMP codec); vectors in tests/vectors/*.hex.
 pcpd_add_test(test_wire
   SOURCES

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::CapabilitySet and the bit table (draft-boucadair-hops-capability-discovery-00,
 // pcp-spec.md §3.2.2: bits MSB first, bit n = data byte n/8, mask 0x80 >> n%8), the CAPABILITY
 // option on the wire, and the error response that carries it (R-CAP-8).

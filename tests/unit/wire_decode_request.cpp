@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::decode_request: every reject path and every option error, then successful decodes.
 // Vectors: tests/vectors/pcp_request_rejects.hex, pcp_requests.hex.
 #include "wire_vectors.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::decode_response (client side, RFC 6887 §8.3) and the round trips
 // request -> encode -> decode and response -> encode -> decode.
 #include <array>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::encode_response, encode_error_response, encode_request against annotated vectors.
 // Vectors: tests/vectors/pcp_responses.hex, pcp_requests.hex, pcp_request_rejects.hex.
 #include <array>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::to_string / option_name: the RFC names used in logs, JSON and docs.
 #include <set>
 #include <string>

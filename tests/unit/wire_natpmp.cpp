@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::natpmp (RFC 6886) against tests/vectors/natpmp.hex, including natpmpc's own bytes.
 #include "wire/natpmp.hpp"
 #include "wire_vectors.hpp"

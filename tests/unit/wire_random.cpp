@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Property checks over pseudo-random datagrams (fixed seed, so failures reproduce): decoding never
 // reads out of bounds (run under ASan in the sanitizer build), every verdict is consistent with
 // the header rules, and a decoded request survives encode -> decode unchanged.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // wire::Reader / wire::Writer: the bounds-checked cursors every decode and encode goes through.
 #include <array>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 // Annotated hex test vectors (tests/vectors/*.hex), PowerDNS style: bytes written with their
 // meaning beside them. File format:
 //   == name      starts a vector (a name may be followed by a "#" comment)
