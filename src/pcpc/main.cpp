@@ -385,6 +385,7 @@ int main(int argc, char** argv) {
   listen_cmd->add_option("--family", o.family, "4, 6 or both (default)")
       ->check(CLI::IsMember({"4", "6", "both"}));
   listen_cmd->add_option("--count", o.count, "exit 0 after this many printed events");
+  app.set_version_flag("--version", std::string("pcpc ") + PCPD_VERSION);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

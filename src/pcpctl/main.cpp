@@ -45,7 +45,14 @@ int main(int argc, char** argv) {
   auto* touch = app.add_subcommand("ct-touch", "re-announce every marked connection to conntrackd");
   auto* reload = app.add_subcommand("reload", "reload the configuration (like SIGHUP)");
 
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", std::string("pcpctl ") + PCPD_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a usage error exits 2 (CLI11's own codes, 105 and up, meant
+    // nothing to scripts and keepalived, which read 1 as "failed" or "not ready").
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   if (list->parsed()) {
     // Printed as the mappings arrive (the daemon streams them: 1,000,000 are ~300 MB of JSON);

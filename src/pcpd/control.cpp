@@ -71,8 +71,15 @@ void Daemon::warn_conntrack_events() const {
               {{"sysctl", "net.netfilter.nf_conntrack_events"}, {"hint", "is nf_conntrack loaded?"}});
     return;
   }
-  if (value != 1)
-    log::warn("conntrack.events_not_1",
+  if (value == 1) return;
+  // Only a router pair replicating with conntrackd needs it: a warning there, a note elsewhere.
+  if (!config_->ha.enabled) {
+    log::info("conntrack.events_not_1",
+              {{"sysctl", "net.netfilter.nf_conntrack_events"}, {"value", value},
+               {"hint", "only needed on an HA pair ([ha], conntrackd): set it to 1 there"}});
+    return;
+  }
+  log::warn("conntrack.events_not_1",
               {{"sysctl", "net.netfilter.nf_conntrack_events"},
                {"value", value},
                {"hint", "set it to 1 (/etc/sysctl.d/90-pcpd-conntrack.conf): CHECKPOINT_REQUIRED "
@@ -182,6 +189,8 @@ nlohmann::json Daemon::control_stats() {
       .sample(static_cast<double>(counts.peer6), {{"kind", "peer"}, {"family", "ipv6"}});
   ctl::add_histogram(m, "pcpd_request_duration_seconds",
                      "time from a request taken off the socket to its response sent", latency_);
+  m.family("pcpd_build_info", "gauge", "always 1; the label says which pcpd runs")
+      .sample(1, {{"version", PCPD_VERSION}});
   m.family("pcpd_epoch_seconds", "gauge", "current PCP epoch (RFC 6887 section 8.5)").sample(server_->epoch());
   m.family("pcpd_ingress_dropped_total", "counter", "datagrams dropped before decoding (RFC 6887 section 8.2)")
       .sample(static_cast<double>(drops_.wrong_interface), {{"reason", "wrong_interface"}})

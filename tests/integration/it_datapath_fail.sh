@@ -121,8 +121,20 @@ include "$LAB_SRC/nft-rules/example-router.nft"
 include "$LAB_SRC/nft-rules/pcpd.nft"
 add set inet pcpd pin6 { type ipv6_addr . inet_proto . inet_service; flags timeout; gc-interval 2m; }
 EOF
-lab_rtr nft -f "$LAB_DIR/ruleset.nft" || lab_die "nft -f ruleset.nft"
-check_not "right after the reload the table is empty (the checker sees the loss)" lab_consistent empty 3
+# pcpd held still (SIGSTOP) over the reload and the first look: its periodic check could
+# otherwise re-install before the checker looks, and the check would race it.
+# pcpd's table (pcpctl list) is taken first; it cannot answer while stopped.
+pcpctl list --json >"$LAB_DIR/list.empty.json" || lab_die "pcpctl list"
+kill -STOP "$LAB_PCPD_PID"
+lab_rtr nft -f "$LAB_DIR/ruleset.nft" || { kill -CONT "$LAB_PCPD_PID"; lab_die "nft -f ruleset.nft"; }
+lab_rtr nft -j list table inet pcpd >"$LAB_DIR/nft.empty.json"
+kill -CONT "$LAB_PCPD_PID"
+check "the checker's input is complete: pcpd's 3 mappings and the reloaded kernel table" \
+  eval '[ "$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$LAB_DIR/list.empty.json")" = 3 ] &&
+        [ -s "$LAB_DIR/nft.empty.json" ]'
+check_not "right after the reload the table is empty (the checker sees the loss)" \
+  python3 "$LAB_SRC/tests/integration/robust_tool.py" consistency --list "$LAB_DIR/list.empty.json" \
+  --nft "$LAB_DIR/nft.empty.json" --expect 3
 check "pcpd re-installs its mappings within 8 s (periodic check)" wait_resynced 2 8
 check "the table holds the 3 mappings again, element for element" lab_consistent replaced 3
 check "gc-interval: 60 s again, the operator's 120 s on pin6 kept" all_gc replaced 60 pin6 120

@@ -123,6 +123,7 @@ files=(/usr/sbin/pcpd /usr/bin/pcpc /usr/sbin/pcpctl /lib/systemd/system/pcpd.se
   /usr/share/pcpd/ha/pcpd-ha-check /usr/share/pcpd/ha/nat-vip.nft /usr/share/pcpd/pcpd-nft-load
   /usr/lib/sysusers.d/pcpd.conf /usr/share/man/man8/pcpd.8.gz /usr/share/man/man5/pcpd.conf.5.gz
   /usr/share/man/man1/pcpc.1.gz /usr/share/man/man8/pcpctl.8.gz /usr/share/doc/pcpd/README.md.gz
+  /usr/share/doc/pcpd/capability.md.gz
   /usr/share/doc/pcpd/changelog.gz /usr/share/doc/pcpd/copyright)
 inroot dpkg -L pcpd >"$LAB_DIR/dpkg-L.txt"
 missing=""
