@@ -2,6 +2,8 @@
 // LinkKey: key bytes held in memory that is wiped on release (sodium_memzero).
 #include "ha/link_key.hpp"
 
+#include <cstdio>
+
 #include <sodium.h>
 
 #include <cerrno>
@@ -10,6 +12,19 @@
 #include <utility>
 
 namespace pcpd::ha {
+
+std::optional<std::string> key_file_problem(mode_t mode, gid_t file_gid, gid_t own_gid,
+                                            bool in_credentials_dir) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  if ((mode & 007) != 0)
+    return std::string("mode ") + text + " lets others access the key; chmod o= it (0600 or 0640 root:pcpd)";
+  if ((mode & 020) != 0) return std::string("mode ") + text + " lets the group write the key; chmod g-w it";
+  if ((mode & 070) != 0 && file_gid != own_gid && !in_credentials_dir)
+    return std::string("mode ") + text + " lets group " + std::to_string(file_gid) +
+           " read the key, which is not pcpd's group; chown root:pcpd it, or chmod 0600 and chown it to pcpd's user";
+  return std::nullopt;
+}
 
 bool crypto_start() { return sodium_init() >= 0; }
 

@@ -3,8 +3,11 @@
 // Owns LinkKey, load_link_key(), random_sender_id(). Reads one file at startup; no sockets.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -14,6 +17,15 @@
 namespace pcpd::ha {
 
 inline constexpr std::size_t kMinKeyBytes = 32;
+
+// Why a key file with these permissions must not be used (the text names the fix), or nullopt.
+// Others never get access. Group read is accepted only when the group is pcpd's own
+// (`root:pcpd 0640`, the usual way to hand a daemon a root-owned secret; the unit's user pcpd
+// cannot read a root-owned 0600 file), or when the file is in systemd's credentials directory
+// (LoadCredential=: systemd restricts that directory to the service, and its ACLs show up in
+// the group bits). Never group write.
+[[nodiscard]] std::optional<std::string> key_file_problem(mode_t mode, gid_t file_gid, gid_t own_gid,
+                                                          bool in_credentials_dir);
 
 // The key bytes, wiped on destruction. Move-only. Both routers must hold byte-identical keys
 // (the whole file is the key, a trailing newline included).

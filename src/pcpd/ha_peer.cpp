@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <variant>
@@ -93,11 +94,13 @@ std::unique_ptr<HaPeer> HaPeer::open(const config::Config::Ha& cfg, core::Server
     error = "ha.key_file " + cfg.key_file + ": not a regular file";
     return nullptr;
   }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    error = "ha.key_file " + cfg.key_file + ": mode " + mode +
-            " lets group or others access the key; chmod 600 it";
+  // systemd's LoadCredential= puts the key in $CREDENTIALS_DIRECTORY, which only this service
+  // can enter (docs/interfaces.md "[ha]").
+  const char* creds = std::getenv("CREDENTIALS_DIRECTORY");
+  const bool in_creds = creds != nullptr && *creds != '\0' &&
+                        cfg.key_file.rfind(std::string(creds) + "/", 0) == 0;
+  if (auto problem = ha::key_file_problem(st.st_mode, st.st_gid, ::getegid(), in_creds)) {
+    error = "ha.key_file " + cfg.key_file + ": " + *problem;
     return nullptr;
   }
   if (st.st_size < static_cast<off_t>(ha::kMinKeyBytes) || st.st_size > static_cast<off_t>(kMaxKeyBytes)) {

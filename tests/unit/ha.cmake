@@ -8,4 +8,5 @@ pcpd_add_test(test_ha
     ${CMAKE_CURRENT_LIST_DIR}/ha_replication.cpp
     ${CMAKE_CURRENT_LIST_DIR}/ha_peer_link.cpp
     ${CMAKE_CURRENT_LIST_DIR}/ha_lossy_network.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/ha_link_key.cpp
   LIBS pcp_ha PkgConfig::HA_TEST_SODIUM)
