@@ -12,7 +12,7 @@ pkgs=(
   nftables conntrack conntrackd keepalived iproute2 natpmpc tshark valgrind
   python3 procps psmisc iputils-ping
   clang libclang-rt-dev
-  debhelper dpkg-dev fakeroot lintian debootstrap python3-prometheus-client
+  debhelper dpkg-dev fakeroot lintian debootstrap python3-prometheus-client systemd-container
 )
 missing=()
 for p in "${pkgs[@]}"; do

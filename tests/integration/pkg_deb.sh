@@ -16,14 +16,18 @@
 #      transaction when the table is loaded from the same file), start: the mappings come from
 #      the restart snapshot/journal, not the set dump. ExecReload (pcpctl reload) fails with
 #      file:line on a bad file.
-#   5. apt-get purge (in the router's namespace) removes the conffile, /var/lib/pcpd and the
-#      table inet pcpd.
+#   5. Under real systemd: the root booted with systemd-nspawn in the router's network
+#      namespace. systemctl enable --now pcpd serves a MAP; systemctl restart takes the fast path
+#      (pcpd-nft-load loads nothing, the mappings come from the snapshot or journal); systemctl
+#      reload with a bad file fails and pcpd keeps running; a config naming a missing interface
+#      ends in "failed" (start limit) with pcpd's reason in the status; apt remove stops the
+#      service; apt purge removes the conffile, /var/lib/pcpd and the table inet pcpd.
 # Environment: PCPD_DEB=path skips the build and tests that .deb (lintian still runs on it);
 # PCPD_DEBIAN_MIRROR (default: the first Debian archive URI of this machine's apt sources).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 LAB_NO_BINS=1
-LAB_WATCHDOG=${LAB_WATCHDOG:-540}
+LAB_WATCHDOG=${LAB_WATCHDOG:-900}
 lab_init pkg_deb
 
 ROOT=""
@@ -34,6 +38,8 @@ pkg_cleanup() {
   if [ -n "$ROOT" ]; then
     for p in "${LAB_PIDS[@]}"; do lab_ours "$p" && kill -TERM "$p" 2>/dev/null; done
     for p in "${LAB_PIDS[@]}"; do lab_kill "$p" KILL >/dev/null 2>&1; done
+    # The container's init (nspawn's child): killing it ends its whole PID namespace.
+    [ -n "${CT_INIT:-}" ] && kill -KILL "$CT_INIT" 2>/dev/null
     umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc" 2>/dev/null
     if grep -q " $ROOT/" /proc/mounts; then
       echo "pkg_deb: mounts left under $ROOT, not deleting it"
@@ -101,7 +107,8 @@ apt_mirror() {
 mirror=${PCPD_DEBIAN_MIRROR:-$(apt_mirror | head -n 1)}
 [ -n "$mirror" ] || lab_die "no Debian mirror in /etc/apt (set PCPD_DEBIAN_MIRROR)"
 lab_log "mirror from apt's configuration: $mirror"
-debootstrap --variant=minbase bookworm "$ROOT" "$mirror" \
+# systemd and dbus too: part 5 boots the root with systemd-nspawn.
+debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus bookworm "$ROOT" "$mirror" \
   >"$LAB_DIR/debootstrap.log" 2>&1 || { tail -n 20 "$LAB_DIR/debootstrap.log" | lab_ev; lab_die "debootstrap"; }
 lab_log "debootstrap --variant=minbase bookworm: $(($(date +%s) - t0)) s"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null
@@ -320,10 +327,100 @@ check "unit: the restart takes the fast path (mappings.recovered from the snapsh
 check "unit: the restart keeps the epoch (epoch.continued)" grep -q 'epoch.continued' "$LAB_PCPD_LOG"
 unit_stop
 
-# 5. Purge, in the router's namespace (postrm deletes the table there).
-lab_rtr chroot "$ROOT" apt-get purge -y -qq pcpd >"$LAB_DIR/purge.log" 2>&1
+# 5. Under real systemd: the root booted with systemd-nspawn, sharing the router's network
+# namespace (its lan0 and wan0, its nftables and conntrack).
+command -v systemd-nspawn >/dev/null || lab_die "systemd-nspawn missing (apt-get install systemd-container)"
+umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc"
+# On a host still on cgroup v1 (no unified hierarchy), nspawn must be told so.
+[ -e /sys/fs/cgroup/cgroup.controllers ] || export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0
+systemd-nspawn -q -D "$ROOT" --register=no --keep-unit --network-namespace-path="/run/netns/$LAB_RTR" -b \
+  >"$LAB_DIR/nspawn.log" 2>&1 &
+NSPAWN_PID=$!
+LAB_PIDS+=("$NSPAWN_PID")
+CT_INIT=""
+for _ in $(seq 1 100); do
+  CT_INIT=$(pgrep -P "$NSPAWN_PID" | head -n 1)
+  [ -n "$CT_INIT" ] && break
+  sleep 0.1
+done
+[ -n "$CT_INIT" ] || { tail -n 20 "$LAB_DIR/nspawn.log" | lab_ev; lab_die "systemd-nspawn did not start the root"; }
+# ct CMD...: a command in the container (its mount, PID, IPC and UTS namespaces; the router's net).
+ct() { nsenter -t "$CT_INIT" -m -u -i -n -p -r -w "$@"; }
+booted() {
+  local st
+  st=$(ct systemctl is-system-running 2>/dev/null)
+  [ "$st" = running ] || [ "$st" = degraded ]
+}
+ok=0
+for _ in $(seq 1 120); do booted && { ok=1; break; }; sleep 0.5; done
+check "systemd: the root boots under systemd-nspawn (is-system-running: $(ct systemctl is-system-running 2>&1))" test "$ok" = 1
+[ "$ok" = 1 ] || { tail -n 30 "$LAB_DIR/nspawn.log" | lab_ev; lab_die "the container did not boot"; }
+journal() { ct journalctl -q -o cat -u pcpd.service --no-pager 2>/dev/null; }
+pcpd_runs() { [ "$(ct systemctl is-active pcpd.service 2>/dev/null)" = active ]; }
+waitfor() { # waitfor SECONDS CMD...
+  local i
+  for i in $(seq 1 $(($1 * 5))); do "$@" && return 0; sleep 0.2; done
+  return 1
+}
+
+ct systemctl enable --now pcpd.service >"$LAB_DIR/enable.txt" 2>&1
+check "systemd: systemctl enable --now pcpd (the shipped config, lan0/wan0): active" waitfor 10 pcpd_runs
+ct systemctl status --no-pager pcpd.service 2>&1 | head -n 12 | lab_ev
+pcpc --json -s 192.0.2.1 map -p tcp -i 8082 -l 600 >"$LAB_DIR/map3.json" 2>&1
+check "systemd: a MAP against the pcpd systemd started: SUCCESS" lab_eq result "$(lab_json "$LAB_DIR/map3.json" result)" SUCCESS
+ext3=$(lab_json "$LAB_DIR/map3.json" external_port)
+check "systemd: the remote host reaches the client through it" lab_connect "$LAB_WAN" 203.0.113.1 "${ext3:-0}"
+
+mark=$(journal | wc -l)
+ct systemctl restart pcpd.service
+check "systemd: systemctl restart pcpd: active again" waitfor 10 pcpd_runs
+journal | tail -n +"$((mark + 1))" >"$LAB_DIR/restart.journal"
+grep -E 'pcpd-nft-load|mappings\.|epoch\.' "$LAB_DIR/restart.journal" | lab_ev
+check "systemd: the restart's ExecStartPre loads nothing (the table is there from the same file)" \
+  grep -q 'pcpd-nft-load: .*nothing to do' "$LAB_DIR/restart.journal"
+check "systemd: the restart takes the fast path (mappings from the snapshot or journal, no set dump)" \
+  grep -Eq 'mappings.recovered source=(snapshot|journal)' "$LAB_DIR/restart.journal"
+check "systemd: the restart keeps the epoch" grep -q 'epoch.continued' "$LAB_DIR/restart.journal"
+
+cp "$ROOT/etc/pcpd/pcpd.conf" "$LAB_DIR/pcpd.conf.good"
+printf '[mappings]\nno_such_key = 1\n' >>"$ROOT/etc/pcpd/pcpd.conf"
+ct systemctl reload pcpd.service >"$LAB_DIR/sd-reload.txt" 2>&1
+rc=$?
+lab_ev <"$LAB_DIR/sd-reload.txt"
+journal | grep -E 'reload' | tail -n 3 | lab_ev
+check "systemd: systemctl reload with a bad file fails (exit $rc)" test "$rc" != 0
+check "systemd: ... the unit's journal names the file:line" eval 'journal | grep -q "/etc/pcpd/pcpd.conf:[0-9]"'
+check "systemd: ... and pcpd keeps running the old configuration" pcpd_runs
+cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
+
+# A start that cannot succeed: the external interface does not exist.
+ct systemctl stop pcpd.service
+sed -i 's/^external = "wan0"/external = "nosuch0"/' "$ROOT/etc/pcpd/pcpd.conf"
+grep -q 'nosuch0' "$ROOT/etc/pcpd/pcpd.conf" || lab_die "could not break the config"
+ct systemctl start pcpd.service >/dev/null 2>&1
+is_failed() { [ "$(ct systemctl is-failed pcpd.service 2>/dev/null)" = failed ] &&
+  [ "$(ct systemctl show -p Result --value pcpd.service)" = start-limit-hit ]; }
+check "systemd: a start that keeps failing ends in failed (start-limit-hit) within 60 s" waitfor 60 is_failed
+ct systemctl status --no-pager pcpd.service >"$LAB_DIR/failed.status" 2>&1
+head -n 8 "$LAB_DIR/failed.status" | lab_ev
+check "systemd: systemctl status shows pcpd's reason (Status: ... nosuch0)" grep -q 'Status:.*nosuch0' "$LAB_DIR/failed.status"
+cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
+ct systemctl reset-failed pcpd.service
+ct systemctl start pcpd.service
+check "systemd: fixed and reset-failed, it starts again" waitfor 10 pcpd_runs
+
+ct apt-get remove -y -qq pcpd >"$LAB_DIR/remove.log" 2>&1
+check "systemd: apt-get remove pcpd exits 0" test $? = 0
+check_not "systemd: apt remove stopped the service (no pcpd process left)" ct pgrep -x pcpd
+check "systemd: remove keeps /var/lib/pcpd and the conffile" \
+  bash -c "[ -d '$ROOT/var/lib/pcpd' ] && [ -e '$ROOT/etc/pcpd/pcpd.conf' ]"
+ct apt-get purge -y -qq pcpd >"$LAB_DIR/purge.log" 2>&1
 check "pkg: apt-get purge pcpd exits 0" test $? = 0
 check_not "pkg: purge removed /etc/pcpd/pcpd.conf" test -e "$ROOT/etc/pcpd/pcpd.conf"
 check_not "pkg: purge removed /var/lib/pcpd (a later install starts a new epoch)" test -e "$ROOT/var/lib/pcpd"
 check_not "pkg: purge deleted table inet pcpd and its mappings" lab_rtr nft list table inet pcpd
+
+ct systemctl poweroff >/dev/null 2>&1
+for _ in $(seq 1 100); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done
+wait "$NSPAWN_PID" 2>/dev/null
 lab_finish
