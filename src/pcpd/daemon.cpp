@@ -539,10 +539,13 @@ std::optional<std::string> Daemon::reload() {
   // These need a restart: keep the running values.
   if (cfg.nft_table != old.nft_table || cfg.nft_grace != old.nft_grace || cfg.state_dir != old.state_dir ||
       cfg.journal != old.journal || cfg.elected_mark != old.elected_mark || cfg.sticky_mark != old.sticky_mark ||
-      cfg.mapped_mark != old.mapped_mark || cfg.log_group != old.log_group) {
+      cfg.mapped_mark != old.mapped_mark || cfg.log_group != old.log_group ||
+      cfg.control_socket != old.control_socket) {
+    // The same list as pcpd.conf(5) "DESCRIPTION" and the conffile's header.
     log::warn("config.restart_needed", {{"keys", "nftables.table, nftables.grace, daemon.state_dir, daemon.journal, "
-                                                 "checkpoint.elected_mark, checkpoint.sticky_mark, checkpoint.mapped_mark, "
-                                                 "checkpoint.log_group"}});
+                                                 "daemon.control_socket, checkpoint.elected_mark, checkpoint.sticky_mark, "
+                                                 "checkpoint.mapped_mark, checkpoint.log_group"}});
+    cfg.control_socket = old.control_socket;
     cfg.elected_mark = old.elected_mark;
     cfg.sticky_mark = old.sticky_mark;
     cfg.mapped_mark = old.mapped_mark;
