@@ -588,8 +588,10 @@ Config parse_config_text(std::string_view text, const std::string& file) {
       {"ha", parse_ha},
   };
   for (auto&& [k, v] : root) {
+    // A plain copy for the lambda: clang before 16 cannot capture a structured binding.
+    const std::string_view name = k.str();
     bool known = std::any_of(std::begin(kParts), std::end(kParts),
-                             [&](const Part& p) { return p.name == k.str(); });
+                             [name](const Part& p) { return p.name == name; });
     int line = static_cast<int>(k.source().begin.line);
     if (!known) {
       throw ConfigError(file, line,
