@@ -19,8 +19,8 @@
 #   5. Under real systemd: the root booted with systemd-nspawn in the router's network
 #      namespace. systemctl enable --now pcpd serves a MAP; systemctl restart takes the fast path
 #      (pcpd-nft-load loads nothing, the mappings come from the snapshot or journal); systemctl
-#      reload with a bad file fails and pcpd keeps running; a config naming a missing interface
-#      ends in "failed" (start limit) with pcpd's reason in the status; apt remove stops the
+#      reload with a bad file fails and pcpd keeps running; a config naming a missing internal
+#      interface ends in "failed" (start limit) with pcpd's reason in the status; apt remove stops the
 #      service; apt purge removes the conffile, /var/lib/pcpd and the table inet pcpd.
 # Environment: PCPD_DEB=path skips the build and tests that .deb (lintian still runs on it);
 # PCPD_DEBIAN_MIRROR (default: the first Debian archive URI of this machine's apt sources).
@@ -333,7 +333,10 @@ command -v systemd-nspawn >/dev/null || lab_die "systemd-nspawn missing (apt-get
 umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc"
 # On a host still on cgroup v1 (no unified hierarchy), nspawn must be told so.
 [ -e /sys/fs/cgroup/cgroup.controllers ] || export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0
-systemd-nspawn -q -D "$ROOT" --register=no --keep-unit --network-namespace-path="/run/netns/$LAB_RTR" -b \
+# CAP_NET_ADMIN: nspawn keeps it only for a container with its own network; this one shares the
+# router's, where pcpd-nft-load and pcpd need it as on the real router.
+systemd-nspawn -q -D "$ROOT" --register=no --keep-unit --capability=CAP_NET_ADMIN \
+  --network-namespace-path="/run/netns/$LAB_RTR" -b \
   >"$LAB_DIR/nspawn.log" 2>&1 &
 NSPAWN_PID=$!
 LAB_PIDS+=("$NSPAWN_PID")
@@ -358,14 +361,17 @@ check "systemd: the root boots under systemd-nspawn (is-system-running: $(ct sys
 journal() { ct journalctl -q -o cat -u pcpd.service --no-pager 2>/dev/null; }
 pcpd_runs() { [ "$(ct systemctl is-active pcpd.service 2>/dev/null)" = active ]; }
 waitfor() { # waitfor SECONDS CMD...
-  local i
-  for i in $(seq 1 $(($1 * 5))); do "$@" && return 0; sleep 0.2; done
+  local i n=$(($1 * 5))
+  shift
+  for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done
   return 1
 }
 
 ct systemctl enable --now pcpd.service >"$LAB_DIR/enable.txt" 2>&1
 check "systemd: systemctl enable --now pcpd (the shipped config, lan0/wan0): active" waitfor 10 pcpd_runs
 ct systemctl status --no-pager pcpd.service 2>&1 | head -n 12 | lab_ev
+pcpd_runs || journal | tail -n 20 | lab_ev
+lab_listen "$LAB_CLI" 8082 "$LAB_DIR/l8082.log"
 pcpc --json -s 192.0.2.1 map -p tcp -i 8082 -l 600 >"$LAB_DIR/map3.json" 2>&1
 check "systemd: a MAP against the pcpd systemd started: SUCCESS" lab_eq result "$(lab_json "$LAB_DIR/map3.json" result)" SUCCESS
 ext3=$(lab_json "$LAB_DIR/map3.json" external_port)
@@ -393,16 +399,20 @@ check "systemd: ... the unit's journal names the file:line" eval 'journal | grep
 check "systemd: ... and pcpd keeps running the old configuration" pcpd_runs
 cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
 
-# A start that cannot succeed: the external interface does not exist.
+# A start that cannot succeed: the internal interface does not exist (the shipped config before
+# lan0 exists). Restart=on-failure retries every 5 s; StartLimitBurst ends it in "failed".
 ct systemctl stop pcpd.service
-sed -i 's/^external = "wan0"/external = "nosuch0"/' "$ROOT/etc/pcpd/pcpd.conf"
+sed -i 's/^internal = \["lan0"\]/internal = ["nosuch0"]/' "$ROOT/etc/pcpd/pcpd.conf"
 grep -q 'nosuch0' "$ROOT/etc/pcpd/pcpd.conf" || lab_die "could not break the config"
+mark=$(ct journalctl -q -o cat --no-pager 2>/dev/null | wc -l)
 ct systemctl start pcpd.service >/dev/null 2>&1
-is_failed() { [ "$(ct systemctl is-failed pcpd.service 2>/dev/null)" = failed ] &&
-  [ "$(ct systemctl show -p Result --value pcpd.service)" = start-limit-hit ]; }
-check "systemd: a start that keeps failing ends in failed (start-limit-hit) within 60 s" waitfor 60 is_failed
+is_failed() { [ "$(ct systemctl is-failed pcpd.service 2>/dev/null)" = failed ]; }
+check "systemd: a start that keeps failing ends in failed within 60 s" waitfor 60 is_failed
 ct systemctl status --no-pager pcpd.service >"$LAB_DIR/failed.status" 2>&1
-head -n 8 "$LAB_DIR/failed.status" | lab_ev
+head -n 12 "$LAB_DIR/failed.status" | lab_ev
+echo "    $(ct systemctl show -p NRestarts -p Result pcpd.service | tr '\n' ' ')"
+check "systemd: ... by the start limit (\"Start request repeated too quickly\")" \
+  eval 'ct journalctl -q -o cat --no-pager | tail -n +"$((mark + 1))" | grep -q "Start request repeated too quickly"'
 check "systemd: systemctl status shows pcpd's reason (Status: ... nosuch0)" grep -q 'Status:.*nosuch0' "$LAB_DIR/failed.status"
 cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
 ct systemctl reset-failed pcpd.service
