@@ -340,17 +340,20 @@ systemd-nspawn -q -D "$ROOT" --register=no --keep-unit --capability=CAP_NET_ADMI
   >"$LAB_DIR/nspawn.log" 2>&1 &
 NSPAWN_PID=$!
 LAB_PIDS+=("$NSPAWN_PID")
+# The container's init: nspawn's child running systemd (nspawn forks short-lived helpers first).
 CT_INIT=""
-for _ in $(seq 1 100); do
-  CT_INIT=$(pgrep -P "$NSPAWN_PID" | head -n 1)
-  [ -n "$CT_INIT" ] && break
-  sleep 0.1
-done
-[ -n "$CT_INIT" ] || { tail -n 20 "$LAB_DIR/nspawn.log" | lab_ev; lab_die "systemd-nspawn did not start the root"; }
+find_init() {
+  local p
+  for p in $(pgrep -P "$NSPAWN_PID"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ] && { CT_INIT=$p; return 0; }
+  done
+  return 1
+}
 # ct CMD...: a command in the container (its mount, PID, IPC and UTS namespaces; the router's net).
 ct() { nsenter -t "$CT_INIT" -m -u -i -n -p -r -w "$@"; }
 booted() {
   local st
+  find_init || return 1
   st=$(ct systemctl is-system-running 2>/dev/null)
   [ "$st" = running ] || [ "$st" = degraded ]
 }
