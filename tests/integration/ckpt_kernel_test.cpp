@@ -173,8 +173,12 @@ bool poke(const Session& s, int n) {
   return wait_for(s.file, "poked " + std::to_string(n) + " ok");
 }
 
+// Returns once the server listens: a client connecting earlier is refused (seen on a loaded
+// machine, where python's start-up took longer than the tests' pause before connecting).
 void server(Procs& procs, const std::string& ns, std::uint16_t port) {
   procs.spawn("exec ip netns exec " + ns + " python3 " + env.tool + " server " + std::to_string(port) + " 60");
+  const std::string probe = "ip netns exec " + ns + " ss -Hltn 'sport = :" + std::to_string(port) + "' | grep -q .";
+  for (int i = 0; i < 250 && std::system(probe.c_str()) != 0; ++i) std::this_thread::sleep_for(20ms);
 }
 
 // What the daemon does with a change set: the kernel commits it, then the conntrack worker gets
