@@ -24,6 +24,10 @@ const char* to_string(Role role) {
   return "?";
 }
 
+ha::Role link_role(Role role) {
+  return role == Role::Primary ? ha::Role::Primary : role == Role::Backup ? ha::Role::Backup : ha::Role::Fault;
+}
+
 bool Daemon::open_control() {
   const std::string& path = config_->control_socket;
   // /run/pcpd normally comes from systemd's RuntimeDirectory=; create it when run by hand.
@@ -151,9 +155,7 @@ nlohmann::json Daemon::set_role(const std::string& role) {
     // Hot standby (ha_peer.hpp): the link follows the role; a promotion takes over the table
     // received from the old primary. R-EPOCH-3: the epoch stays continuous only when that table
     // is a complete current copy (scope "all", synced); otherwise state was lost: reset.
-    const auto promo = ha_->set_role(next == Role::Primary  ? ha::Role::Primary
-                                     : next == Role::Backup ? ha::Role::Backup
-                                                            : ha::Role::Fault);
+    const auto promo = ha_->set_role(link_role(next));
     if (next == Role::Primary && previous != Role::Primary) {
       if (promo.synced && promo.peer_epoch_origin) {
         server_->set_epoch_origin(*promo.peer_epoch_origin);

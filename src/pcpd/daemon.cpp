@@ -260,9 +260,7 @@ void Daemon::restore_role() {
   const Role previous = role_;
   role_ = word == "primary" ? Role::Primary : word == "backup" ? Role::Backup : Role::Fault;
   // The epoch was decided by this start's recovery (setup_epoch); the table is our own.
-  (void)ha_->set_role(role_ == Role::Primary ? ha::Role::Primary
-                      : role_ == Role::Backup ? ha::Role::Backup
-                                              : ha::Role::Fault);
+  (void)ha_->set_role(link_role(role_));
   ha_->set_epoch_origin(server_->epoch_origin());
   log::info("ha.role", {{"from", to_string(previous)}, {"to", to_string(role_)}, {"source", file}});
 }

@@ -53,6 +53,9 @@ struct DropCounters {
 // VRRP role as keepalived reports it through `pcpctl ha` (standalone until told otherwise).
 enum class Role : std::uint8_t { Standalone, Primary, Backup, Fault };
 const char* to_string(Role role);
+// The peer link's role for a keepalived role told to pcpd (never Standalone: pcpctl ha and the
+// role file know only primary, backup and fault).
+ha::Role link_role(Role role);
 
 class Daemon {
  public:
