@@ -33,7 +33,9 @@ nlohmann::json mapping_to_json(const core::Mapping& m, core::Millis now) {
   nlohmann::json j{
       {"kind", m.kind == core::MappingKind::Map ? "map" : "peer"},
       {"origin", m.origin == core::Origin::Pcp ? "pcp" : "natpmp"},
-      {"protocol", m.protocol},
+      // The name, as pcpc prints it; the number too, for scripts that build nft set keys.
+      {"protocol", protocol_name(m.protocol)},
+      {"protocol_number", m.protocol},
       {"internal", endpoint_text(m.internal_addr, m.internal_port)},
       {"external", endpoint_text(m.external_addr, m.external_port)},
       {"client", m.client_addr.to_string()},
@@ -51,7 +53,7 @@ nlohmann::json mapping_to_json(const core::Mapping& m, core::Millis now) {
 }
 
 std::string mapping_to_text(const nlohmann::json& m) {
-  std::string s = m.value("kind", "?") + " " + protocol_name(m.value("protocol", 0)) + " " +
+  std::string s = m.value("kind", "?") + " " + m.value("protocol", std::string("?")) + " " +
                   m.value("internal", "?") + " -> " + m.value("external", "?");
   if (m.contains("remote")) s += " peer " + m["remote"].get<std::string>();
   s += " remaining=" + std::to_string(m.value("remaining", 0u)) + "/" +

@@ -12,7 +12,7 @@
 
 namespace pcpd::ctl {
 
-// {"kind":"map","origin":"pcp","protocol":6,"internal":"192.0.2.10:8080","external":...,
+// {"kind":"map","origin":"pcp","protocol":"tcp","protocol_number":6,"internal":"192.0.2.10:8080","external":...,
 //  "remote":..., "client":..., "nonce":"hex", "lifetime":3600, "remaining":3590,
 //  "checkpoint":false, "third_party":false, "filters":["203.0.113.100/32:0"], "description":""}
 nlohmann::json mapping_to_json(const core::Mapping& m, core::Millis now);

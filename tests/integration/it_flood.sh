@@ -157,7 +157,7 @@ for m in want:
     v4 = ":" not in src
     internal = f"{src}:{port}" if v4 else f"[{src}]:{port}"
     external = f"{m['external_addr']}:{ext}" if v4 else f"[{m['external_addr']}]:{ext}"
-    if what == "list" and (internal, 6, external) not in have:
+    if what == "list" and (internal, "tcp", external) not in have:
         print(f"    {internal} -> {external}: not in pcpctl list"); bad += 1
     if what == "nft" and f"{src} . tcp . {port}" not in table:
         print(f"    {src} . tcp . {port}: not in nft list table inet pcpd"); bad += 1

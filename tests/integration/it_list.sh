@@ -39,15 +39,17 @@ hwm0=$(hwm)
 lab_log "1. pcpctl list --json and pcpctl list"
 pcpctl list --json >"$LAB_DIR/list.json"
 check "pcpctl list --json exits 0" lab_eq status $? 0
-check "the JSON array holds every mapping once, with all its fields" python3 - "$LAB_DIR/list.json" "$n" <<'PY'
+check "the JSON array holds every mapping once, with all its fields (protocol by name, as pcpc)" python3 - "$LAB_DIR/list.json" "$n" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))
 want = int(sys.argv[2])
 ports = [int(r["internal"].rsplit(":", 1)[1]) for r in rows]
-keys = {"kind", "origin", "protocol", "internal", "external", "client", "nonce", "lifetime", "remaining",
+keys = {"kind", "origin", "protocol", "protocol_number", "internal", "external", "client", "nonce", "lifetime", "remaining",
         "checkpoint", "third_party", "filters", "description"}
-bad = [r for r in rows if not keys <= set(r)]
-print(f"    {len(rows)} entries, {len(set(ports))} distinct internal ports, {len(bad)} without every field")
+# protocol is the name pcpc prints ("tcp"), protocol_number the IANA number.
+bad = [r for r in rows if not keys <= set(r) or r["protocol"] != "tcp" or r["protocol_number"] != 6]
+print(f"    {len(rows)} entries, {len(set(ports))} distinct internal ports, {len(bad)} without every field"
+      " or with protocol other than \"tcp\"/6")
 sys.exit(0 if len(rows) == want and len(set(ports)) == want and not bad else 1)
 PY
 pcpctl list >"$LAB_DIR/list.txt"

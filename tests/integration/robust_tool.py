@@ -206,7 +206,7 @@ def split_ep(text):
 
 def expected_elements(m):
     """(set, key[, data]) strings the mapping must have; filters and elections by key only."""
-    proto = str(m["protocol"])
+    proto = str(m["protocol_number"])
     ia, ip_ = split_ep(m["internal"])
     ea, ep = split_ep(m["external"])
     v4 = ipaddress.ip_address(ia).version == 4
