@@ -7,6 +7,7 @@
 # OUTDIR (default: build-deb/ in the source tree). Then lintian runs on the .changes (errors fail
 # the script; warnings are printed, see packaging/debian/README.lintian).
 # Missing build tools and build dependencies are installed with apt-get when run as root.
+# The unit tests are built and run by dh_auto_test unless DEB_BUILD_OPTIONS has nocheck.
 # Environment: PCPD_DEB_NO_LINTIAN=1 skips lintian; PCPD_DEB_KEEP=1 keeps the temporary tree.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,7 +16,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 tools=(dpkg-dev debhelper lintian fakeroot)
-builddeps=(cmake ninja-build pkg-config libcli11-dev libexpected-dev libmnl-dev
+builddeps=(cmake doctest-dev ninja-build pkg-config libcli11-dev libexpected-dev libmnl-dev
   libnetfilter-conntrack-dev libnftnl-dev libsodium-dev libsystemd-dev libtomlplusplus-dev
   nlohmann-json3-dev)
 missing=()
@@ -52,6 +53,8 @@ t0=$(date +%s)
   exit 1
 }
 echo "build-deb: built in $(($(date +%s) - t0)) s"
+# dh_auto_test's summary (the unit tests; none with DEB_BUILD_OPTIONS=nocheck).
+grep -E '^[0-9]+% tests passed' "$tmp/build.log" | sed 's/^/build-deb: unit tests: /' || true
 
 arch=$(dpkg --print-architecture)
 changes=$tmp/pcpd_${version}_${arch}.changes
