@@ -79,6 +79,17 @@ InterfaceTable system_interfaces() {
   return table;
 }
 
+std::vector<wire::IpAddr> external_v4_of(const InterfaceTable& table, std::string_view name) {
+  std::vector<wire::IpAddr> out;
+  const Interface* itf = table.find(name);
+  if (itf == nullptr) return out;
+  for (const auto& a : itf->addrs)
+    if (a.addr.is_v4() && !is_link_local(a.addr) &&
+        std::find(out.begin(), out.end(), a.addr) == out.end())
+      out.push_back(a.addr);
+  return out;
+}
+
 bool is_link_local(const wire::IpAddr& addr) {
   if (addr.is_v4()) return (addr.v4() & 0xffff0000u) == 0xa9fe0000u;  // 169.254.0.0/16
   return addr.bytes[0] == 0xfe && (addr.bytes[1] & 0xc0) == 0x80;    // fe80::/10
@@ -132,14 +143,13 @@ std::vector<std::string> resolve_interfaces(Config& c, const InterfaceTable& tab
     if (ext == nullptr) {
       warnings.push_back("external interface " + c.external_interface +
                          " does not exist (yet): no external IPv4 address, NAT44 requests get "
-                         "NETWORK_FAILURE until a reload");
+                         "NETWORK_FAILURE until it has one (pcpd follows its addresses)");
     } else {
-      for (const auto& a : ext->addrs)
-        if (a.addr.is_v4() && !is_link_local(a.addr)) c.policy.external_v4.push_back(a.addr);
+      c.policy.external_v4 = external_v4_of(table, c.external_interface);
       if (c.policy.external_v4.empty())
         warnings.push_back("external interface " + c.external_interface +
                            " has no IPv4 address (yet): NAT44 requests get NETWORK_FAILURE until "
-                           "a reload");
+                           "it has one (pcpd follows its addresses)");
     }
   }
   // hops-00 `auto`: nat44 depends on the external address found just now.

@@ -33,6 +33,11 @@ struct InterfaceTable {
 // getifaddrs(3): every interface with its IPv4/IPv6 addresses. Throws std::system_error.
 [[nodiscard]] InterfaceTable system_interfaces();
 
+// The usable IPv4 addresses of interface `name` (not link-local), in the kernel's order: the
+// default of interfaces.external_address, and what pcpd follows when the WAN address changes.
+// Empty when the interface is missing or has none.
+[[nodiscard]] std::vector<wire::IpAddr> external_v4_of(const InterfaceTable& table, std::string_view name);
+
 // IPv6 link-local (fe80::/10) or IPv4 link-local (169.254/16).
 [[nodiscard]] bool is_link_local(const wire::IpAddr& addr);
 // A global-scope IPv6 unicast address usable as a source (not link-local, loopback, multicast).

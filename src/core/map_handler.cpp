@@ -78,6 +78,8 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     next.expires = now + Seconds(lifetime);
     next.origin = t.origin;
     next.client_addr = t.client;
+    next.reply_port = t.reply_port;
+    next.reply_local = t.reply_local;
     next.third_party = t.third_party;
     // RFC 7767 §3.1 / R-CKPT-5: after the refresh checks, the option elects, its absence
     // un-elects; a change of election alone is still a Replace (the backend marks/unmarks).
@@ -108,6 +110,8 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   m.internal_addr = t.internal;
   m.internal_port = body.internal_port;
   m.client_addr = t.client;
+  m.reply_port = t.reply_port;
+  m.reply_local = t.reply_local;
   m.nonce = body.nonce;
   m.lifetime = lifetime;
   m.expires = now + Seconds(lifetime);

@@ -47,6 +47,13 @@ struct Mapping {
   bool checkpoint_deferred = false;
   std::vector<wire::Filter> filters;   // FILTER (RFC 6887 §13.3); empty = no filtering
   std::string description;             // RFC 7220, already truncated to the configured maximum
+  // Where the last response for this mapping went, for Mapping Update (RFC 6887 §14.2: the
+  // unsolicited response goes to the client address and port of the mapping's last response):
+  // the request's source port, and the server address it was sent to as Server::local_address
+  // index + 1 (clients check the source, R-SEC-5). 0 = unknown (recovered after a restart,
+  // mirrored from the peer, NAT-PMP). Not datapath state: not in same_but_expiry, not persisted.
+  std::uint16_t reply_port = 0;
+  std::uint8_t reply_local = 0;
 
   [[nodiscard]] bool is_v4() const { return internal_addr.is_v4(); }
   // Every field but `expires` equal: `o` is this mapping refreshed with nothing else changed (so

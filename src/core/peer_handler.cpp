@@ -60,6 +60,8 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     }
     const auto description = apply_description(next, o, policy.description_max);
     next.client_addr = t.client;
+    next.reply_port = t.reply_port;
+    next.reply_local = t.reply_local;
     next.third_party = t.third_party;
     // RFC 7767 §3.1 / R-CKPT-5: any PEER on the mapping renews its election (a lifetime query
     // included): the option elects, its absence un-elects.
@@ -99,6 +101,8 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   m.remote_addr = body.remote_addr;
   m.remote_port = body.remote_port;
   m.client_addr = t.client;
+  m.reply_port = t.reply_port;
+  m.reply_local = t.reply_local;
   m.nonce = body.nonce;
   m.lifetime = lifetime;
   m.expires = now + Seconds(lifetime);

@@ -205,6 +205,8 @@ Reply Server::Impl::dispatch(const wire::Request& req, const Context& ctx) {
     return error(req, ResultCode::UnsuppOpcode);  // RFC 6887 §8.2 / R-HDR-7
 
   Target t{ctx.source, ctx.source, false, Origin::Pcp};
+  t.reply_port = ctx.source_port;
+  t.reply_local = intern_local(ctx.local);
   if (o.third_party) {
     // RFC 6887 §7.3, §13.1 / R-TP-3 (correction C1): disabled, or enabled but this client is not
     // on the allow-list -> UNSUPP_OPTION, never NOT_AUTHORIZED (does not reveal that the option

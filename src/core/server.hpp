@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -132,6 +133,33 @@ class Server {
   // make the table follow them. Add of a conflicting mapping and Remove of an unknown one are
   // skipped and counted in Stats::mirror_skipped. Returns how many changes were taken.
   std::size_t mirror(const ChangeSet& changes);
+
+  // The external IPv4 address changed (Policy::external_v4 set anew with set_policy; the daemon
+  // follows the WAN interface). RFC 6887 §14.2 Mapping Update (R-ANN-7): every NAT44 mapping
+  // whose external address is no longer in the pool moves to one that is, keeping its external
+  // port where that port is free there (else its internal port, else a random free one), every
+  // mapping of one internal endpoint to the same new endpoint (R-MAP-12), all in one datapath
+  // transaction (Remove + Add: the external endpoint is part of the kernel's keys). With an
+  // empty pool nothing moves: the mappings wait for an address (requests on them get
+  // NETWORK_FAILURE, §7.4) and `waiting` counts them.
+  struct Readdress {
+    std::vector<Mapping> moved;  // the mappings as they are now, for the unsolicited responses
+    std::size_t port_kept = 0;   // of `moved`: same external port as before
+    std::size_t no_port = 0;     // left where they were: no free port on any new address
+    std::size_t waiting = 0;     // empty pool: NAT44 mappings left on a gone address
+    bool failed = false;         // the datapath refused the transaction: nothing moved
+  };
+  Readdress readdress();
+  // The unsolicited MAP or PEER response Mapping Update sends for `m` (R-ANN-7): SUCCESS, the
+  // remaining lifetime, the current epoch, THIRD_PARTY when the mapping has it, its FILTERs; no
+  // optional-to-process option. Returns the bytes written (0: `out` too small).
+  [[nodiscard]] std::size_t encode_mapping_update(const Mapping& m, std::span<std::uint8_t> out) const;
+  // Mapping::reply_local as an address; nullopt for 0 or an unknown index.
+  [[nodiscard]] std::optional<IpAddr> local_address(std::uint8_t reply_local) const;
+  // The mapping of that kind and key, if any (a copy: the table may change after).
+  [[nodiscard]] std::optional<Mapping> find(MappingKind kind, const IpAddr& internal_addr,
+                                            std::uint8_t protocol, std::uint16_t internal_port,
+                                            const IpAddr& remote_addr, std::uint16_t remote_port) const;
 
   // Reload: new policy; existing mappings stay (lifetimes are clamped on their next refresh).
   void set_policy(Policy policy);

@@ -25,6 +25,8 @@ struct Target {
   IpAddr client{};
   bool third_party = false;
   Origin origin = Origin::Pcp;
+  std::uint16_t reply_port = 0;  // Mapping::reply_port / reply_local of the mapping it makes
+  std::uint8_t reply_local = 0;
 };
 
 // An external endpoint chosen for a new binding.
@@ -46,6 +48,10 @@ struct Server::Impl {
   CheckpointLimiter checkpoint_limiter;  // RFC 7767 rate limit; counts live in the table
   bool checkpoint_available = true;      // Server::set_checkpoint_available (hot standby peer)
   RateLimiter rate_limiter;              // RFC 6887 §18.1 request rate limits (fixed memory)
+  // The server addresses requests arrived on (Context::local), for Mapping::reply_local: a
+  // router has a handful, so a mapping keeps one byte instead of an address.
+  std::vector<IpAddr> locals;
+  [[nodiscard]] std::uint8_t intern_local(const IpAddr& local);
 
   // Server::handle_burst (burst.cpp): while a burst is open, apply() commits to the table and
   // stages the changes here instead of calling the datapath; record_election() keeps the bucket

@@ -32,6 +32,7 @@ struct Stats {
   std::uint64_t checkpoint_refused_peer = 0;
   std::uint64_t checkpoint_withdrawn = 0;
   std::uint64_t checkpoint_reelected = 0;  // deferred elections made when the peer came back
+  std::uint64_t readdressed = 0;  // mappings moved to a new external address (Mapping Update)
   std::uint64_t mirror_skipped = 0;  // replicated changes the standby's table could not take
   // Requests refused by the rate limits (RFC 6887 §18.1, Policy::RateLimit), dropped silently
   // before decoding (PCP and NAT-PMP alike); not counted in `dropped` nor as requests.

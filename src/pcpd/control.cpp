@@ -220,6 +220,9 @@ nlohmann::json Daemon::control_stats() {
   m.family("pcpd_checkpoint_reelected_total", "counter",
            "deferred elections made when the standby peer came back (RFC 7767 section 3.2)")
       .sample(static_cast<double>(s.checkpoint_reelected));
+  m.family("pcpd_mappings_readdressed_total", "counter",
+           "mappings moved to a new external address when the WAN address changed (RFC 6887 section 14.2)")
+      .sample(static_cast<double>(s.readdressed));
   if (ha_) ha_->add_metrics(m);
   add_conntrack_metrics(m);
   const auto nc = datapath_->counters();

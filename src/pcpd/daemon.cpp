@@ -53,6 +53,8 @@ std::string join_prefixes(const std::vector<wire::Prefix>& prefixes) {
   return out;
 }
 
+}  // namespace
+
 std::string join_addrs(const std::vector<wire::IpAddr>& addrs) {
   std::string out;
   for (const auto& a : addrs) {
@@ -61,8 +63,6 @@ std::string join_addrs(const std::vector<wire::IpAddr>& addrs) {
   }
   return out;
 }
-
-}  // namespace
 
 Daemon::Daemon(Options options) : options_(std::move(options)) {}
 Daemon::~Daemon() = default;
@@ -199,6 +199,7 @@ bool Daemon::start() {
   install_sockets(std::move(*sockets));
   rearm_expiry();
   if (!start_datapath_watch()) return false;
+  start_address_watch();
   if (!open_control()) return false;
   warn_conntrack_events();
 
@@ -421,6 +422,7 @@ void Daemon::on_datapath_timer() {
     }
   } else {
     maintain_journal();
+    if (readdress_pending_) after_external_change();  // the kernel refused the move before
   }
   arm_datapath_check(next);
 }
@@ -597,8 +599,7 @@ std::optional<std::string> Daemon::reload() {
     if (caps) announce_capability_ = true;
   }
   if (external_changed) {
-    reset_epoch("external_address_changed");  // R-EPOCH-4
-    start_announce();                          // R-ANN-3 decision, R-PMP-4
+    after_external_change();  // mappings moved, R-EPOCH-4, R-ANN-3 decision, R-PMP-4, R-ANN-7
   } else if (capability_changed && config_->policy.capabilities) {
     start_announce();  // hops-00 R-CAP-7, same schedule as RFC 6887 §14.1.3
   }

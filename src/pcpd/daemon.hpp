@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "conntrack/conntrack_sync.hpp"
@@ -25,6 +26,7 @@
 #include "core/clock.hpp"
 #include "core/server.hpp"
 #include "nft/nft_datapath.hpp"
+#include "pcpd/address_watch.hpp"
 #include "pcpd/announce_schedule.hpp"
 #include "pcpd/event_loop.hpp"
 #include "pcpd/ha_peer.hpp"
@@ -56,6 +58,9 @@ const char* to_string(Role role);
 // The peer link's role for a keepalived role told to pcpd (never Standalone: pcpctl ha and the
 // role file know only primary, backup and fault).
 ha::Role link_role(Role role);
+
+// "203.0.113.1,203.0.113.2" for the journal.
+std::string join_addrs(const std::vector<wire::IpAddr>& addrs);
 
 class Daemon {
  public:
@@ -125,6 +130,21 @@ class Daemon {
   void arm_datapath_check(std::int64_t delay_ms);
   void on_datapath_timer();
   void apply_logging(const config::Config& config) const;
+  // daemon_external.cpp: the external address follows the WAN interface (RFC 6887 §14.2).
+  // The watch is not essential: without it (no rtnetlink) a reload still picks the address up.
+  void start_address_watch();
+  void on_address_event();
+  void on_address_timer();
+  // Re-reads the external interface's IPv4 addresses (unless interfaces.external_address is
+  // set) and takes a changed set: Server::set_policy, then after_external_change().
+  void follow_external_address();
+  // Policy::external_v4 is new (followed, or reloaded): move the mappings off gone addresses,
+  // reset the epoch when the set differs from the one the mappings were on (R-EPOCH-4),
+  // announce (R-ANN-3 decision, R-PMP-4) and start the Mapping Updates (R-ANN-7).
+  void after_external_change();
+  void start_mapping_updates(std::vector<core::Mapping> moved);
+  void on_update_timer();
+  void send_mapping_update_copy();
 
   // Control socket (control.cpp): pcpctl list / stats / ha / ct-touch / reload.
   bool open_control();
@@ -170,6 +190,33 @@ class Daemon {
   Sockets sockets_;
   IngressFilter filter_;
   AnnounceSchedule schedule_;
+  // The external address watch (daemon_external.cpp): address events are gathered for
+  // kAddressSettleMs before the addresses are read (DHCP and PPPoE remove, then add).
+  std::optional<AddressWatch> address_watch_;
+  std::optional<BootTimer> address_timer_;
+  // The non-empty external set the mappings were last put on: an address that goes and comes
+  // back is no change (nothing moved, the epoch continues).
+  std::vector<wire::IpAddr> mappings_external_;
+  bool readdress_pending_ = false;  // the last move was refused by the kernel: try again
+  // Mapping Update (R-ANN-7): one unsolicited response per moved PCP mapping and copy, on the
+  // announcement schedule, until the client refreshed the mapping or the copies are out.
+  struct PendingUpdate {
+    core::MappingKind kind = core::MappingKind::Map;
+    wire::IpAddr internal{};
+    std::uint8_t protocol = 0;
+    std::uint16_t internal_port = 0;
+    wire::IpAddr remote{};
+    std::uint16_t remote_port = 0;
+    core::Millis expires{0};  // a refresh moves it: the client knows, stop
+    wire::IpAddr external{};
+    std::uint16_t external_port = 0;
+    wire::IpAddr client{};
+    std::uint16_t client_port = 0;
+    wire::IpAddr local{};  // the server address the client used (R-SEC-5)
+  };
+  std::vector<PendingUpdate> updates_;
+  AnnounceSchedule update_schedule_;
+  std::optional<BootTimer> update_timer_;
   // The current announcement round carries CAPABILITY (hops-00 R-CAP-7 after a change of the
   // set on reload, R-CAP-9 at start); capability.always adds it to every round anyway.
   bool announce_capability_ = false;

@@ -17,3 +17,6 @@ pcpd_add_netns_test(it_list integration/it_list.sh)
 pcpd_add_netns_test(it_busy integration/it_busy.sh)
 # pcpctl reload fails (exit 1, file:line) on a bad file and keeps the running configuration.
 pcpd_add_netns_test(it_reload integration/it_reload.sh)
+# The WAN address changes under pcpd (rtnetlink, no reload): mappings move, Mapping Update,
+# epoch reset, announcements; the address gone and back; a reload to another address.
+pcpd_add_netns_test(it_wan_change integration/it_wan_change.sh)

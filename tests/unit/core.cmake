@@ -13,4 +13,5 @@ pcpd_add_test(test_core
     ${CMAKE_CURRENT_LIST_DIR}/core_options.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_peer.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_port_allocator.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_readdress.cpp
   LIBS pcp_core)
