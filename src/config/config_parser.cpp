@@ -240,7 +240,7 @@ void parse_interfaces(const Section& s, Config& c) {
 void parse_mappings(const Section& s, Config& c) {
   s.only({"min_lifetime", "max_lifetime", "port_range", "protocols", "max_per_client", "max_total",
           "max_filters", "allow_all_ports", "description_max", "denied_internal_ports", "nat44",
-          "ipv6_firewall"});
+          "ipv6_firewall", "nonce_change"});
   auto& p = c.policy;
   s.u32("min_lifetime", p.min_lifetime, 1);
   s.u32("max_lifetime", p.max_lifetime, 1);
@@ -293,6 +293,11 @@ void parse_mappings(const Section& s, Config& c) {
   s.u32("max_total", p.max_mappings, 1);
   s.u32("max_filters", p.max_filters_per_mapping, 0, static_cast<std::int64_t>(wire::kMaxFilters));
   s.boolean("allow_all_ports", p.allow_all_ports);
+  if (auto nc = s.string("nonce_change")) {
+    if (*nc != "refuse" && *nc != "same_host")
+      s.fail_key("nonce_change", "'" + *nc + "' is not refuse or same_host");
+    p.nonce_change = *nc == "same_host" ? core::Policy::NonceChange::SameHost : core::Policy::NonceChange::Refuse;
+  }
   s.u32("description_max", p.description_max, 0, static_cast<std::int64_t>(wire::kMaxDescription));
 
   if (const auto* ports = s.array("denied_internal_ports")) {

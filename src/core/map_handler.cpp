@@ -62,14 +62,15 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     if (o.prefer_failure && !suggestion_matches(body.external_addr, body.external_port,
                                                 cur->external_addr, cur->external_port))
       return error(req, ResultCode::CannotProvideExternal, cur->remaining(now));
-    // RFC 6887 §11.3 / R-MAP-7, R-OWN-2: another nonce -> NOT_AUTHORIZED, remaining lifetime.
-    // NAT-PMP mappings carry the all-zero nonce, so a PCP request with another nonce is refused
-    // the same way (our decision).
-    if (cur->nonce != body.nonce)
+    // RFC 6887 §11.3 / R-MAP-7, R-OWN-2: another nonce -> NOT_AUTHORIZED, remaining lifetime,
+    // unless the owner may take it over: a NAT-PMP mapping (all-zero nonce) by its own host,
+    // or any of its own with mappings.nonce_change = same_host (may_take_over).
+    if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
       return error(req, ResultCode::NotAuthorized, cur->remaining(now));
 
     // R-MAP-6 refresh: same external endpoint whatever the suggestion; lifetime up or down.
     Mapping next = *cur;
+    next.nonce = body.nonce;  // the same, or the owner's new one (may_take_over)
     auto filters = merge_filters(cur->filters, o.filter_list(), policy.max_filters_per_mapping);
     if (!filters) return error(req, ResultCode::ExcessiveRemotePeers);  // R-FLT-3
     next.filters = std::move(*filters);  // R-FLT-6: no FILTER keeps the current ones
@@ -185,7 +186,8 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
   }
   const Millis now = clock.now();
   // RFC 6887 §11.3 / R-OWN-2: a delete is validated by the nonce too.
-  if (cur->nonce != body.nonce) return error(req, ResultCode::NotAuthorized, cur->remaining(now));
+  if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
+    return error(req, ResultCode::NotAuthorized, cur->remaining(now));
 
   if (!apply(make_change(Change::Op::Remove, *cur))) return error(req, ResultCode::NoResources);  // R-HDR-10
   ++stats.deleted;

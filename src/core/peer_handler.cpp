@@ -42,7 +42,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
 
   if (const Mapping* cur = table.find_peer(pkey)) {
     // R-PEER-9 (DESIGN.md decision): the MAP nonce rule; error lifetime = remaining lifetime.
-    if (cur->nonce != body.nonce)
+    if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
       return error(req, ResultCode::NotAuthorized, cur->remaining(now));
     // RFC 6887 §12.3 / R-PEER-4: a suggestion naming another external endpoint.
     if (!suggestion_matches(body.external_addr, body.external_port, cur->external_addr,
@@ -59,6 +59,8 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
       }
     }
     const auto description = apply_description(next, o, policy.description_max);
+    next.nonce = body.nonce;  // the same, or the owner's new one (may_take_over)
+    next.origin = t.origin;
     next.client_addr = t.client;
     next.reply_port = t.reply_port;
     next.reply_local = t.reply_local;
@@ -69,7 +71,8 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     next.checkpoint = elected(election);
     next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
-    if (next.expires != cur->expires || next.description != cur->description ||
+    if (next.expires != cur->expires || next.description != cur->description || next.nonce != cur->nonce ||
+        next.origin != cur->origin ||
         next.client_addr != cur->client_addr || next.third_party != cur->third_party ||
         next.checkpoint != cur->checkpoint || next.checkpoint_deferred != cur->checkpoint_deferred) {
       Change c;

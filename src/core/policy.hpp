@@ -43,6 +43,12 @@ struct Policy {
   std::uint32_t max_mappings = 1'000'000;       // -> NO_RESOURCES
   std::uint32_t max_filters_per_mapping = 8;    // -> EXCESSIVE_REMOTE_PEERS
 
+  // RFC 6887 §11.3 / R-MAP-7, R-OWN-2: a request for an existing mapping with another nonce.
+  // Refuse (NOT_AUTHORIZED, the RFC's rule and the default), or SameHost: the host the mapping
+  // belongs to may replace its nonce (clients that forget it: Apple after sleep, Tailscale, a
+  // restarted bitcoind or libtorrent). Never another host's mapping, never through THIRD_PARTY.
+  enum class NonceChange : std::uint8_t { Refuse, SameHost };
+  NonceChange nonce_change = NonceChange::Refuse;
   bool allow_all_ports = false;  // all-ports / all-protocols MAP (R-MAP-3): off -> UNSUPP_PROTOCOL
 
   // THIRD_PARTY (R-TP-3): disabled -> UNSUPP_OPTION; enabled, client outside allow-list ->

@@ -53,6 +53,21 @@ struct BurstItem {
   bool admitted = false;       // set by handle_burst: passed the rate limits
 };
 
+// A request named an existing mapping with another nonce (RFC 6887 §11.3 / R-MAP-7, R-OWN-2),
+// and what the server did: the daemon logs it, naming the client and the mapping, so an
+// operator can see which client is locked out of its own ports and decide.
+struct NonceConflict {
+  enum class Outcome : std::uint8_t {
+    Refused,       // NOT_AUTHORIZED (Policy::NonceChange::Refuse, or not the owner's request)
+    Replaced,      // the owner's new nonce taken (Policy::NonceChange::SameHost)
+    NatPmpTaken,   // a NAT-PMP mapping (no nonce) taken by a PCP request from its own host
+  };
+  Outcome outcome = Outcome::Refused;
+  IpAddr client{};  // the requester
+  bool third_party = false;
+  Mapping mapping;  // as it was before the request
+};
+
 class Server {
  public:
   Server(Policy policy, Datapath& datapath, const Clock& clock);
@@ -160,6 +175,19 @@ class Server {
   [[nodiscard]] std::optional<Mapping> find(MappingKind kind, const IpAddr& internal_addr,
                                             std::uint8_t protocol, std::uint16_t internal_port,
                                             const IpAddr& remote_addr, std::uint16_t remote_port) const;
+
+  // Called for every nonce conflict (see NonceConflict), from inside the request's handling.
+  void set_nonce_conflict_sink(std::function<void(const NonceConflict&)> sink);
+
+  // The operator's delete (`pcpctl delete`): the MAP (remote unspecified) or PEER mapping of
+  // that key, whoever made it, in one transaction. Returns how many were removed (0 or 1), or
+  // nullopt when the datapath refused.
+  std::optional<std::size_t> remove_mapping(MappingKind kind, const IpAddr& internal_addr,
+                                            std::uint8_t protocol, std::uint16_t internal_port,
+                                            const IpAddr& remote_addr, std::uint16_t remote_port);
+  // `pcpctl flush --client ADDR`: every mapping (MAP and PEER, PCP and NAT-PMP) whose internal
+  // address or requester is `addr`, in one transaction. Count, or nullopt when refused.
+  std::optional<std::size_t> remove_client(const IpAddr& addr);
 
   // Reload: new policy; existing mappings stay (lifetimes are clamped on their next refresh).
   void set_policy(Policy policy);

@@ -52,6 +52,11 @@ struct Server::Impl {
   // router has a handful, so a mapping keeps one byte instead of an address.
   std::vector<IpAddr> locals;
   [[nodiscard]] std::uint8_t intern_local(const IpAddr& local);
+  std::function<void(const NonceConflict&)> nonce_sink;
+  // RFC 6887 §11.3 / R-MAP-7, R-OWN-2 (and R-PEER-9 for PEER): `cur` exists and `nonce` is not
+  // its nonce. True when this request may take the mapping over (Policy::nonce_change, or a
+  // NAT-PMP mapping of the same host), false for NOT_AUTHORIZED. Reports it either way.
+  [[nodiscard]] bool may_take_over(const Mapping& cur, const wire::Nonce& nonce, const Target& t);
 
   // Server::handle_burst (burst.cpp): while a burst is open, apply() commits to the table and
   // stages the changes here instead of calling the datapath; record_election() keeps the bucket

@@ -32,6 +32,8 @@ struct Stats {
   std::uint64_t checkpoint_refused_peer = 0;
   std::uint64_t checkpoint_withdrawn = 0;
   std::uint64_t checkpoint_reelected = 0;  // deferred elections made when the peer came back
+  std::uint64_t nonce_refused = 0;   // R-MAP-7 NOT_AUTHORIZED for another nonce
+  std::uint64_t nonce_replaced = 0;  // ... taken over instead (Policy::nonce_change, NAT-PMP)
   std::uint64_t readdressed = 0;  // mappings moved to a new external address (Mapping Update)
   std::uint64_t mirror_skipped = 0;  // replicated changes the standby's table could not take
   // Requests refused by the rate limits (RFC 6887 §18.1, Policy::RateLimit), dropped silently

@@ -44,6 +44,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"primary", "backup", "fault", "master", "ready"}));
   auto* touch = app.add_subcommand("ct-touch", "re-announce every marked connection to conntrackd");
   auto* reload = app.add_subcommand("reload", "reload the configuration (like SIGHUP)");
+  std::string del_protocol, del_internal, del_remote;
+  auto* del = app.add_subcommand("delete", "delete one mapping, whoever made it (e.g. for a client that lost its nonce)");
+  del->add_option("-p,--protocol", del_protocol, "tcp, udp, sctp, dccp, udplite or a number")->required();
+  del->add_option("-i,--internal", del_internal, "the internal endpoint, ADDRESS:PORT ([IPv6]:PORT)")->required();
+  del->add_option("-r,--remote", del_remote, "the remote peer of a PEER mapping, ADDRESS:PORT");
+  std::string flush_client;
+  auto* flush = app.add_subcommand("flush", "delete every mapping of one host");
+  flush->add_option("--client", flush_client, "the host: its own mappings and those made for it")->required();
 
   app.set_version_flag("--version", std::string("pcpctl ") + PCPD_VERSION);
   try {
@@ -110,6 +118,14 @@ int main(int argc, char** argv) {
     cmd = "ct-touch";
   } else if (reload->parsed()) {
     cmd = "reload";
+  } else if (del->parsed()) {
+    cmd = "delete";
+    args["protocol"] = del_protocol;
+    args["internal"] = del_internal;
+    if (!del_remote.empty()) args["remote"] = del_remote;
+  } else if (flush->parsed()) {
+    cmd = "flush";
+    args["client"] = flush_client;
   }
   auto r = pcpd::ctl::call(socket_path, cmd, args);
   if (!r.value("ok", false)) return report_failure(r);

@@ -3,10 +3,13 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "ctl/ctl_json.hpp"
 #include "ctl/metrics.hpp"
@@ -126,12 +129,97 @@ ctl::Answer Daemon::control(const std::string& cmd, const nlohmann::json& args) 
     log::info("conntrack.touch_queued", {{"reason", "pcpctl"}});
     return std::string("re-announce of marked connections queued (pcpctl stats: pcpd_conntrack_touched_total)");
   }
+  if (cmd == "delete") return control_delete(args);
+  if (cmd == "flush") return control_flush(args);
   if (cmd == "reload") {
     // A bad file must fail the command, with its file:line, not only the journal's line.
     if (auto error = reload()) throw std::runtime_error("reload failed, the running configuration stays: " + *error);
     return "reloaded " + config_->file;
   }
   throw std::runtime_error("unknown command '" + cmd + "'");
+}
+
+void Daemon::log_nonce_conflict(const core::NonceConflict& c) {
+  const char* outcome = c.outcome == core::NonceConflict::Outcome::Refused    ? "refused"
+                        : c.outcome == core::NonceConflict::Outcome::Replaced ? "replaced"
+                                                                              : "natpmp_taken";
+  const core::Mapping& m = c.mapping;
+  std::string mapping = std::string(m.kind == core::MappingKind::Map ? "map " : "peer ") +
+                        ctl::protocol_name(m.protocol) + " " + ctl::endpoint_text(m.internal_addr, m.internal_port) +
+                        " -> " + ctl::endpoint_text(m.external_addr, m.external_port);
+  if (m.kind == core::MappingKind::Peer) mapping += " peer " + ctl::endpoint_text(m.remote_addr, m.remote_port);
+  const bool refused = c.outcome == core::NonceConflict::Outcome::Refused;
+  const char* why = !refused ? "" : c.third_party || m.third_party ? " (THIRD_PARTY: never taken over)"
+                                    : m.client_addr != c.client    ? " (another host's mapping)"
+                                    : config_->policy.nonce_change == core::Policy::NonceChange::Refuse
+                                        ? " (mappings.nonce_change = refuse; pcpctl delete releases it)"
+                                        : "";
+  log::limited(nonce_limiter_, refused ? log::Level::Warning : log::Level::Info, "mapping.nonce_conflict",
+               {{"client", c.client}, {"mapping", mapping}, {"outcome", std::string(outcome) + why}});
+}
+
+namespace {
+
+// "192.0.2.10:8080" or "[2001:db8::10]:8080" -> address and port.
+std::pair<wire::IpAddr, std::uint16_t> parse_endpoint(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw std::runtime_error("'" + text + "' is not ADDRESS:PORT");
+  std::string host = text.substr(0, colon);
+  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  auto addr = wire::IpAddr::parse(host);
+  if (!addr) throw std::runtime_error("'" + host + "' is not an IP address");
+  const std::string port = text.substr(colon + 1);
+  char* end = nullptr;
+  const unsigned long p = std::strtoul(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p > 65535) throw std::runtime_error("'" + port + "' is not a port");
+  return {*addr, static_cast<std::uint16_t>(p)};
+}
+
+std::uint8_t parse_protocol(const std::string& name) {
+  if (name == "tcp") return 6;
+  if (name == "udp") return 17;
+  if (name == "sctp") return 132;
+  if (name == "dccp") return 33;
+  if (name == "udplite") return 136;
+  char* end = nullptr;
+  const unsigned long p = std::strtoul(name.c_str(), &end, 10);
+  if (name.empty() || *end != '\0' || p < 1 || p > 255)
+    throw std::runtime_error("'" + name + "' is not tcp, udp, sctp, dccp, udplite or 1-255");
+  return static_cast<std::uint8_t>(p);
+}
+
+}  // namespace
+
+// `pcpctl delete`: the operator releases one mapping, e.g. for a client that lost its nonce
+// and is refused (mapping.nonce_conflict) until the mapping expires.
+ctl::Answer Daemon::control_delete(const nlohmann::json& args) {
+  const std::uint8_t protocol = parse_protocol(args.value("protocol", std::string{}));
+  const auto [addr, port] = parse_endpoint(args.value("internal", std::string{}));
+  const std::string remote_text = args.value("remote", std::string{});
+  const bool peer = !remote_text.empty();
+  wire::IpAddr remote{};
+  std::uint16_t remote_port = 0;
+  if (peer) std::tie(remote, remote_port) = parse_endpoint(remote_text);
+  const auto n = server_->remove_mapping(peer ? core::MappingKind::Peer : core::MappingKind::Map, addr, protocol,
+                                         port, remote, remote_port);
+  if (!n) throw std::runtime_error("the kernel refused the change; nothing was deleted");
+  rearm_expiry();
+  if (*n == 0) throw std::runtime_error("no such mapping");
+  log::info("mapping.deleted", {{"by", "pcpctl"}, {"internal", ctl::endpoint_text(addr, port)},
+                                {"protocol", ctl::protocol_name(protocol)}, {"remote", remote_text}});
+  return std::string("deleted 1 mapping");
+}
+
+// `pcpctl flush --client ADDR`: every mapping of one host (its own and those made for it).
+ctl::Answer Daemon::control_flush(const nlohmann::json& args) {
+  const std::string text = args.value("client", std::string{});
+  auto addr = wire::IpAddr::parse(text);
+  if (!addr) throw std::runtime_error("'" + text + "' is not an IP address");
+  const auto n = server_->remove_client(*addr);
+  if (!n) throw std::runtime_error("the kernel refused the change; nothing was deleted");
+  rearm_expiry();
+  log::info("mapping.flushed", {{"by", "pcpctl"}, {"client", *addr}, {"mappings", *n}});
+  return "deleted " + std::to_string(*n) + " mapping" + (*n == 1 ? "" : "s");
 }
 
 // keepalived's notify (ha/pcpd-ha-notify) tells us the VRRP role. Primary: re-announce every
@@ -220,6 +308,10 @@ nlohmann::json Daemon::control_stats() {
   m.family("pcpd_checkpoint_reelected_total", "counter",
            "deferred elections made when the standby peer came back (RFC 7767 section 3.2)")
       .sample(static_cast<double>(s.checkpoint_reelected));
+  m.family("pcpd_nonce_conflicts_total", "counter",
+           "requests naming an existing mapping with another nonce (RFC 6887 section 11.3), by outcome")
+      .sample(static_cast<double>(s.nonce_refused), {{"outcome", "refused"}})
+      .sample(static_cast<double>(s.nonce_replaced), {{"outcome", "taken_over"}});
   m.family("pcpd_mappings_readdressed_total", "counter",
            "mappings moved to a new external address when the WAN address changed (RFC 6887 section 14.2)")
       .sample(static_cast<double>(s.readdressed));

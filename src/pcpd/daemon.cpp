@@ -141,6 +141,7 @@ bool Daemon::start() {
   journal_->on_committed([this](const core::ChangeSet& c) { conntrack_->submit(c); });
   tap_ = std::make_unique<ChangeTap>(*journal_);
   server_ = std::make_unique<core::Server>(cfg.policy, *tap_, clock_);
+  server_->set_nonce_conflict_sink([this](const core::NonceConflict& c) { log_nonce_conflict(c); });
   bool fully_recovered = false;
   if (restore_state(kernel_stamp, commits_at_stamp)) {
     fully_recovered = server_->stats().restore_conflicts == 0;

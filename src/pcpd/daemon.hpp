@@ -112,6 +112,11 @@ class Daemon {
   void respond(const UdpServerSocket& socket, const Datagram& d, std::span<const std::uint8_t> bytes,
                std::chrono::steady_clock::time_point started);
   void log_request(const Received& r, std::span<const std::uint8_t> reply) const;
+  // control.cpp: one line per nonce conflict, naming client, mapping and outcome (rate-limited:
+  // a client that lost its nonce retries many times a second).
+  void log_nonce_conflict(const core::NonceConflict& c);
+  ctl::Answer control_delete(const nlohmann::json& args);
+  ctl::Answer control_flush(const nlohmann::json& args);
   void on_expiry_timer();
   void on_announce_timer();
   // SIGHUP and `pcpctl reload`. A file that cannot be taken leaves the running configuration as
@@ -226,6 +231,7 @@ class Daemon {
   std::uint64_t datapath_errors_seen_ = 0;
   log::RateLimiter datapath_limiter_;
   log::RateLimiter socket_limiter_;
+  log::RateLimiter nonce_limiter_;
   std::array<std::uint8_t, wire::kMaxMessageSize> tx_{};
   // handle_burst: one item and one reply buffer per datagram of a receive batch.
   std::array<core::BurstItem, UdpServerSocket::kBatch> burst_items_{};

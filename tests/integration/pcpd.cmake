@@ -20,3 +20,6 @@ pcpd_add_netns_test(it_reload integration/it_reload.sh)
 # The WAN address changes under pcpd (rtnetlink, no reload): mappings move, Mapping Update,
 # epoch reset, announcements; the address gone and back; a reload to another address.
 pcpd_add_netns_test(it_wan_change integration/it_wan_change.sh)
+# Clients that lose their nonce: refuse (default), pcpctl delete / flush, nonce_change =
+# same_host, NAT-PMP mappings taken by their own host's PCP request.
+pcpd_add_netns_test(it_nonce integration/it_nonce.sh)

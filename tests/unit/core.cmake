@@ -10,6 +10,7 @@ pcpd_add_test(test_core
     ${CMAKE_CURRENT_LIST_DIR}/core_general.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_map.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_natpmp.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_nonce.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_options.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_peer.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_port_allocator.cpp

@@ -127,10 +127,13 @@ TEST_CASE("R-PMP-4 the gratuitous external-address announcement carries address 
 TEST_CASE("R-PMP-5 PCP and NAT-PMP share mappings: nonce rule in both directions (our decision)") {
   PmpFixture f;
   REQUIRE(f.send_pmp(map_request(2, 8080, 0, 3600))->result == natpmp::Result::Success);
-  // PCP with another nonce on the NAT-PMP mapping: NOT_AUTHORIZED like any nonce mismatch.
-  CHECK(f.map({.internal_port = 8080, .nonce = nonce(3)}).response.result == ResultCode::NotAuthorized);
-  // PCP with the all-zero nonce refreshes it.
-  CHECK(f.map({.internal_port = 8080, .nonce = {}}).kind == Reply::Kind::Success);
+  // The NAT-PMP mapping has no nonce: the same host's PCP request takes it over with its nonce
+  // (NAT-PMP's owner is the source address; Tailscale sends PCP after a lost NAT-PMP probe).
+  CHECK(f.map({.internal_port = 8080, .nonce = nonce(3)}).kind == Reply::Kind::Success);
+  // From then on it is a PCP mapping: the all-zero nonce is another nonce.
+  CHECK(f.map({.internal_port = 8080, .nonce = {}}).response.result == ResultCode::NotAuthorized);
+  // Another host never takes a NAT-PMP mapping: it is keyed by the internal address, so it
+  // only ever reaches its own (R-MAP-10).
   // NAT-PMP on a PCP mapping with a non-zero nonce is refused.
   REQUIRE(f.map({.internal_port = 9090, .nonce = nonce(3)}).kind == Reply::Kind::Success);
   auto r = f.send_pmp(map_request(2, 9090, 0, 3600));
