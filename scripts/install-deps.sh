@@ -10,6 +10,7 @@ pkgs=(
   doctest-dev libexpected-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libsystemd-dev libsodium-dev
   nftables conntrack conntrackd keepalived iproute2 natpmpc tshark valgrind
+  python3-libtorrent transmission-cli
   python3 procps psmisc iputils-ping
   clang libclang-rt-dev
   debhelper dpkg-dev fakeroot lintian debootstrap python3-prometheus-client systemd-container

@@ -23,3 +23,6 @@ pcpd_add_netns_test(it_wan_change integration/it_wan_change.sh)
 # Clients that lose their nonce: refuse (default), pcpctl delete / flush, nonce_change =
 # same_host, NAT-PMP mappings taken by their own host's PCP request.
 pcpd_add_netns_test(it_nonce integration/it_nonce.sh)
+# Real clients from Debian: libtorrent 2.0.8 (PCP) and Transmission 3.00 (NAT-PMP) get working
+# mappings, across a pcpd restart and a WAN renumbering.
+pcpd_add_netns_test(it_real_clients integration/it_real_clients.sh)
