@@ -18,6 +18,19 @@ bool Server::Impl::suggestion_matches(const IpAddr& addr, std::uint16_t port,
   return addr_ok && port_ok;
 }
 
+bool Server::Impl::companion_of_other(const IpAddr& ext_addr, const EndpointKey& internal,
+                                      std::uint16_t port) const {
+  // RFC 6886 §3.3 (R-PMP-6): while a NAT-PMP client holds TCP (UDP) external port X, UDP (TCP)
+  // port X is reserved for that client, so that it can map the companion later; another
+  // internal host MUST NOT get it. PCP has no such rule; a PCP mapping reserves nothing.
+  std::uint8_t other = 0;
+  if (internal.protocol == kTcpProtocol) other = kUdpProtocol;
+  if (internal.protocol == kUdpProtocol) other = kTcpProtocol;
+  if (other == 0) return false;
+  const auto holder = table.natpmp_holder({ext_addr, other, port});
+  return holder && *holder != internal.addr;
+}
+
 std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointKey& internal,
                                                                  const IpAddr& suggested_addr,
                                                                  std::uint16_t suggested_port,
@@ -35,7 +48,7 @@ std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointK
   auto port_ok = [&](const IpAddr& a, std::uint16_t p) {
     // R-MAP-5: not used by any mapping, not our own service (R-MAP-15), not outside policy.
     return p >= lo && p <= hi && !PortAllocator::reserved(p) &&
-           table.external_free({a, internal.protocol, p});
+           table.external_free({a, internal.protocol, p}) && !companion_of_other(a, internal, p);
   };
 
   // Which addresses to try, best first: the suggested one when it is ours, then the pool from a
@@ -69,8 +82,15 @@ std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointK
   if (lo > hi) return ResultCode::NoResources;
   std::uniform_int_distribution<std::uint32_t> dist(lo, hi);
   for (std::size_t i = 0; i < tries; ++i) {
-    const auto start = static_cast<std::uint16_t>(dist(rng));
-    if (auto p = table.find_free_port(nth(i), internal.protocol, lo, hi, start)) return External{nth(i), *p};
+    auto start = static_cast<std::uint16_t>(dist(rng));
+    // A free port that is another NAT-PMP client's companion is skipped; bounded, since a run
+    // of 64 such ports in a row means the pool is mostly NAT-PMP companions anyway.
+    for (int step = 0; step < 64; ++step) {
+      auto p = table.find_free_port(nth(i), internal.protocol, lo, hi, start);
+      if (!p) break;
+      if (!companion_of_other(nth(i), internal, *p)) return External{nth(i), *p};
+      start = *p == hi ? lo : static_cast<std::uint16_t>(*p + 1);
+    }
   }
   return ResultCode::NoResources;  // §7.4: every port of every address is taken
 }

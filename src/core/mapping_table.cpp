@@ -116,6 +116,20 @@ bool MappingTable::external_free(const EndpointKey& external) const {
   return pool == pools_.end() || !pool->second->used(external.port);
 }
 
+std::optional<IpAddr> MappingTable::natpmp_holder(const EndpointKey& external) const {
+  auto it = natpmp_external_.find(external);
+  if (it == natpmp_external_.end()) return std::nullopt;
+  return it->second;
+}
+
+void MappingTable::note_natpmp(const Mapping& m, bool present) {
+  if (m.origin != Origin::NatPmp || m.kind != MappingKind::Map) return;
+  if (present)
+    natpmp_external_[external_key(m)] = m.internal_addr;
+  else
+    natpmp_external_.erase(external_key(m));
+}
+
 std::optional<std::uint16_t> MappingTable::find_free_port(const IpAddr& external_addr,
                                                           std::uint8_t protocol, std::uint16_t lo,
                                                           std::uint16_t hi,
@@ -356,6 +370,7 @@ void MappingTable::insert(Mapping m) {
   }
   link(id);
   add_third_party(id);
+  note_natpmp(s, true);
   heap_push(id);
   count_elected(s, true);
   ++size_;
@@ -393,6 +408,7 @@ void MappingTable::erase(const Mapping& key) {
   }
   unlink(id);
   remove_third_party(id);
+  note_natpmp(m, false);
   heap_remove(id);
   count_elected(m, false);
   free_slot(id);
@@ -405,6 +421,8 @@ void MappingTable::replace(const Mapping& m) {
   Mapping& cur = slot(id).m;
   PCPD_ASSERT(cur.external_addr == m.external_addr && cur.external_port == m.external_port);
   remove_third_party(id);
+  note_natpmp(cur, false);  // a PCP request may have taken a NAT-PMP mapping over
+  note_natpmp(m, true);
   // The key (and so internal_addr) is unchanged; only the election may differ.
   count_elected(cur, false);
   count_elected(m, true);

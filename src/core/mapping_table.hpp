@@ -50,6 +50,9 @@ class MappingTable {
   [[nodiscard]] std::optional<Binding> binding(const EndpointKey& internal) const;
   // Free for a new binding: not held and, for IPv4, not marked in the pool.
   [[nodiscard]] bool external_free(const EndpointKey& external) const;
+  // The internal address of the NAT-PMP MAP mapping that holds this external endpoint, if one
+  // does (RFC 6886 §3.3 companion ports; NAT44 bindings have no external index of their own).
+  [[nodiscard]] std::optional<IpAddr> natpmp_holder(const EndpointKey& external) const;
   [[nodiscard]] std::optional<std::uint16_t> find_free_port(const IpAddr& external_addr,
                                                             std::uint8_t protocol, std::uint16_t lo,
                                                             std::uint16_t hi,
@@ -133,6 +136,8 @@ class MappingTable {
   [[nodiscard]] Slot& slot(Id id) { return chunks_[id >> kChunkBits][id & kChunkMask]; }
   [[nodiscard]] const Slot& slot(Id id) const { return chunks_[id >> kChunkBits][id & kChunkMask]; }
   void prefetch_slot(Id id) const;
+  // natpmp_external_ upkeep for a mapping entering (true) or leaving (false) the table.
+  void note_natpmp(const Mapping& m, bool present);
   [[nodiscard]] Id alloc_slot();
   void free_slot(Id id);
 
@@ -178,6 +183,9 @@ class MappingTable {
   std::unordered_map<IpAddr, std::unordered_set<Id>, wire::IpAddrHash> third_party_;
   std::unordered_map<std::pair<IpAddr, std::uint8_t>, std::unique_ptr<PortAllocator>, PoolKeyHash>
       pools_;
+  // External endpoints of NAT-PMP MAP mappings -> their internal address: few, and the only
+  // external look-up a NAT44 binding needs besides the pool bitmap (RFC 6886 §3.3).
+  std::unordered_map<EndpointKey, IpAddr, EndpointKeyHash> natpmp_external_;
   std::size_t elected_total_ = 0;
   std::unordered_map<IpAddr, std::size_t, wire::IpAddrHash> elected_by_internal_;
 };

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // NAT-PMP (RFC 6886) beside PCP (RFC 6887 App. A): one table and one epoch (R-PMP-5). A NAT-PMP
-// map is a PCP MAP with the all-zero nonce, keyed by (source, protocol, internal port), so a PCP
-// request with another nonce on a NAT-PMP mapping is NOT_AUTHORIZED (R-MAP-7, our decision) and a
-// NAT-PMP request on a PCP mapping with a non-zero nonce is refused (NAT-PMP result 2).
+// map is a PCP MAP with the all-zero nonce, keyed by (source, protocol, internal port). A PCP
+// request from the same host takes a NAT-PMP mapping over (NAT-PMP's owner is the source
+// address; Server::Impl::may_take_over); a NAT-PMP request on a PCP mapping with a non-zero
+// nonce is refused (NAT-PMP result 2) unless mappings.nonce_change = same_host.
 #include "core/server_impl.hpp"
 #include "wire/natpmp.hpp"
 
@@ -61,7 +62,10 @@ std::size_t Server::Impl::natpmp_datagram(std::span<const std::uint8_t> datagram
       return 0;
     }
     ++s.stats.natpmp_errors;
-    return natpmp::encode_error(reject->opcode, reject->result, ep, out);  // R-PMP-2
+    // RFC 6886 §3.5 (R-PMP-2): an unsupported opcode gets the whole request back.
+    if (reject->result == natpmp::Result::UnsupportedOpcode)
+      return natpmp::encode_unsupported_opcode(datagram, out);
+    return natpmp::encode_error(reject->opcode, reject->result, ep, out);
   }
   const auto& req = std::get<natpmp::Request>(decoded);
 

@@ -139,6 +139,11 @@ struct Server::Impl {
   [[nodiscard]] std::variant<External, wire::ResultCode> choose_external(
       const EndpointKey& internal, const IpAddr& suggested_addr, std::uint16_t suggested_port,
       bool strict);
+  // RFC 6886 §3.3: the other transport's port of a NAT-PMP mapping is its client's companion.
+  [[nodiscard]] bool companion_of_other(const IpAddr& ext_addr, const EndpointKey& internal,
+                                        std::uint16_t port) const;
+  static constexpr std::uint8_t kTcpProtocol = 6;
+  static constexpr std::uint8_t kUdpProtocol = 17;
   // An existing binding against a suggestion: does the suggestion name it (zero parts match)?
   [[nodiscard]] static bool suggestion_matches(const IpAddr& addr, std::uint16_t port,
                                                const IpAddr& ext_addr, std::uint16_t ext_port);

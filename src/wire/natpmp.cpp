@@ -2,6 +2,8 @@
 // NAT-PMP (RFC 6886) codec; layouts in spec/pcp-spec.md §1.2 (NAT-PMP table).
 #include "wire/natpmp.hpp"
 
+#include <algorithm>
+
 #include "wire/reader.hpp"
 #include "wire/writer.hpp"
 
@@ -78,6 +80,20 @@ std::size_t encode_map(Op op, Result result, std::uint32_t epoch, std::uint16_t 
   w.u16(external_port);
   w.u32(lifetime);
   return w.ok() ? kMapResponseSize : 0;
+}
+
+std::size_t encode_unsupported_opcode(std::span<const std::uint8_t> request, std::span<std::uint8_t> out) {
+  constexpr std::size_t kResultEnd = 4;   // vers, op, result (16 bits)
+  constexpr std::size_t kLongest = 1100;  // as long as a PCP message may be (RFC 6887 §7)
+  if (out.size() < kResultEnd || request.size() < 2) return 0;
+  const std::size_t n = std::min({out.size(), kLongest, std::max(request.size(), kResultEnd)});
+  std::fill(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), std::uint8_t{0});
+  std::copy_n(request.begin(), std::min(request.size(), n), out.begin());
+  out[1] = static_cast<std::uint8_t>(out[1] | kResponseBit);
+  const auto code = static_cast<std::uint16_t>(Result::UnsupportedOpcode);
+  out[2] = static_cast<std::uint8_t>(code >> 8);
+  out[3] = static_cast<std::uint8_t>(code & 0xff);
+  return n;
 }
 
 std::size_t encode_error(std::uint8_t opcode, Result result, std::uint32_t epoch,

@@ -49,7 +49,13 @@ using Decoded = std::variant<Request, Reject>;
 [[nodiscard]] std::size_t encode_map(Op op, Result result, std::uint32_t epoch,
                                      std::uint16_t internal_port, std::uint16_t external_port,
                                      std::uint32_t lifetime, std::span<std::uint8_t> out);
-// Error reply for an unsupported version or opcode (8 bytes: vers 0, 128 + op, result, epoch).
+// RFC 6886 §3.5: an unsupported opcode (below 128) is answered with the whole request, its
+// opcode's top bit set and result 5 in bytes 2-3 (a request shorter than 4 bytes is extended to
+// hold the result). At most 1100 bytes (RFC 6887 §7's limit) and `out.size()`; 0 when `out`
+// cannot hold 4.
+[[nodiscard]] std::size_t encode_unsupported_opcode(std::span<const std::uint8_t> request,
+                                                    std::span<std::uint8_t> out);
+// Error reply for an unsupported version (8 bytes: vers 0, 128 + op, result, epoch).
 [[nodiscard]] std::size_t encode_error(std::uint8_t opcode, Result result, std::uint32_t epoch,
                                        std::span<std::uint8_t> out);
 

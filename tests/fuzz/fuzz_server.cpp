@@ -211,8 +211,18 @@ void check_pcp_reply(std::span<const std::uint8_t> reply, const wire::OptionCode
   }
 }
 
-void check_natpmp_reply(std::span<const std::uint8_t> reply) {
+void check_natpmp_reply(std::span<const std::uint8_t> reply, std::span<const std::uint8_t> request) {
   if (reply.empty()) return;
+  const bool unsupported_opcode = reply.size() >= 4 && reply[2] == 0 &&
+                                  reply[3] == static_cast<std::uint8_t>(wire::natpmp::Result::UnsupportedOpcode);
+  if (unsupported_opcode) {
+    // RFC 6886 §3.5: the whole request back, top bit of the opcode set, result 5.
+    FUZZ_CHECK(request.size() >= 2 && request[1] < 128);
+    FUZZ_CHECK(reply.size() == std::min<std::size_t>(std::max<std::size_t>(4, request.size()), 1100));
+    FUZZ_CHECK(reply[0] == request[0] && reply[1] == (request[1] | 0x80));
+    for (std::size_t i = 4; i < std::min(reply.size(), request.size()); ++i) FUZZ_CHECK(reply[i] == request[i]);
+    return;
+  }
   FUZZ_CHECK(reply.size() == 8 || reply.size() == 12 || reply.size() == 16);
   const auto d = wire::natpmp::decode_response(reply);
   FUZZ_CHECK(std::holds_alternative<wire::natpmp::Response>(d));
@@ -277,7 +287,7 @@ void run_bursts(const std::uint8_t* data, std::size_t size) {
     for (const core::BurstItem& it : items) {
       const auto reply = std::span<const std::uint8_t>(it.out.data(), it.reply);
       if (it.natpmp)
-        check_natpmp_reply(reply);
+        check_natpmp_reply(reply, it.datagram);
       else
         check_pcp_reply(reply, codes);
     }
@@ -322,7 +332,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const core::Context ctx = rec.context();
     if (rec.natpmp()) {
       const std::size_t n = server.handle_natpmp(rec.datagram, ctx, out);
-      check_natpmp_reply(std::span<const std::uint8_t>(out.data(), n));
+      check_natpmp_reply(std::span<const std::uint8_t>(out.data(), n), rec.datagram);
     } else {
       const std::size_t n = server.handle_datagram(rec.datagram, ctx, out);
       check_pcp_reply(std::span<const std::uint8_t>(out.data(), n), codes);
@@ -343,6 +353,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_pcp_reply(std::span<const std::uint8_t>(out.data(), n), codes);
   }
   const std::size_t n = server.encode_natpmp_announce(out);
-  check_natpmp_reply(std::span<const std::uint8_t>(out.data(), n));
+  check_natpmp_reply(std::span<const std::uint8_t>(out.data(), n), {});
   return 0;
 }

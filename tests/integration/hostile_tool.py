@@ -16,7 +16,8 @@ Only the Python standard library; every wait is bounded by --timeout.
                             the request copied (truncated to 1100 bytes, zero-padded; R-HDR-5/6/7,
                             R-RC-4); --reserved copy|zero checks the 96 reserved bits (R-HDR-6)
         pmp:N               a NAT-PMP response (RFC 6886): version 0, opcode 128 + the request's
-                            opcode, result N; a successful external-address answer is 12 bytes (--want-ext: its address)
+                            opcode, result N; a successful external-address answer is 12 bytes (--want-ext: its address);
+                            pmp:5 (unsupported opcode) must be the whole request returned (RFC 6886 §3.5)
       Prints the request and answer summaries; exit 0 when the expectation held, 1 otherwise.
       With --show-lifetime the response's lifetime is printed on a line "lifetime=L".
 
@@ -184,6 +185,13 @@ def check_pcp(a, req, resp, want):
 
 def check_pmp(a, req, resp, want):
     print(f"  answer: {len(resp)} bytes {resp[:16].hex()}")
+    if want == 5:
+        # RFC 6886 §3.5: the entire request back, top bit of the opcode set, result 5 in bytes
+        # 2-3 (a request shorter than 4 bytes extended to hold it).
+        expect = bytearray(req.ljust(4, b"\0"))
+        expect[1] |= 0x80
+        expect[2:4] = struct.pack("!H", 5)
+        return [] if resp == bytes(expect) else [f"answer {resp.hex()}, want the request back: {bytes(expect).hex()}"]
     if len(resp) < 8:
         return [f"NAT-PMP answer of {len(resp)} bytes"]
     probs = []

@@ -175,8 +175,8 @@ hx "R-PMP-2 1-byte NAT-PMP datagram: silence" natpmp,dropped pmp_len1 silence --
 hx "R-PMP-2 3-byte NAT-PMP UDP map request: silence (too short)" natpmp,dropped pmp_map_len3 silence --server $S4 --source $A4
 hx "R-PMP-2 11-byte NAT-PMP TCP map request: silence (too short)" natpmp,dropped pmp_map_len11 silence \
   --server $S4 --source $A4 --iport 7103
-hx "R-PMP-2 NAT-PMP opcode 3: result 5, opcode 131" natpmp,natpmp_err pmp_op3 pmp:5 --server $S4 --source $A4
-hx "R-PMP-2 NAT-PMP opcode 127 (12 bytes): result 5, opcode 255" natpmp,natpmp_err pmp_op127_len12 pmp:5 --server $S4 --source $A4
+hx "R-PMP-2 NAT-PMP opcode 3: the request back, result 5, opcode 131 (RFC 6886 §3.5)" natpmp,natpmp_err pmp_op3 pmp:5 --server $S4 --source $A4
+hx "R-PMP-2 NAT-PMP opcode 127 (12 bytes): the 12 bytes back, result 5, opcode 255" natpmp,natpmp_err pmp_op127_len12 pmp:5 --server $S4 --source $A4
 hx "R-PMP-2 NAT-PMP external-address response sent to the server: silence" natpmp,dropped \
   pmp_response_op128 silence --server $S4 --source $A4
 hx "R-PMP-2 NAT-PMP map response sent to the server: silence" natpmp,dropped \

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # it_natpmp.sh: Debian's natpmpc (libnatpmp, an independent NAT-PMP client) against pcpd.
 # Requirements: R-VER-3 / R-PMP-1 (NAT-PMP on 5351, IPv4, internal side), R-PMP-2 (opcodes 0 and
-# 2), R-PMP-3 (delete = lifetime 0), R-PMP-5 (the same nft table as PCP).
+# 2), R-PMP-3 (delete = lifetime 0), R-PMP-5 (the same nft table as PCP), RFC 6886 §3.3 (the
+# companion port of a client's TCP mapping is not given to another client; the client gets it).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_natpmp
@@ -44,4 +45,30 @@ check_not "R-PMP-3 element gone after the delete" \
   bash -c "ip netns exec $LAB_RTR nft list table inet pcpd | grep -q '203.0.113.1 . tcp . 40100 '"
 check_not "R-PMP-3 remote host no longer connects to 203.0.113.1:40100" \
   lab_connect "$LAB_WAN" 203.0.113.1 40100 --timeout 1.5
+
+lab_log "companion port (RFC 6886 §3.3): 192.0.2.10 maps TCP 30040, 192.0.2.11 asks for UDP 30040"
+check "natpmpc -a 30040 30040 tcp 600 exits 0" np "$LAB_DIR/c-tcp" -g 192.0.2.1 -a 30040 30040 tcp 600
+check "... and gets public TCP 30040" grep -q 'Mapped public port 30040 protocol TCP' "$LAB_DIR/c-tcp"
+ip -n "$LAB_CLI" addr add 192.0.2.11/24 dev eth0
+# pmp_udp_from SOURCE PORT: a NAT-PMP UDP map request (RFC 6886 §3.3) for PORT, suggesting PORT;
+# prints "result=R external=E".
+pmp_udp_from() {
+  lab_cli timeout 10 python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+s.settimeout(3)
+port = int(sys.argv[2])
+s.sendto(struct.pack("!BBHHHI", 0, 1, 0, port, port, 600), ("192.0.2.1", 5351))
+d = s.recv(64)
+result, external = struct.unpack("!H", d[2:4])[0], struct.unpack("!H", d[10:12])[0]
+print(f"result={result} external={external}")' "$1" "$2"
+}
+other=$(pmp_udp_from 192.0.2.11 30040)
+echo "    192.0.2.11 asked for UDP 30040: $other"
+check "another client does not get UDP 30040, the first client's companion (it gets another port)" \
+  bash -c "[[ '$other' == result=0\ external=* ]] && [ '$other' != 'result=0 external=30040' ]"
+check "natpmpc -a 30040 30040 udp 600 (the first client, its companion) exits 0" \
+  np "$LAB_DIR/c-udp" -g 192.0.2.1 -a 30040 30040 udp 600
+check "... and gets public UDP 30040" grep -q 'Mapped public port 30040 protocol UDP' "$LAB_DIR/c-udp"
 lab_finish

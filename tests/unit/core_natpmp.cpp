@@ -54,9 +54,16 @@ TEST_CASE("R-PMP-2 external address request, unknown opcode gets result 5, respo
   CHECK(r->result == natpmp::Result::Success);
   CHECK(r->epoch == 7);
   CHECK(r->external_v4 == ip("203.0.113.1").v4());
-  auto bad = f.send_pmp({0, 9, 0, 0});
-  REQUIRE(bad.has_value());
-  CHECK(bad->result == natpmp::Result::UnsupportedOpcode);
+  // RFC 6886 §3.5: an unsupported opcode gets the whole request back, top bit of the opcode
+  // set, result 5 (a 2-byte request is extended to hold the result).
+  std::array<std::uint8_t, 64> out{};
+  const std::vector<std::uint8_t> odd{0, 9, 0xaa, 0xbb, 1, 2, 3, 4, 5};
+  std::size_t n = f.server->handle_natpmp(odd, ctx(ip("192.0.2.10")), out);
+  CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + static_cast<long>(n)) ==
+        std::vector<std::uint8_t>{0, 0x89, 0, 5, 1, 2, 3, 4, 5});
+  n = f.server->handle_natpmp(std::vector<std::uint8_t>{0, 3}, ctx(ip("192.0.2.10")), out);
+  CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + static_cast<long>(n)) ==
+        std::vector<std::uint8_t>{0, 0x83, 0, 5});
   CHECK_FALSE(f.send_pmp({0, 128, 0, 0}).has_value());
   auto p = default_policy();
   p.external_v4.clear();
@@ -141,4 +148,32 @@ TEST_CASE("R-PMP-5 PCP and NAT-PMP share mappings: nonce rule in both directions
   CHECK(r->result == natpmp::Result::NotAuthorized);
   // The PCP port is refused over NAT-PMP too.
   CHECK(f.send_pmp(map_request(1, 5351, 0, 3600))->result == natpmp::Result::NotAuthorized);
+}
+
+TEST_CASE("RFC 6886 3.3 the companion port of a NAT-PMP mapping stays with its client") {
+  PmpFixture f;
+  // Client A maps TCP 30040 by NAT-PMP and gets external TCP 30040.
+  auto tcp = f.send_pmp(map_request(2, 30040, 30040, 3600));
+  REQUIRE(tcp.has_value());
+  REQUIRE(tcp->result == natpmp::Result::Success);
+  REQUIRE(tcp->external_port == 30040);
+  // Another client asks for UDP 30040 (NAT-PMP suggestion, PCP suggestion, or port
+  // preservation): it MUST NOT get the companion port.
+  auto other = f.send_pmp(map_request(1, 30040, 30040, 3600), ip("192.0.2.11"));
+  REQUIRE(other.has_value());
+  CHECK(other->result == natpmp::Result::Success);
+  CHECK(other->external_port != 30040);
+  const Reply pcp = f.map({.client = ip("192.0.2.12"), .protocol = kUdp, .internal_port = 30040});
+  REQUIRE(pcp.kind == Reply::Kind::Success);
+  CHECK(map_body(pcp).external_port != 30040);
+  // With PREFER_FAILURE the other client gets CANNOT_PROVIDE_EXTERNAL rather than the port.
+  Request strict = map_req({.client = ip("192.0.2.13"), .protocol = kUdp, .internal_port = 40000,
+                            .suggested_port = 30040, .suggested_addr = ip("203.0.113.1")});
+  strict.options.prefer_failure = true;
+  CHECK(f.send(strict).response.result == ResultCode::CannotProvideExternal);
+  // The client itself can still map its companion.
+  auto own = f.send_pmp(map_request(1, 30040, 30040, 3600));
+  REQUIRE(own.has_value());
+  CHECK(own->result == natpmp::Result::Success);
+  CHECK(own->external_port == 30040);
 }

@@ -143,10 +143,20 @@ TEST_CASE("R-PMP-2 map response matches the vector") {
   CHECK(refused == v("map_udp_refused"));
 }
 
-TEST_CASE("R-PMP-2 unsupported opcode reply is 8 bytes with 128 + op") {
+TEST_CASE("RFC 6886 3.5 unsupported opcode: the whole request back, top bit set, result 5") {
   Bytes out(64, 0xee);
-  out.resize(pmp::encode_error(3, pmp::Result::UnsupportedOpcode, 42, out));
-  CHECK(out == v("unsupported_opcode_3"));
+  const Bytes request{0, 3, 0x11, 0x22, 0xde, 0xad, 0xbe, 0xef};
+  out.resize(pmp::encode_unsupported_opcode(request, out));
+  CHECK(out == Bytes{0, 0x83, 0, 5, 0xde, 0xad, 0xbe, 0xef});
+  // Two bytes are extended to four, so that the result code fits.
+  Bytes short_out(64, 0xee);
+  short_out.resize(pmp::encode_unsupported_opcode(Bytes{0, 3}, short_out));
+  CHECK(short_out == Bytes{0, 0x83, 0, 5});
+  // Never longer than 1100 bytes (RFC 6887 §7), nor than `out`.
+  Bytes big_out(2000);
+  CHECK(pmp::encode_unsupported_opcode(Bytes(1500, 0), big_out) == 1100);
+  Bytes tiny(3);
+  CHECK(pmp::encode_unsupported_opcode(request, tiny) == 0);
 }
 
 TEST_CASE("RFC 6886 3.5 unsupported version reply is 8 bytes (128 + op form, spec C16)") {
