@@ -26,3 +26,6 @@ pcpd_add_netns_test(it_nonce integration/it_nonce.sh)
 # Real clients from Debian: libtorrent 2.0.8 (PCP) and Transmission 3.00 (NAT-PMP) get working
 # mappings, across a pcpd restart and a WAN renumbering.
 pcpd_add_netns_test(it_real_clients integration/it_real_clients.sh)
+# Client models from public source (Apple mDNSResponder, Tailscale, Bitcoin Core) through a
+# restart, a reboot, new nonces and a WAN renumbering.
+pcpd_add_netns_test(it_client_models integration/it_client_models.sh)
