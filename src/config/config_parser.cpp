@@ -396,13 +396,16 @@ void parse_checkpoint(const Section& s, Config& c) {
 // [limits]: request rate limits (RFC 6887 §18.1, R-QUOTA-5, R-SEC-3), token buckets checked
 // before decoding (core/rate_limiter.hpp); a rate of 0 turns its bucket off.
 void parse_limits(const Section& s, Config& c) {
-  s.only({"client_rate", "client_burst", "global_rate", "global_burst"});
+  s.only({"client_rate", "client_burst", "global_rate", "global_burst", "prefer_failure_rate",
+          "prefer_failure_burst"});
   auto& k = c.policy.rate_limit;
   s.number("client_rate", k.client_rate, 0.0, 1e9);
   s.number("client_burst", k.client_burst, 1.0, 1e9);
   s.number("global_rate", k.global_rate, 0.0, 1e9);
   // A burst below 1 would refuse every request: the range starts at 1.
   s.number("global_burst", k.global_burst, 1.0, 1e9);
+  s.number("prefer_failure_rate", k.prefer_failure_rate, 0.0, 1e9);
+  s.number("prefer_failure_burst", k.prefer_failure_burst, 1.0, 1e9);
 }
 
 // [capability]: the CAPABILITY option (draft-boucadair-hops-capability-discovery-00).

@@ -122,6 +122,9 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   m.filters = std::move(*filters);
   const auto description = apply_description(m, o, policy.description_max);
 
+  // RFC 6887 §13.2 / R-PF-3: a client probing ports with PREFER_FAILURE creates is slowed
+  // down; the answer over the limit does not depend on the port, so it tells nothing.
+  if (o.prefer_failure && prefer_failure_limited(t.client)) return error(req, ResultCode::CannotProvideExternal);
   // RFC 6887 §11.3 (R-MAP-5): SCTP implies PREFER_FAILURE semantics.
   const bool strict = o.prefer_failure || body.protocol == kSctp;
   if (const std::optional<MappingTable::Binding> b = table.binding(key)) {

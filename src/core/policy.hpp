@@ -79,6 +79,11 @@ struct Policy {
                                    // client may refresh all of them at once (R-ANN-6)
     double global_rate = 10000.0;  // requests per second from all clients together
     double global_burst = 20000.0;
+    // RFC 6887 §13.2 / R-PF-3: PREFER_FAILURE requests that would create a mapping, per client.
+    // Each CANNOT_PROVIDE_EXTERNAL tells whether one port is taken, so a client could probe the
+    // ports one by one; over the bucket the answer is CANNOT_PROVIDE_EXTERNAL without looking.
+    double prefer_failure_rate = 2.0;
+    double prefer_failure_burst = 32.0;
   } rate_limit;
 
   // CAPABILITY (draft-boucadair-hops-capability-discovery-00, DESIGN.md "CAPABILITY"): the

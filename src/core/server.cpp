@@ -39,7 +39,9 @@ Server::Impl::Impl(Policy p, Datapath& d, const Clock& c)
       clock(c),
       rng(std::random_device{}()),
       rate_limiter(RateLimiter::kDefaultSets,
-                   (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}()) {
+                   (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}()),
+      prefer_failure_limiter(RateLimiter::kDefaultSets / 8,
+                             (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}()) {
   epoch.reset(clock.now());
 }
 
@@ -53,6 +55,16 @@ bool Server::Impl::rate_limited(const Context& ctx) {
     case RateLimiter::Verdict::GlobalLimited: ++stats.rate_limited_global; return true;
   }
   return false;
+}
+
+bool Server::Impl::prefer_failure_limited(const IpAddr& client) {
+  Policy::RateLimit bucket;
+  bucket.client_rate = policy.rate_limit.prefer_failure_rate;
+  bucket.client_burst = policy.rate_limit.prefer_failure_burst;
+  bucket.global_rate = 0;  // per client only: one prober must not lock the others out
+  if (prefer_failure_limiter.admit(bucket, client, clock.now()) == RateLimiter::Verdict::Allow) return false;
+  ++stats.prefer_failure_limited;
+  return true;
 }
 
 std::uint32_t Server::Impl::clamp_lifetime(std::uint32_t requested) const {

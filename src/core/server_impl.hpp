@@ -48,6 +48,9 @@ struct Server::Impl {
   CheckpointLimiter checkpoint_limiter;  // RFC 7767 rate limit; counts live in the table
   bool checkpoint_available = true;      // Server::set_checkpoint_available (hot standby peer)
   RateLimiter rate_limiter;              // RFC 6887 §18.1 request rate limits (fixed memory)
+  RateLimiter prefer_failure_limiter;    // R-PF-3, Policy::RateLimit::prefer_failure_rate
+  // R-PF-3: true when this PREFER_FAILURE create from `client` is over its bucket.
+  [[nodiscard]] bool prefer_failure_limited(const IpAddr& client);
   // The server addresses requests arrived on (Context::local), for Mapping::reply_local: a
   // router has a handful, so a mapping keeps one byte instead of an address.
   std::vector<IpAddr> locals;

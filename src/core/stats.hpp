@@ -39,6 +39,7 @@ struct Stats {
   // Requests refused by the rate limits (RFC 6887 §18.1, Policy::RateLimit), dropped silently
   // before decoding (PCP and NAT-PMP alike); not counted in `dropped` nor as requests.
   std::uint64_t rate_limited_client = 0;
+  std::uint64_t prefer_failure_limited = 0;  // R-PF-3: answered without looking at the port
   std::uint64_t rate_limited_global = 0;
   // Server::handle_burst: bursts whose changes went to the datapath in one transaction, and those
   // the datapath refused, after which each request was applied on its own.

@@ -54,6 +54,9 @@ void add_core_metrics(Metrics& m, const core::Stats& s) {
   m.family("pcpd_refused_total", "counter", "requests refused before decoding (dropped silently), by reason")
       .sample(static_cast<double>(s.rate_limited_client), {{"reason", "rate_limited_client"}})
       .sample(static_cast<double>(s.rate_limited_global), {{"reason", "rate_limited_global"}});
+  m.family("pcpd_prefer_failure_limited_total", "counter",
+           "PREFER_FAILURE creates over the per-client limit, answered CANNOT_PROVIDE_EXTERNAL unchecked (RFC 6887 section 13.2)")
+      .sample(static_cast<double>(s.prefer_failure_limited));
   m.family("pcpd_natpmp_requests_total", "counter", "NAT-PMP requests").sample(static_cast<double>(s.natpmp_requests));
   m.family("pcpd_natpmp_errors_total", "counter", "NAT-PMP error responses").sample(static_cast<double>(s.natpmp_errors));
   m.family("pcpd_datapath_errors_total", "counter", "kernel batches refused (request answered with an error)")

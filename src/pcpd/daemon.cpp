@@ -460,6 +460,7 @@ void Daemon::rearm_expiry() {
 
 void Daemon::start_announce() {
   if (!config_->announce) return;
+  collect_unicast_targets();
   schedule_.start(config_->announce_copies, clock_.now());
   rearm_announce();
 }
@@ -522,6 +523,7 @@ void Daemon::send_announce_copy() {
                                  {"from_v4", t.source_v4 ? t.source_v4->to_string() : "-"},
                                  {"from_v6", t.source_v6 ? t.source_v6->to_string() : "-"}});
   }
+  send_unicast_announce({pcp.data(), pcp_len});
 }
 
 std::optional<std::string> Daemon::reload() {

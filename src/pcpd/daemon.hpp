@@ -148,6 +148,11 @@ class Daemon {
   // announce (R-ANN-3 decision, R-PMP-4) and start the Mapping Updates (R-ANN-7).
   void after_external_change();
   void start_mapping_updates(std::vector<core::Mapping> moved);
+  // daemon_announce_unicast.cpp: unicast ANNOUNCE (RFC 6887 §14.1.3, R-ANN-4) to every client
+  // whose request pcpd answered since it started, besides the multicast copies: a client whose
+  // socket is bound to [::]:5350 (libpcp) never sees IPv4 multicast.
+  void collect_unicast_targets();
+  void send_unicast_announce(std::span<const std::uint8_t> announce);
   void on_update_timer();
   void send_mapping_update_copy();
 
@@ -220,6 +225,13 @@ class Daemon {
     wire::IpAddr local{};  // the server address the client used (R-SEC-5)
   };
   std::vector<PendingUpdate> updates_;
+  struct UnicastTarget {
+    wire::IpAddr client{};
+    std::uint16_t port = 0;
+    wire::IpAddr local{};
+    friend bool operator==(const UnicastTarget&, const UnicastTarget&) = default;
+  };
+  std::vector<UnicastTarget> unicast_targets_;
   AnnounceSchedule update_schedule_;
   std::optional<BootTimer> update_timer_;
   // The current announcement round carries CAPABILITY (hops-00 R-CAP-7 after a change of the

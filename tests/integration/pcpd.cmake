@@ -29,3 +29,5 @@ pcpd_add_netns_test(it_real_clients integration/it_real_clients.sh)
 # Client models from public source (Apple mDNSResponder, Tailscale, Bitcoin Core) through a
 # restart, a reboot, new nonces and a WAN renumbering.
 pcpd_add_netns_test(it_client_models integration/it_client_models.sh)
+# A libpcp-like client on one [::]:5350 socket gets the ANNOUNCE unicast (R-ANN-4).
+pcpd_add_netns_test(it_announce_unicast integration/it_announce_unicast.sh)

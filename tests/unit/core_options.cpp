@@ -171,3 +171,33 @@ TEST_CASE("R-OPT-2 unprocessed optional options and CAPABILITY are not echoed") 
   CHECK(r.response.options.ignored_optional == 0);
   CHECK_FALSE(r.response.options.capability.has_value());
 }
+
+TEST_CASE("R-PF-3 PREFER_FAILURE creates are rate-limited per client, answered without looking") {
+  Policy p = default_policy();
+  p.rate_limit.prefer_failure_rate = 1.0;
+  p.rate_limit.prefer_failure_burst = 3.0;
+  Fixture f(p);
+  auto strict = [](IpAddr client, std::uint16_t port) {
+    Request r = map_req({.client = client, .internal_port = port, .suggested_port = port,
+                         .suggested_addr = ip("203.0.113.1")});
+    r.options.prefer_failure = true;
+    return r;
+  };
+  for (std::uint16_t port : {6001, 6002, 6003}) CHECK(f.send(strict(ip("192.0.2.10"), port)).kind == Reply::Kind::Success);
+  // The bucket is empty: a free port is refused all the same, so the answer says nothing.
+  const Reply over = f.send(strict(ip("192.0.2.10"), 6004));
+  CHECK(over.response.result == ResultCode::CannotProvideExternal);
+  CHECK(f.server->stats().prefer_failure_limited == 1);
+  CHECK(f.server->mapping_count() == 3);
+  // Another client has its own bucket; without PREFER_FAILURE nothing is limited.
+  CHECK(f.send(strict(ip("192.0.2.11"), 6004)).kind == Reply::Kind::Success);
+  CHECK(f.map({.internal_port = 6005}).kind == Reply::Kind::Success);
+  // A second later one more token.
+  f.clock.advance_s(1);
+  CHECK(f.send(strict(ip("192.0.2.10"), 6006)).kind == Reply::Kind::Success);
+  // Rate 0 turns it off.
+  p.rate_limit.prefer_failure_rate = 0;
+  f.server->set_policy(p);
+  for (std::uint16_t port : {6010, 6011, 6012, 6013, 6014})
+    CHECK(f.send(strict(ip("192.0.2.10"), port)).kind == Reply::Kind::Success);
+}
