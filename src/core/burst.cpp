@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Server::handle_burst: the requests of one receive batch, their changes applied to the datapath
-// in one transaction (issue 7: the kernel's cost is per nftables transaction, so one per request
+// in one transaction (the kernel's cost is per nftables transaction, so one per request
 // capped pcpd far below the socket's rate). Each request stays all or nothing (RFC 6887 §7.3,
 // R-HDR-10): a refused transaction installs nothing, and the burst is then rolled back and each
 // request applied on its own, so the kernel's refusal reaches only the requests it concerns.
@@ -51,7 +51,7 @@ void Server::Impl::roll_back(const Burst& b) {
 }
 
 void Server::Impl::prefetch(std::span<const BurstItem> items) const {
-  // Issue 7: at 1,000,000 mappings each request's index slot and mapping are cache misses (and
+  // At 1,000,000 mappings each request's index slot and mapping are cache misses (and
   // TLB misses). Started for the whole burst first, in two passes (the slots, then the mappings
   // they name), the misses overlap instead of each request waiting for its own. The keys come
   // from wire::peek_lookup (a hint: THIRD_PARTY or a malformed request only waste a load).

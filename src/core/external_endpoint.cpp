@@ -54,7 +54,7 @@ std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointK
   // Which addresses to try, best first: the suggested one when it is ours, then the pool from a
   // hash of the internal host (paired pooling: one address per internal host where possible),
   // the suggested one left out. Computed per index, without a list: the list this replaces cost
-  // an allocation and pool^2/2 address compares per new binding (issue 7: 1.6 % of pcpd's CPU
+  // an allocation and pool^2/2 address compares per new binding (1.6 % of pcpd's CPU
   // with 18 addresses; a carrier pool of 256 would make it 32,000).
   const std::size_t n = pool.size();
   if (n == 0) return ResultCode::NoResources;

@@ -6,7 +6,7 @@
 // lookup is O(1) expected.
 // Each slot holds a 26-bit id and 6 bits of the key's hash (a tag): a probe calls the predicate
 // (which reads the mapping, a cache miss at 1,000,000 mappings) only when the tag matches, so a
-// hit reads about one mapping and a miss almost none (issue 7: the compare of every probed
+// hit reads about one mapping and a miss almost none (the compare of every probed
 // mapping was 5 % of pcpd's CPU at 1,000,000). Ids go up to kMaxId. Standard library only.
 #pragma once
 
@@ -38,7 +38,7 @@ class IdIndex {
     }
   }
 
-  // Prefetching (issue 7: a burst's lookups overlap their cache misses instead of each request
+  // Prefetching (a burst's lookups overlap their cache misses instead of each request
   // waiting for its own). prefetch() starts loading the slot find(hash) reads first; guess() is
   // the first stored id whose tag matches `hash`, without comparing keys (so possibly another
   // key's), or kNone: the record to start loading next. Neither changes anything.

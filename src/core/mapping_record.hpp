@@ -2,7 +2,7 @@
 // pcpd::core mapping record: the one binary encoding of a core::Mapping. Used by the HA peer link
 // (src/ha/peer_message.cpp: SNAPSHOT_CHUNK and CHANGE upserts, RFC 7767 §3: the elected mappings
 // reach the standby before the response) and by the restart snapshot
-// (src/pcpd/mapping_snapshot.cpp, issue 7). Owns put_mapping(), get_mapping(),
+// (src/pcpd/mapping_snapshot.cpp). Owns put_mapping(), get_mapping(),
 // mapping_record_size() and the u64 helpers. Pure: wire::Writer / wire::Reader over caller
 // buffers, no I/O, no clock reads (the caller passes `now`).
 //

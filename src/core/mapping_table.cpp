@@ -54,7 +54,7 @@ MappingTable::Id MappingTable::find_external(const EndpointKey& k) const {
   return external_.find(hash_of(k), [&](Id id) { return external_key(slot(id).m) == k; });
 }
 
-// --- prefetching (issue 7) ---------------------------------------------------------------------
+// --- prefetching ---------------------------------------------------------------------
 
 void MappingTable::prefetch_slot(Id id) const {
   if (id == kNone) return;

@@ -10,7 +10,7 @@
 //   elected (RFC 7767 checkpoint) mappings: total and per internal address (checkpoint quotas)
 // The table never calls the datapath: Server applies a ChangeSet first, then commit()s it here.
 //
-// Memory (issue 7, bench/mem_mappings.cpp): mappings live in a slab of fixed chunks (stable
+// Memory (bench/mem_mappings.cpp): mappings live in a slab of fixed chunks (stable
 // addresses, 32-bit ids, free list); the indexes are IdIndex open-addressing tables of ids that
 // store no keys; a binding is not stored at all but read from one of its mappings; the
 // internal-address lists are intrusive; only THIRD_PARTY mappings (client != internal) have a
@@ -58,7 +58,7 @@ class MappingTable {
                                                             std::uint16_t hi,
                                                             std::uint16_t start) const;
 
-  // Prefetching for a burst of requests (issue 7: at 1,000,000 mappings the index slots and the
+  // Prefetching for a burst of requests (at 1,000,000 mappings the index slots and the
   // mappings are cache misses). Two steps, each over the whole burst before the next: _index
   // starts loading the index slot find_map()/find_peer() read, _record the mapping that slot
   // names (by its hash tag alone). Change nothing; a wrong guess costs one load.

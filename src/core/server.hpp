@@ -85,7 +85,7 @@ class Server {
                                           const Context& ctx, std::span<std::uint8_t> out);
 
   // The datagrams of one receive batch, each answered as handle_datagram / handle_natpmp would,
-  // but with the changes of all of them applied in one Datapath transaction (issue 7: the kernel
+  // but with the changes of all of them applied in one Datapath transaction (the kernel
   // cost is per transaction, not per element). Each request stays all or nothing (R-HDR-10): if
   // the transaction is refused, nothing of the burst is installed, the table, counters and
   // checkpoint buckets are rolled back, and every admitted datagram is handled again on its own

@@ -85,8 +85,8 @@ struct Server::Impl {
   void expire_due();
   // Datapath first, table second: nothing changes unless apply() succeeds (R-HDR-10).
   [[nodiscard]] bool apply(const ChangeSet& changes);
-  // One request's single change, through `single` (reused: no ChangeSet allocated per request,
-  // issue 7).
+  // One request's single change, through `single` (reused: no ChangeSet allocated per
+  // request).
   [[nodiscard]] bool apply(Change change);
   ChangeSet single;
   [[nodiscard]] std::uint32_t clamp_lifetime(std::uint32_t requested) const;

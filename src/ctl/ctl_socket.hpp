@@ -7,7 +7,7 @@
 //   stream   {"ok": true, "stream": true}\n, then one JSON object per line (`list`: a mapping
 //            each), then {"end": true, "count": N}\n. A connection that ends before the end line
 //            was cut short.
-// A streamed answer is written in pieces between the daemon's other work (issue 7: `pcpctl list`
+// A streamed answer is written in pieces between the daemon's other work (`pcpctl list`
 // of 1,000,000 mappings built a 2.5 GB JSON document and held every PCP request for more than
 // 10 s; now it holds at most one piece at a time).
 // Owns the socket plumbing only; what each command does is the daemon's handler.

@@ -42,7 +42,7 @@ BatchBuilder::BatchBuilder(std::string_view table, std::uint32_t begin_seq)
 
 // The element messages are written straight into batch_.bytes as netlink TLVs (the layout
 // libnftnl's nftnl_set_elems_nlmsg_build_payload writes, which the unit tests parse back with
-// libnftnl): no libnftnl object per element, i.e. no allocation per element (issue 7). Offsets,
+// libnftnl): no libnftnl object per element, i.e. no allocation per element. Offsets,
 // not pointers, because the buffer grows.
 void BatchBuilder::put_attr(std::uint16_t type, const void* data, std::size_t len) {
   auto& b = batch_.bytes;
@@ -185,7 +185,7 @@ void BatchBuilder::update_set(SetId set, nftnl_set* s) {
 Batch BatchBuilder::finish() {
   // Only the last message asks for an ack: the kernel reports every refused message whatever its
   // flags, after the whole batch, in order, so that ack (0 or its own errno) comes last and says
-  // the transaction is over. An ack per message cost one skb and one recv() each (issue 7).
+  // the transaction is over. An ack per message cost one skb and one recv() each.
   if (!batch_.messages.empty()) {
     nlmsghdr last{};
     std::memcpy(&last, batch_.bytes.data() + last_message_, sizeof last);
@@ -288,7 +288,7 @@ namespace {
 // The element operations of one change, in the order PerElement sends them: deletions (election
 // keys first: no packet may re-mark a connection after the mapping's other elements are gone),
 // then additions and updates in mapping_elements() order. Reused from one change to the next
-// (no allocation per change once the vectors have grown, issue 7).
+// (no allocation per change once the vectors have grown).
 struct ElementOps {
   std::vector<Element> remove;
   std::vector<std::pair<Element, bool>> install;  // (element, update in place)
@@ -300,8 +300,8 @@ Result<void> element_ops(const core::Change& c, bool refresh_in_place, ElementOp
   out.install.clear();
   out.built.clear();
   if (refresh_in_place && c.op == core::Change::Op::Replace && c.mapping.same_but_expiry(c.previous)) {
-    // A plain refresh: the previous mapping's elements are the new ones, built once (issue 7:
-    // half of a refresh's element work). Each is kept (a timer restart), but those of interval
+    // A plain refresh: the previous mapping's elements are the new ones, built once (that
+    // was half of a refresh's element work). Each is kept (a timer restart), but those of interval
     // sets, which always go through delete and add, as below.
     if (auto r = append_mapping_elements(c.mapping, out.built); !r) return r;
     for (auto& e : out.built) {

@@ -3,7 +3,7 @@
 // END) into a byte buffer, without any I/O, so unit tests can parse it back. By default one
 // message per element, each with its own sequence number, so every kernel ack maps back to the
 // change that caused it (as nft's mnl_batch_talk does); for_changes() can also group elements
-// into one message per set (fewer messages for the kernel to parse, issue 7). Owns BatchBuilder,
+// into one message per set (fewer messages for the kernel to parse). Owns BatchBuilder,
 // Batch, MessageRef, Grouping.
 #pragma once
 

@@ -50,7 +50,7 @@ constexpr bool is_election_set(SetId set) {
 // for what the table cannot express: protocol 0 or port 0 (all-protocols / all-ports mappings),
 // IPv4 internal with a non-IPv4 external or remote address, IPv6 with an IPv4 remote.
 [[nodiscard]] Result<std::vector<Element>> mapping_elements(const core::Mapping& m);
-// The same, appended to `out` (a caller's reused vector: no allocation per request, issue 7). On
+// The same, appended to `out` (a caller's reused vector: no allocation per request). On
 // failure `out` is as it was.
 [[nodiscard]] Result<void> append_mapping_elements(const core::Mapping& m, std::vector<Element>& out);
 

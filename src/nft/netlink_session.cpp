@@ -76,7 +76,7 @@ Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
   // Drain anything stale (a previous call that gave up before its last ack) so it cannot be taken
   // for our acks. Skipped when the previous batch ended with its last ack: that ack is the last
   // message the kernel sends for a batch (with the read that used to follow it, two recv() per
-  // transaction saved, issue 7).
+  // transaction saved).
   if (recv_buf_.size() < kRecvBufferSize) recv_buf_.resize(kRecvBufferSize);
   std::vector<char>& buf = recv_buf_;
   if (stale_) {

@@ -86,7 +86,7 @@ class NftDatapath final : public core::Datapath {
   // tune_gc_interval() runs (a second transaction when the new sets have no gc-interval).
   [[nodiscard]] Result<std::size_t> reinstall(const std::vector<core::Mapping>& mappings, core::Millis now);
 
-  // Restart snapshot validation (added by the restart-snapshot part, issue 7): the nftables
+  // Restart snapshot validation (added by the restart-snapshot part): the nftables
   // ruleset generation id (NFT_MSG_GETGEN; every committed transaction on the host bumps it)
   // and the current handle of table inet <table> (0 when there is no such table). The
   // generation is read before and after the handle and must not move in between (retried at

@@ -78,7 +78,7 @@ const SetSpec& set_spec(SetId id);
 inline constexpr std::size_t kMaxKeyLen = 64;  // NFT_REG32_COUNT * 4: the kernel's longest key
 
 // The key, key end or data of one element, held inline (at most kMaxKeyLen bytes): an Element
-// costs no allocation (issue 7: building a refresh's elements was 31 mallocs a request).
+// costs no allocation (building a refresh's elements was 31 mallocs a request).
 class KeyBytes {
  public:
   KeyBytes() = default;

@@ -159,7 +159,7 @@ class Daemon {
   // Control socket (control.cpp): pcpctl list / stats / ha / ct-touch / reload.
   bool open_control();
   ctl::Answer control(const std::string& cmd, const nlohmann::json& args);
-  // `pcpctl list` as a stream: kListSlots table places a piece (issue 7: never the whole table
+  // `pcpctl list` as a stream: kListSlots table places a piece (never the whole table
   // in memory or in one go).
   static constexpr std::size_t kListSlots = 256;
   ctl::Stream list_stream();

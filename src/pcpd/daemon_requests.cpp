@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Daemon: the request path. One recvmmsg per wakeup; each datagram passes the ingress checks
 // (RFC 6887 §8.2), then the batch goes to core::Server::handle_burst (one nftables transaction
-// for the changes of the whole batch, issue 7) and every reply goes back to its sender from the
+// for the changes of the whole batch) and every reply goes back to its sender from the
 // address it was sent to (§8.3). With a hot-standby peer ([ha]) datagrams are handled one at a
 // time instead, because an honoured election's reply is held until the peer has it (ha_peer.hpp).
 #include <cerrno>
@@ -24,7 +24,7 @@ std::uint64_t micros_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 void Daemon::on_socket(const UdpServerSocket& socket) {
-  // One recvmmsg per wakeup, at most UdpServerSocket::kBatch datagrams (issue 8: a flood costs
+  // One recvmmsg per wakeup, at most UdpServerSocket::kBatch datagrams (a flood costs
   // one system call per batch), then the other descriptors get their turn.
   auto batch = socket.receive_batch();
   if (!batch) {

@@ -2,7 +2,7 @@
 // pcpd::daemon mapping journal: state_dir/mappings.journal, every change pcpd committed to the
 // kernel since state_dir/mappings.snapshot was written, so that a restart after kill -9 or a crash
 // rebuilds the table from the two files instead of dumping the nft sets (O(n^2) in the kernel:
-// minutes at 1,000,000 mappings; issue 7).
+// minutes at 1,000,000 mappings).
 //
 // Why it can be trusted: every committed nftables transaction moves the ruleset generation id by
 // one. A record holds the changes of one apply and how many transactions pcpd committed since the
@@ -23,7 +23,7 @@
 //            with expiry relative to `at`; or op 3 (refresh) | kind u8 | internal address (16)
 //            | protocol u8 | internal port u16 | [PEER: remote address (16) | remote port u16] |
 //            remaining ms u64 (relative to `at`) | lifetime u32: 33 bytes for a MAP, 51 for a
-//            PEER, where a put is ~102 (issue 7: a third of the journal's bytes under refreshes)
+//            PEER, where a put is ~102 (a third of the journal's bytes under refreshes)
 // A put adds or replaces the mapping with the same key (kind, internal endpoint, remote endpoint
 // for PEER); an erase removes it. A Replace whose key changed is an erase and a put; one that
 // changes only expiry and lifetime is a refresh, which sets those two on the mapping with its

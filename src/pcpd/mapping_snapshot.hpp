@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon mapping snapshot: the whole mapping table written to state_dir/mappings.snapshot
-// on a clean stop and read back at the next start instead of dumping the nft sets (issue 7: the
+// on a clean stop and read back at the next start instead of dumping the nft sets (the
 // kernel's set dump is O(n^2), minutes at 1,000,000 mappings). It is only trusted when nothing in
 // the kernel changed in between: same boot, same nftables ruleset generation id (bumped by every
 // committed nftables transaction on the host), same handle of table inet pcpd. It is deleted

@@ -26,7 +26,7 @@ int set_int(int fd, int level, int name, int value) {
 Result<UdpServerSocket> UdpServerSocket::open(int family, std::uint16_t port) {
   UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP));
   if (!fd) return fail(ErrorDomain::Io, errno, "socket");
-  // A flooding client (RFC 6887 §18.1, issue 8) or every client at once after an ANNOUNCE
+  // A flooding client (RFC 6887 §18.1) or every client at once after an ANNOUNCE
   // (R-ANN-6) must not overflow the queue while pcpd is off the CPU for a few milliseconds: the
   // default (net.core.rmem_default, 208 KiB) holds about 200 small datagrams, 2 ms of a
   // 100,000/s flood, and a datagram dropped there is a well-behaved client's retransmission. The

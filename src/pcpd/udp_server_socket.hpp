@@ -63,8 +63,8 @@ class UdpServerSocket {
   // One datagram into `buffer`. Error code EAGAIN when there is none.
   [[nodiscard]] Result<Datagram> receive(std::span<std::uint8_t> buffer) const;
 
-  // Up to kBatch datagrams with one recvmmsg call (a flood costs one system call per batch,
-  // issue 8), into buffers this socket owns; valid until the next call. Error code EAGAIN when
+  // Up to kBatch datagrams with one recvmmsg call (a flood costs one system call per
+  // batch), into buffers this socket owns; valid until the next call. Error code EAGAIN when
   // there is none. A datagram without its pktinfo (cannot happen with the options set) is left
   // out.
   [[nodiscard]] Result<std::span<const Received>> receive_batch() const;
@@ -73,7 +73,7 @@ class UdpServerSocket {
   // out of interface `ifindex` (0 = routing decides).
   [[nodiscard]] Result<void> send(std::span<const std::uint8_t> data, const wire::IpAddr& to,
                                   std::uint16_t port, const wire::IpAddr& from, unsigned ifindex) const;
-  // The replies of a receive batch with one sendmmsg per kBatch (issue 7: a system call per reply
+  // The replies of a receive batch with one sendmmsg per kBatch (a system call per reply
   // was a third of pcpd's CPU once the kernel changes were batched). Each one that cannot be sent
   // is passed to `failed`, and the others still go. Returns how many were sent.
   std::size_t send_batch(std::span<const Outgoing> replies,

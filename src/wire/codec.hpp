@@ -28,7 +28,7 @@ using DecodedRequest = std::variant<Request, Reject>;
 // What a server's table lookups for a MAP or PEER request need, read from fixed offsets without
 // decoding (RFC 6887 §7.1, §11.1, §12.1): version 2, a request (R bit clear), opcode MAP or PEER,
 // long enough for its body. Nothing else is checked: a hint for prefetching a burst's lookups
-// (issue 7), never for deciding anything; decode_request() still judges the datagram.
+//, never for deciding anything; decode_request() still judges the datagram.
 struct LookupHint {
   Opcode opcode = Opcode::Map;
   std::uint8_t protocol = 0;

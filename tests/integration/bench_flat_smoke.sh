@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# bench_flat_smoke: proves bench/flat.sh works (issue 7, "<= 10 % slower at 1,000,000 than at
+# bench_flat_smoke: proves bench/flat.sh works ("<= 10 % slower at 1,000,000 than at
 # 100"): an A/B run (--pcpd-b, the same binary twice), so four labs side by side with 10 and
 # 3,000 mappings, one round of 2,000 requests per operation; the JSON lines must hold every fill,
 # a measurement of each operation in each lab with pcpd's CPU per request, the idle line and a

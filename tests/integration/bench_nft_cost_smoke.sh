@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# bench_nft_cost_smoke: proves bench/nft_cost.sh works (issue 7: the kernel's own cost per
+# bench_nft_cost_smoke: proves bench/nft_cost.sh works (the kernel's own cost per
 # refresh, create and delete at two table sizes): 10 vs 3,000 NAT44 mappings, then IPv6 pinholes,
 # two rounds of 2,000 requests per operation; every round must report all three costs for both
 # levels, and the medians line each operation. Numbers are not checked (a smoke run, not a

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Flood test (issue 8): pcp_flood (tests/tools) floods the server from one client address while
+# Flood test: pcp_flood (tests/tools) floods the server from one client address while
 # probing the latency of other clients' MAP create/refresh; it_flood.sh drives both in the lab.
 add_executable(pcp_flood ${PROJECT_SOURCE_DIR}/tests/tools/pcp_flood.cpp)
 target_include_directories(pcp_flood PRIVATE ${PROJECT_SOURCE_DIR}/src)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # it_burst.sh: the requests of one socket read go to the kernel in one nftables transaction
-# (core::Server::handle_burst, issue 7), and each request stays all or nothing (R-HDR-10).
+# (core::Server::handle_burst), and each request stays all or nothing (R-HDR-10).
 #   1. pcpd stopped (SIGSTOP), 8 MAP requests queued on its socket, pcpd continued: one
 #      recvmmsg takes all 8; all get SUCCESS, pcpd_netlink_batches_total grows by exactly 1 and
 #      pcpd_bursts_total{outcome="one_transaction"} by 1; pcpctl list matches the nft table.
@@ -13,7 +13,7 @@
 #      and applies each request alone: 7 SUCCESS, that one NO_RESOURCES with a short lifetime
 #      (R-HDR-10, R-RC-2), retried_per_request +1, grouped_refused +1 (the grouped transaction
 #      was refused, then the same one per element), and nothing of the refused request anywhere.
-#   3. Refreshes (issue 7, R-MAP-6): on a kernel that restarts element timers in place (6.10+,
+#   3. Refreshes (R-MAP-6): on a kernel that restarts element timers in place (6.10+,
 #      pcpd_netlink_refresh_in_place 1, found by pcpd's probe at start), a refresh with the same
 #      lifetime writes 2 element updates and no add or delete; on an older one 2 deletes and 2
 #      adds. Either way the kernel's DNAT and SNAT timers are restarted (nft -j: expires close to

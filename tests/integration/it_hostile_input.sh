@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# it_hostile_input.sh: hostile datagrams from the LAN (issue 8), end to end against the real pcpd.
+# it_hostile_input.sh: hostile datagrams from the LAN, end to end against the real pcpd.
 # Host A (192.0.2.10, 2001:db8:1::10) holds a MAP mapping (IPv4, NAT) and an IPv6 pinhole made
 # with pcpc; an attacker on 192.0.2.11 / 2001:db8:1::11 and A itself then send, one datagram
 # each (tests/integration/hostile_tool.py, default config: no THIRD_PARTY, default rate limits,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# it_journal.sh: the mapping journal (issue 7, state_dir/mappings.journal, daemon.journal on, the
+# it_journal.sh: the mapping journal (state_dir/mappings.journal, daemon.journal on, the
 # default). After kill -9 the next start rebuilds the table from mappings.snapshot plus the
 # journal, without the nft set dump, when the kernel's generation id is the snapshot's plus the
 # journal's commits; it keeps nonces, ports, filters, descriptions and the epoch, and goes on

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# it_list.sh: `pcpctl list` of a large table (issue 7). The answer used to be one JSON document
+# it_list.sh: `pcpctl list` of a large table. The answer used to be one JSON document
 # built in pcpd's memory and written in one go: at 1,000,000 mappings pcpd grew from 190 MB to
 # 2.5 GB and answered no request for more than 10 s, and pcpctl gave up. Now pcpd streams one
 # mapping per line, in pieces, between requests (src/ctl/ctl_socket.hpp). 60,000 mappings from

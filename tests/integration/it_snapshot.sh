@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# it_snapshot.sh: the restart snapshot (issue 7, state_dir/mappings.snapshot). pcpd stopped with
+# it_snapshot.sh: the restart snapshot (state_dir/mappings.snapshot). pcpd stopped with
 # SIGTERM writes its table; the next start restores from it without dumping the nft sets when
 # the ruleset generation id is unchanged, and keeps nonces, ports and the epoch. Fallbacks to the
 # nft dump, each with its reason in the log and a complete recovery: a ruleset change between

@@ -346,7 +346,7 @@ TEST_CASE("nft kernel: add, replace (same key) and remove show up in nft list ta
 }
 
 TEST_CASE("nft kernel: a refresh restarts unchanged elements' timers in place (6.10+), else deletes and re-adds") {
-  // issue 7: a refresh with the same lifetime and options is one timer restart per element.
+  // a refresh with the same lifetime and options is one timer restart per element.
   // Either way the kernel must end with the new timeout and comment (RFC 6887 §11.3 / R-MAP-6).
   for (const bool allow : {true, false}) {
     CAPTURE(allow);

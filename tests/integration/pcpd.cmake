@@ -11,7 +11,7 @@ pcpd_add_netns_test(it_natpmp integration/it_natpmp.sh)
 pcpd_add_netns_test(it_restart integration/it_restart.sh)
 pcpd_add_netns_test(it_hostile integration/it_hostile.sh)
 pcpd_add_netns_test(it_tshark integration/it_tshark.sh)
-# pcpctl list of 60,000 mappings: streamed, bounded memory, no request held (issue 7).
+# pcpctl list of 60,000 mappings: streamed, bounded memory, no request held.
 pcpd_add_netns_test(it_list integration/it_list.sh)
 # A router with 50,000 conntrack entries: no request waits for conntrack work (busy router).
 pcpd_add_netns_test(it_busy integration/it_busy.sh)

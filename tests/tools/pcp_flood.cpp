@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcp_flood: the two halves of the flood test (tests/integration/it_flood.sh, issue 8).
+// pcp_flood: the two halves of the flood test (tests/integration/it_flood.sh).
 //
 //   pcp_flood flood --server A --source S [--rate N] [--duration S]
 //       One source address sends N datagrams per second (sendmmsg, batches of 64) for S seconds:

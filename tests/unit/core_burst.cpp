@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core: Server::handle_burst, the requests of one receive batch in one datapath transaction
-// (issue 7), each still all or nothing (RFC 6887 §7.3, R-HDR-10).
+//, each still all or nothing (RFC 6887 §7.3, R-HDR-10).
 #include <array>
 #include <vector>
 

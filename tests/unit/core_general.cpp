@@ -431,7 +431,7 @@ TEST_CASE("mapping_counts: MAP and PEER by address family, without copying the t
   CHECK(c.map4 + c.map6 + c.peer4 + c.peer6 == f.server->mapping_count());
 }
 
-TEST_CASE("Mapping::same_but_expiry: every field but expires counts (issue 7: a plain refresh's elements are built once)") {
+TEST_CASE("Mapping::same_but_expiry: every field but expires counts (a plain refresh's elements are built once)") {
   pcpd::core::Mapping m;
   m.kind = pcpd::core::MappingKind::Map;
   m.protocol = 6;
@@ -473,7 +473,7 @@ TEST_CASE("Mapping::same_but_expiry: every field but expires counts (issue 7: a 
 }
 
 TEST_CASE("for_each_mapping_from: a walk in pieces visits every mapping once, also while the table changes") {
-  // pcpctl list walks the table 256 places a piece between requests (issue 7): a mapping present
+  // pcpctl list walks the table 256 places a piece between requests: a mapping present
   // from the walk's start to its end is listed exactly once; one removed before the cursor
   // reached it is not, one created meanwhile may be.
   pcpd::core::Policy p = default_policy();

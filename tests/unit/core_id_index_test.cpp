@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd::core::IdIndex (src/core/id_index.hpp, issue 7): the hash tag in each slot keeps the key
+// pcpd::core::IdIndex (src/core/id_index.hpp): the hash tag in each slot keeps the key
 // compares (a mapping read each, a cache miss at 1,000,000 mappings) to about one per hit and
 // almost none per miss; ids up to kMaxId; reassign keeps an id findable; growth, shrink and
 // backward-shift deletion keep every key findable.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcp_core MappingTable against a naive model (a vector scanned linearly): random inserts,
 // erases, replaces and commits over a small key space (so keys, bindings and external endpoints
-// collide), then every query compared. Covers the compact table of issue 7: slab reuse, the
+// collide), then every query compared. Covers the compact table of slab reuse, the
 // IdIndex open-addressing indexes (growth, backward-shift erase, shrink), PEER rings, the
 // expiry heap and THIRD_PARTY client sets.
 #include <doctest/doctest.h>

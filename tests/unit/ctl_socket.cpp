@@ -118,7 +118,7 @@ TEST_CASE("control socket: a streamed answer (pcpctl list) arrives line by line,
 }
 
 TEST_CASE("control socket: while a stream is written piece by piece, other requests are answered") {
-  // The daemon's way (issue 7: `pcpctl list` of 1,000,000 mappings held every request for more
+  // The daemon's way (`pcpctl list` of 1,000,000 mappings held every request for more
   // than 10 s): a watch puts the streaming connection into the event loop, which here is a poll()
   // over the listening socket and the watched connections. A client that reads slowly must not
   // stop a second client's plain request, and each on_writable() writes at most one piece.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd mapping journal (src/pcpd/mapping_journal.hpp, journal_tap.hpp; issue 7): records replay
+// pcpd mapping journal (src/pcpd/mapping_journal.hpp, journal_tap.hpp): records replay
 // to what core's table went through (a random model over MAP and PEER keys, puts, erases and
 // key changes), the commit sum and generation arithmetic, a tail cut anywhere or a corrupt byte
 // stops the replay at the last whole record, header checks, and JournalTap's bookkeeping (what

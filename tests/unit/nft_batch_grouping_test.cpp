@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// BatchBuilder Grouping::PerSet (one message per set and operation, issue 7) against
+// BatchBuilder Grouping::PerSet (one message per set and operation) against
 // Grouping::PerElement: the batches are parsed back with libnftnl and played on a model of the
 // kernel's transaction (unit/nft_batch_model.hpp). PerSet must be accepted exactly when
 // PerElement is, and end in the same set contents (R-HDR-10: each request all or nothing, one

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// BatchBuilder refresh_in_place (issue 7): a Replace restarts the timer of each element it keeps
+// BatchBuilder refresh_in_place: a Replace restarts the timer of each element it keeps
 // unchanged (one NEWSETELEM without NLM_F_EXCL, with TIMEOUT and EXPIRATION: Linux 6.10+) instead
 // of deleting and re-adding it. Played on the kernel model of unit/nft_batch_model.hpp: the end
 // state must be the one delete-and-add reaches (same keys, data, timeouts and comments), so an

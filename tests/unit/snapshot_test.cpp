@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd restart snapshot (src/pcpd/mapping_snapshot.hpp, issue 7): round trip of every
+// pcpd restart snapshot (src/pcpd/mapping_snapshot.hpp): round trip of every
 // core::Mapping field, every reject path of the decoder (never a partial table), the stamp
 // decision and the file functions (atomic write, read-once).
 #include <doctest/doctest.h>

@@ -453,7 +453,7 @@ TEST_CASE("R-OPT-8 decode never reads past the buffer: every prefix of a valid r
   }
 }
 
-TEST_CASE("peek_lookup: the lookup fields of MAP and PEER requests agree with decode_request (issue 7 prefetch hint)") {
+TEST_CASE("peek_lookup: the lookup fields of MAP and PEER requests agree with decode_request (prefetch hint)") {
   for (const char* name : {"map", "map_all_options", "map_reserved_set", "peer", "peer_all_options", "peer_reserved_set"}) {
     CAPTURE(name);
     const Bytes b = req(name);
