@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # bench/ha_conn_rate.sh: what the checkpoint machinery (RFC 7767 election chains + conntrackd,
-# DESIGN.md "Checkpointing", /work/shared/ha-recipe) costs in NEW CONNECTIONS PER SECOND through a
-# router (issue 7, HA target: "with the checkpoint chains loaded and 0 % elected >= 95 % of the
-# rate with no conntrack listener; the rate with conntrackd replicating everything for comparison").
+# docs/design.md "Checkpointing", ha/) costs in NEW CONNECTIONS PER SECOND through a router (the
+# target: with the checkpoint chains loaded and 0 % elected, >= 95 % of the rate with no conntrack
+# listener; the rate with conntrackd replicating everything for comparison).
 #
 # Measures new UDP flows per second forwarded and SNATed by a router namespace, every packet a new
 # 5-tuple (pcpd-echo flood: raw UDP from 192.0.2.10 to 100 ports of 203.0.113.100, source port

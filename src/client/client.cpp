@@ -84,7 +84,7 @@ std::optional<Outcome> Client::accept(const wire::Request& request, const wire::
   if (!response_matches(request, *response)) return std::nullopt;
   Outcome out;
   out.response = *response;
-  // RFC 7220 §3 (pcp-spec §2.1): an invalid UTF-8 DESCRIPTION is ignored, as the server does;
+  // RFC 7220 §3: an invalid UTF-8 DESCRIPTION is ignored, as the server does;
   // it would also make pcpc --json throw (nlohmann::json::dump, found by fuzz_decode_response).
   if (response->options.description && wire::valid_utf8(*response->options.description))
     out.description = std::string(response->options.description->begin(),

@@ -62,7 +62,7 @@ struct Config {
   // search for a MAP's connections walks the conntrack table).
   std::uint16_t log_group = 5351;
 
-  // [capability] (hops-00, DESIGN.md "CAPABILITY"); the set itself is policy.capabilities and
+  // [capability] (hops-00, docs/design.md "CAPABILITY"); the set itself is policy.capabilities and
   // the switch policy.capability_always. `auto`: the set is derived from the rest of the
   // configuration by derive_capabilities() (config_parser.hpp), again after interface look-up.
   bool capability_auto = false;

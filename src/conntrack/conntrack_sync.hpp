@@ -44,7 +44,7 @@
 namespace pcpd::ct {
 
 struct SyncSpec {
-  // ct mark bits, as in nft-rules/pcpd.nft (DESIGN "Checkpointing"): must be single, distinct bits.
+  // ct mark bits, as in nft-rules/pcpd.nft (docs/design.md "Checkpointing"): must be single, distinct bits.
   std::uint32_t elected_mark = 0x1;
   std::uint32_t sticky_mark = 0x2;
   std::uint32_t mapped_mark = 0x8;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// CAPABILITY (draft-boucadair-hops-capability-discovery-00, pcp-spec.md §3.2.3): which replies
+// CAPABILITY (draft-boucadair-hops-capability-discovery-00, docs/design.md "CAPABILITY"): which replies
 // carry the configured capability set, and the transport bits that refuse a request.
 #include "core/server_impl.hpp"
 

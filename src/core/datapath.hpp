@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd::core::Datapath: the whole boundary between core and the kernel (DESIGN.md "datapath").
+// pcpd::core::Datapath: the whole boundary between core and the kernel (docs/design.md "datapath").
 // A ChangeSet is what one request changes; apply() installs all of it or none of it.
 // Backends: pcpd::nft::NftDatapath (libnftnl + libmnl); tests: FakeDatapath (tests/fakes). The
 // connections of the mappings are not a datapath's: the daemon hands committed change sets to

@@ -50,6 +50,7 @@ std::optional<std::size_t> Server::remove_mapping(MappingKind kind, const IpAddr
   Change c;
   c.op = Change::Op::Remove;
   c.mapping = *m;
+  c.flush_conntrack = true;  // deleted: its connections go too, as with the client's own delete
   if (!s.apply(std::move(c))) return std::nullopt;
   ++s.stats.deleted;
   return 1;
@@ -63,6 +64,7 @@ std::optional<std::size_t> Server::remove_client(const IpAddr& addr) {
       Change c;
       c.op = Change::Op::Remove;
       c.mapping = m;
+      c.flush_conntrack = true;
       cs.changes.push_back(std::move(c));
     }
   });

@@ -41,7 +41,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   const Millis now = clock.now();
 
   if (const Mapping* cur = table.find_peer(pkey)) {
-    // R-PEER-9 (DESIGN.md decision): the MAP nonce rule; error lifetime = remaining lifetime.
+    // R-PEER-9 (docs/design.md "Decisions"): the MAP nonce rule; error lifetime = remaining lifetime.
     if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
       return error(req, ResultCode::NotAuthorized, cur->remaining(now));
     // RFC 6887 §12.3 / R-PEER-4: a suggestion naming another external endpoint.
@@ -90,7 +90,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     return r;
   }
 
-  // R-PEER-3, DESIGN.md decision: PEER never deletes; lifetime 0 without a mapping asks for
+  // R-PEER-3, docs/design.md "Decisions": PEER never deletes; lifetime 0 without a mapping asks for
   // nothing that exists -> MALFORMED_REQUEST.
   if (req.lifetime == 0) return error(req, ResultCode::MalformedRequest);
   if (auto e = check_quota(t.internal)) return error(req, *e);  // R-QUOTA-1/2

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Policy: every decision knob core needs, as plain values. pcp_config turns the TOML
-// file into one; tests build one with designated initialisers. Defaults follow DESIGN.md.
+// file into one; tests build one with designated initialisers. Defaults are the documented ones (docs/interfaces.md).
 #pragma once
 
 #include <array>
@@ -51,8 +51,8 @@ struct Policy {
   NonceChange nonce_change = NonceChange::Refuse;
   bool allow_all_ports = false;  // all-ports / all-protocols MAP (R-MAP-3): off -> UNSUPP_PROTOCOL
 
-  // THIRD_PARTY (R-TP-3): disabled -> UNSUPP_OPTION; enabled, client outside allow-list ->
-  // NOT_AUTHORIZED (DESIGN.md decision).
+  // THIRD_PARTY (R-TP-3): disabled, or enabled and the client outside the allow-list ->
+  // UNSUPP_OPTION either way (docs/design.md "Decisions": never reveal who may use it).
   bool third_party = false;
   std::vector<wire::Prefix> third_party_allow;
 
@@ -86,7 +86,7 @@ struct Policy {
     double prefer_failure_burst = 32.0;
   } rate_limit;
 
-  // CAPABILITY (draft-boucadair-hops-capability-discovery-00, DESIGN.md "CAPABILITY"): the
+  // CAPABILITY (draft-boucadair-hops-capability-discovery-00, docs/design.md "CAPABILITY"): the
   // device's capability set. nullopt: not configured, never sent (R-CAP-3, R-CAP-5). Bit 0 (A,
   // RFC 7652 authentication) is always sent as 0: pcpd does not implement PCP authentication.
   // Sent in MAP, PEER and ANNOUNCE responses whose request carried the option (R-CAP-1/4) and

@@ -200,7 +200,7 @@ Reply Server::Impl::handle(const wire::Request& req, const Context& ctx) {
 
 Reply Server::Impl::dispatch(const wire::Request& req, const Context& ctx) {
   // RFC 6887 §8.2 / R-ADDR-1: client address field vs packet source, all 128 bits. Applies to
-  // every opcode, ANNOUNCE included (R-ANN-2). DESIGN.md: before the options.
+  // every opcode, ANNOUNCE included (R-ANN-2), before the options (docs/design.md "Order of checks").
   if (req.client_addr != ctx.source) return error(req, ResultCode::AddressMismatch);
   // RFC 6887 §7.3: the first option error the decoder met.
   if (req.option_error) return error(req, *req.option_error);
@@ -267,7 +267,7 @@ std::size_t Server::Impl::expire() {
   }
   if (!apply(cs)) {
     // All or nothing here too: the mappings stay and are retried in a second (no busy loop).
-    // The kernel elements carry their own timeouts meanwhile (DESIGN.md "Lifetimes").
+    // The kernel elements carry their own timeouts meanwhile (docs/design.md "Lifetimes").
     for (const Change& c : cs.changes) {
       Mapping retry = c.mapping;
       retry.expires = now + Millis(1000);
@@ -360,7 +360,7 @@ std::size_t Server::restore(std::vector<Mapping> mappings) {
   for (Mapping& m : mappings) {
     if (m.expires <= now) {
       // Expired while pcpd was down, but its elements may still be in the kernel: their timeout
-      // is lifetime + grace (DESIGN.md "Lifetimes"). Taken into the table so that the next
+      // is lifetime + grace (docs/design.md "Lifetimes"). Taken into the table so that the next
       // expire() removes them like any other expiry (R-LIFE-7); left out, its external port
       // could be given to a new mapping while the old element still holds it. Not counted.
       if (!s.table.conflicts(m)) s.table.insert(std::move(m));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Server: the PCP server logic, pure over a Datapath and a Clock.
 // Owns the mapping table, port allocation, nonce ownership, lifetimes, quotas, FILTER, epoch.
-// Never includes a netlink, socket or logging header (DESIGN.md: wire <- core <- backends).
+// Never includes a netlink, socket or logging header (docs/design.md "Parts": wire <- core <- backends).
 #pragma once
 
 #include <cstddef>
@@ -123,7 +123,7 @@ class Server {
   // conflict (same key or external port) are skipped and counted in stats.
   std::size_t restore(std::vector<Mapping> mappings);
 
-  // Hot standby (RFC 7767 §3, DESIGN.md "Mapping state on the standby").
+  // Hot standby (RFC 7767 §3, docs/design.md "Mapping state on the standby").
   // Whether an election can be checkpointed now (the standby peer is up). While false, a
   // CHECKPOINT_REQUIRED request is served without the option (RFC 7767 §3.2: not honoured),
   // counted in Stats::checkpoint_refused_peer. Default true (no peer configured).

@@ -68,7 +68,7 @@ bool Daemon::open_control() {
   return true;
 }
 
-// RFC 7767 replication relies on conntrack events for every connection (DESIGN.md): warn when
+// RFC 7767 replication relies on conntrack events for every connection (docs/design.md "Checkpointing"): warn when
 // the sysctl is not 1 (0 silences committed entries, 2 depends on other listeners).
 void Daemon::warn_conntrack_events() const {
   std::ifstream in("/proc/sys/net/netfilter/nf_conntrack_events");
@@ -248,6 +248,9 @@ nlohmann::json Daemon::set_role(const std::string& role) {
       if (promo.synced && promo.peer_epoch_origin) {
         server_->set_epoch_origin(*promo.peer_epoch_origin);
         log::info("epoch.continued", {{"reason", "ha_promotion_synced"}, {"epoch", server_->epoch()}});
+        // The adopted origin is this router's now: a later restart must continue it, not the
+        // origin this router had before it was promoted.
+        save_epoch();
       } else {
         reset_epoch("ha_promotion_state_incomplete");
       }

@@ -286,6 +286,10 @@ void Daemon::setup_epoch(bool fully_recovered) {
 void Daemon::reset_epoch(const char* reason) {
   server_->reset_epoch();  // R-EPOCH-3/4
   log::info("epoch.reset", {{"reason", reason}, {"origin_ms", server_->epoch_origin().count()}});
+  save_epoch();
+}
+
+void Daemon::save_epoch() {
   const auto boot_id = read_boot_id();
   if (!boot_id) {
     log::warn("epoch.boot_id_unreadable", {});

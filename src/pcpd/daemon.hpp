@@ -97,6 +97,8 @@ class Daemon {
   [[nodiscard]] CommitCount commit_count() const;
   void setup_epoch(bool fully_recovered);
   void reset_epoch(const char* reason);
+  // The epoch origin to state_dir/epoch: a restart that recovers everything continues it.
+  void save_epoch();
   bool start_ha();
   void restore_role();  // [ha] role_file: the role keepalived last told
 

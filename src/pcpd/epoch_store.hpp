@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::daemon::EpochStore: the epoch origin persisted in state_dir/epoch, so that a restart
 // whose mappings were fully recovered from the kernel keeps the epoch continuous (RFC 6887 §8.5,
-// R-EPOCH-3 decision in DESIGN.md). The origin is on CLOCK_BOOTTIME, which only means something
+// R-EPOCH-3, docs/design.md "Epoch"). The origin is on CLOCK_BOOTTIME, which only means something
 // within one boot: the record carries the kernel's boot id.
 // File format (text): "boot_id=<uuid>\norigin_ms=<int>\n".
 #pragma once

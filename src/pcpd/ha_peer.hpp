@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd::daemon::HaPeer: the hot-standby peer link in the daemon (DESIGN.md "Mapping state on the
+// pcpd::daemon::HaPeer: the hot-standby peer link in the daemon (docs/design.md "Mapping state on the
 // standby", RFC 7767 §3). Owns the UDP socket on the sync network, the ha::PeerLink state machine
 // and its timer, and the responses held until the peer acknowledged their election.
 //   Primary: every ChangeSet core applies (seen through ChangeTap) is replicated; the response to
@@ -79,7 +79,7 @@ class HaPeer {
 
   // keepalived's role. Primary from another role: returns whether the state is a complete,
   // current copy of the old primary's (then its epoch origin is adopted), else the caller resets
-  // the epoch (R-EPOCH-3, DESIGN.md decisions table).
+  // the epoch (R-EPOCH-3, docs/design.md "Decisions").
   struct Promotion {
     bool synced = false;
     std::optional<core::Millis> peer_epoch_origin;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd::wire CAPABILITY (draft-boucadair-hops-capability-discovery-00, pcp-spec.md §3.2): the one
+// pcpd::wire CAPABILITY (draft-boucadair-hops-capability-discovery-00, docs/design.md "CAPABILITY"): the one
 // table of defined bits (number, config/CLI name, meaning) that server, client, config and docs
 // share, and CapabilitySet, the 128-bit field of the option.
-// Bit numbering (pcp-spec.md §3.2.2, the only reading consistent with hops-00): MSB first across
+// Bit numbering (docs/design.md "CAPABILITY", the only reading consistent with hops-00): MSB first across
 // the 16 data bytes, so bit n is data byte n/8 with mask 0x80 >> n%8; bit 0 is A (RFC 7652
 // authentication). Example: NAT44 (1) = byte 0 mask 0x40, TCP (119) = byte 14 mask 0x01.
 // Standard library only; the name functions allocate (not on the packet path).

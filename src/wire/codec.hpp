@@ -16,7 +16,7 @@ namespace pcpd::wire {
 
 using DecodedRequest = std::variant<Request, Reject>;
 
-// Server side. Checks in the order DESIGN.md fixes (RFC 6887 §8.2):
+// Server side. Checks in the order docs/design.md "Order of checks" gives (RFC 6887 §8.2):
 //   < 2 bytes drop; R bit drop; version != 2 -> UNSUPP_VERSION (any length >= 2); < 24 drop;
 //   > 1100 or not a multiple of 4 -> MALFORMED_REQUEST; unknown opcode -> UNSUPP_OPCODE;
 //   opcode body too short -> MALFORMED_REQUEST; then options, whose first error goes to

@@ -109,7 +109,7 @@ DecodedRequest decode_request(std::span<const std::uint8_t> datagram, const Opti
   Reader body = r.sub(body_size(req.opcode));
   req.body = read_body(body, req.opcode);
   // RFC 6887 §7.3: options; the first error is kept for the server, which checks
-  // ADDRESS_MISMATCH before it (DESIGN.md order of checks).
+  // ADDRESS_MISMATCH before it (docs/design.md "Order of checks").
   req.option_error =
       detail::decode_options(r, req.opcode, detail::OptionMode::Request, codes, req.options);
   req.raw = datagram;

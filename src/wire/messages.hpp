@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::wire messages: the values a PCP (RFC 6887) datagram decodes to and encodes from.
 // Owns: opcodes, result codes, option codes, MAP/PEER/ANNOUNCE bodies, options, Request, Response,
-// Reject. Standard library only: no allocation, clock, config or logging (DESIGN.md "wire").
+// Reject. Standard library only: no allocation, clock, config or logging (docs/design.md "wire").
 #pragma once
 
 #include <array>
@@ -151,7 +151,7 @@ struct Request {
   Body body{};
   Options options{};
   // The first option error met while walking the options (RFC 6887 §7.3), kept apart so that the
-  // server can check ADDRESS_MISMATCH first (DESIGN.md order of checks). nullopt: options fine.
+  // server can check ADDRESS_MISMATCH first (docs/design.md "Order of checks"). nullopt: options fine.
   std::optional<ResultCode> option_error;
   std::span<const std::uint8_t> raw;
 };

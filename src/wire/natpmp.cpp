@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// NAT-PMP (RFC 6886) codec; layouts in spec/pcp-spec.md §1.2 (NAT-PMP table).
+// NAT-PMP (RFC 6886) codec; layouts of RFC 6886 §3.2-§3.5.
 #include "wire/natpmp.hpp"
 
 #include <algorithm>
@@ -100,7 +100,7 @@ std::size_t encode_error(std::uint8_t opcode, Result result, std::uint32_t epoch
                          std::span<std::uint8_t> out) {
   // RFC 6886 §3.5: 8 bytes, vers 0, op, result, SSSoE. We send 128 + op as miniupnpd does;
   // RFC 6886 draws OP = 0 for the unsupported-version reply and clients accept both forms
-  // (spec/pcp-spec.md correction C16).
+  // (RFC 6886 draws OP = 0 there; both forms are in use).
   Writer w{out};
   header(w, opcode, result, epoch);
   return w.ok() ? kErrorSize : 0;

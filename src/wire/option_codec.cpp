@@ -152,7 +152,7 @@ std::optional<ResultCode> decode_options(Reader& r, Opcode op, OptionMode mode,
     if (strict && !valid_for(k, op)) {
       // RFC 6887 §12.1, R-PEER-5: PREFER_FAILURE in PEER is MALFORMED_REQUEST (MUST).
       if (k == Known::PreferFailure && op == Opcode::Peer) return ResultCode::MalformedRequest;
-      // R-OPT-7, local decision (DESIGN.md): mandatory-to-process and not valid for the opcode
+      // R-OPT-7, local decision (docs/design.md "Decisions"): mandatory-to-process and not valid for the opcode
       // -> MALFORMED_OPTION; optional-to-process -> ignored and not echoed. Checked before the
       // length: an option the opcode does not take is refused whatever its content.
       if (!is_optional_option(code)) return ResultCode::MalformedOption;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// test_ckpt_kernel: RFC 7767 checkpointing on the real kernel (DESIGN.md "Checkpointing",
+// test_ckpt_kernel: RFC 7767 checkpointing on the real kernel (docs/design.md "Checkpointing",
 // ha-recipe §2.2, §2.4, §2.6). Run by ckpt_kernel_test.sh, which builds lan - rtr - wan namespaces
 // (documentation addresses) and passes their names; this process joins the router namespace,
 // loads nft-rules/pcpd.nft, installs mappings through NftDatapath and makes real TCP connections

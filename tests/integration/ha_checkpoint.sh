@@ -98,7 +98,7 @@ E4=$(lab_json "$r.map-udp-u" external_port)
 ha_ctl r1 list --json >"$r.list" 2>&1
 elected_list() { python3 -c 'import json,sys
 for m in json.load(open(sys.argv[1])):
-    if m.get("checkpoint"): print(m["kind"], m["protocol"], m["internal"])' "$1" 2>/dev/null | sort | tr '\n' ';'; }
+    if m.get("checkpoint"): print(m["kind"], m["protocol_number"], m["internal"])' "$1" 2>/dev/null | sort | tr '\n' ';'; }
 check "R-CKPT-4 pcpctl list on r1 marks exactly the 5 elected mappings" \
   lab_eq elected "$(elected_list "$r.list")" \
   "map 17 192.0.2.10:8003;map 6 192.0.2.10:8001;peer 17 192.0.2.10:41001;peer 6 192.0.2.10:40001;peer 6 192.0.2.10:40003;"

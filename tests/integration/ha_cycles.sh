@@ -104,7 +104,7 @@ EOF
 
 elected_list() { python3 -c 'import json,sys
 for m in json.load(open(sys.argv[1])):
-    if m.get("checkpoint"): print(m["kind"], m["protocol"], m["internal"])' "$1" 2>/dev/null | sort | tr '\n' ';'; }
+    if m.get("checkpoint"): print(m["kind"], m["protocol_number"], m["internal"])' "$1" 2>/dev/null | sort | tr '\n' ';'; }
 WANT_LIST="map 17 192.0.2.10:8003;map 6 192.0.2.10:8001;peer 17 192.0.2.10:41001;peer 6 192.0.2.10:40001;"
 ELECTED="40001 41001 50001 51001"
 

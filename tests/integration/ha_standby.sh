@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# ha_standby.sh: hot standby (RFC 7767 §3, DESIGN.md "Mapping state on the standby") in
+# ha_standby.sh: hot standby (RFC 7767 §3, docs/design.md "Mapping state on the standby") in
 # the two-router lab (scripts/ha-lab.sh): keepalived on r1 (primary) and r2, pcpd on both with an
 # [ha] peer link on sync0 (198.51.100.1 <-> .2), scope "elected", ack_timeout_ms 200.
 #  1. the peer link comes up; the backup answers no request; an elected MAP reaches r2's table and

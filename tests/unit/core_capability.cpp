@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcp_core and CAPABILITY (draft-boucadair-hops-capability-discovery-00, pcp-spec.md §3.2.3):
+// pcp_core and CAPABILITY (draft-boucadair-hops-capability-discovery-00, docs/design.md "CAPABILITY"):
 // which replies carry the configured set (R-CAP-1/4/5/6/8), unsolicited ANNOUNCE (R-CAP-6/7),
 // and the transport bits that refuse a request. Through Server::handle and through the codec.
 #include <array>

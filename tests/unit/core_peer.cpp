@@ -26,8 +26,8 @@ TEST_CASE("R-PEER-3 lifetime 0 never deletes: existing -> SUCCESS with the remai
   CHECK(f.dp.calls() == calls);  // nothing changed, nothing applied
 }
 
-TEST_CASE("R-PEER-3 lifetime 0 without a mapping is MALFORMED_REQUEST (DESIGN.md decision)") {
-  // Reading implemented: DESIGN.md fixes MALFORMED_REQUEST (the spec's alternative, creating an
+TEST_CASE("R-PEER-3 lifetime 0 without a mapping is MALFORMED_REQUEST (our decision)") {
+  // Reading implemented (docs/design.md "Decisions"): MALFORMED_REQUEST (the spec's alternative, creating an
   // implicit mapping, is not what we do). Nothing is created.
   Fixture f;
   auto r = f.peer({.lifetime = 0});

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcp_core hot standby (RFC 7767 §3.2, DESIGN.md "Mapping state on the standby"): elections
+// pcp_core hot standby (RFC 7767 §3.2, docs/design.md "Mapping state on the standby"): elections
 // refused while no peer can hold them, an honoured election withdrawn after a missed ack, and
 // the standby's table following replicated changes (mirror).
 #include <vector>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // wire::CapabilitySet and the bit table (draft-boucadair-hops-capability-discovery-00,
-// pcp-spec.md §3.2.2: bits MSB first, bit n = data byte n/8, mask 0x80 >> n%8), the CAPABILITY
+// docs/design.md "CAPABILITY": bits MSB first, bit n = data byte n/8, mask 0x80 >> n%8), the CAPABILITY
 // option on the wire, and the error response that carries it (R-CAP-8).
 #include <algorithm>
 #include <array>
@@ -76,7 +76,7 @@ TEST_CASE("CAPABILITY bit table: the hops-00 list, in bit order, names unique") 
     CHECK(names.insert(wire::kCapabilityBits[i].name).second);
     CHECK_FALSE(wire::kCapabilityBits[i].description.empty());
   }
-  // Unassigned bits (pcp-spec.md §3.2.2) have no entry.
+  // Unassigned bits (docs/design.md "CAPABILITY") have no entry.
   for (unsigned bit : {3u, 7u, 10u, 15u, 17u, 31u, 33u, 63u, 65u, 118u})
     CHECK(wire::capability_by_bit(bit) == nullptr);
   CHECK(wire::capability_by_name("nat44")->bit == 1);
@@ -99,7 +99,7 @@ TEST_CASE("CAPABILITY bit numbering: every defined bit is data byte n/8, mask 0x
   }
 }
 
-TEST_CASE("CAPABILITY bit numbering: the worked examples of pcp-spec.md §3.2.2") {
+TEST_CASE("CAPABILITY bit numbering: the worked examples of the bit numbering") {
   // Option-relative byte 4 + n/8 is data byte n/8.
   expect_only(named({"authentication"}), 0, 0x80);  // A = bit 0
   expect_only(named({"nat44"}), 0, 0x40);            // NAT44 = data byte 0 mask 0x40

@@ -12,7 +12,7 @@ Bytes rej(const char* name) { return vec("pcp_request_rejects.hex", name); }
 Bytes req(const char* name) { return vec("pcp_requests.hex", name); }
 }  // namespace
 
-// ---- header checks, in the order of DESIGN.md / spec §6 point 1 ----
+// ---- header checks, in the order of docs/design.md "Order of checks" ----
 
 TEST_CASE("R-HDR-3 fewer than 2 bytes is dropped") {
   check_drop(rej("empty"));
@@ -226,7 +226,7 @@ TEST_CASE("R-OPT-4 R-FLT-1 FILTER with a wrong length is MALFORMED_OPTION") {
 }
 
 TEST_CASE("R-FLT-4 FILTER prefix lengths that cannot be parsed are MALFORMED_OPTION") {
-  // Our reading (spec §6 point 3): IPv4-mapped filters use 96..128 or 0; IPv6 0..128. The codec
+  // Our reading (R-FLT-5): IPv4-mapped filters use 96..128 or 0; IPv6 0..128. The codec
   // checks this because it is a parse error; family mismatches (R-FLT-5) and lifetime 0 belong
   // to core, which knows the internal address and the request.
   check_option_error(rej("filter_v4_prefix_64"), ResultCode::MalformedOption);
@@ -323,7 +323,7 @@ TEST_CASE("R-OPT-7 validity for the opcode is checked before the option's length
 }
 
 TEST_CASE("R-OPT-7 mandatory option not valid for the opcode is MALFORMED_OPTION") {
-  // Local decision (DESIGN.md): FILTER in PEER, THIRD_PARTY / PREFER_FAILURE / FILTER in ANNOUNCE.
+  // Local decision (docs/design.md "Decisions"): FILTER in PEER, THIRD_PARTY / PREFER_FAILURE / FILTER in ANNOUNCE.
   check_option_error(rej("filter_in_peer"), ResultCode::MalformedOption);
   check_option_error(rej("third_party_in_announce"), ResultCode::MalformedOption);
   check_option_error(rej("prefer_failure_in_announce"), ResultCode::MalformedOption);

@@ -40,7 +40,7 @@ wire::PeerBody peer_body() {
   return p;
 }
 
-// Capability bits MSB first (DESIGN.md): 1 NAT44, 119 TCP, 120 UDP.
+// Capability bits MSB first (docs/design.md "CAPABILITY"): 1 NAT44, 119 TCP, 120 UDP.
 std::array<std::uint8_t, 16> caps() {
   std::array<std::uint8_t, 16> c{};
   for (unsigned bit : {1u, 119u, 120u}) c[bit / 8] |= static_cast<std::uint8_t>(0x80u >> (bit % 8));
