@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "client/sockaddr.hpp"
+#include "wire/sockaddr.hpp"
 #include "wire/codec.hpp"
 
 namespace pcpd::client {
@@ -66,7 +66,7 @@ Result<std::unique_ptr<AnnounceListener>> AnnounceListener::open_family(
   if (!v4 && ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
     return close_fail("IPV6_V6ONLY");
   sockaddr_storage ss{};
-  socklen_t len = detail::to_sockaddr(v4 ? wire::IpAddr::v4_any() : wire::IpAddr{}, port, 0, ss);
+  socklen_t len = wire::to_sockaddr(v4 ? wire::IpAddr::v4_any() : wire::IpAddr{}, port, 0, ss);
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0) return close_fail("bind 5350");
   // RFC 6887 §14.1.3: 224.0.0.1 / ff02::1. Every host is already in the all-nodes groups, so
   // EADDRINUSE from the join is fine, and any other failure is only reported.
@@ -98,7 +98,7 @@ std::vector<Announcement> AnnounceListener::drain(Millis now, const wire::Option
     ssize_t n = ::recvfrom(fd_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from),
                            &from_len);
     if (n < 0) break;  // EAGAIN: nothing more
-    const wire::IpAddr source = detail::from_sockaddr(from, nullptr);
+    const wire::IpAddr source = wire::from_sockaddr(from, nullptr);
     if (auto a = decode_announce(std::span(buf.data(), static_cast<std::size_t>(n)), source,
                                  server_, now, codes))
       out.push_back(std::move(*a));

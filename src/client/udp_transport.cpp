@@ -6,7 +6,7 @@
 
 #include <cerrno>
 
-#include "client/sockaddr.hpp"
+#include "wire/sockaddr.hpp"
 
 namespace pcpd::client {
 
@@ -31,18 +31,18 @@ Result<std::unique_ptr<UdpTransport>> UdpTransport::open(const UdpTransportConfi
   sockaddr_storage ss{};
   if (config.source || config.source_port != 0) {
     wire::IpAddr src = config.source ? *config.source : (v4 ? wire::IpAddr::v4_any() : wire::IpAddr{});
-    socklen_t len = detail::to_sockaddr(src, config.source_port, config.scope_id, ss);
+    socklen_t len = wire::to_sockaddr(src, config.source_port, config.scope_id, ss);
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0) return close_fail("bind");
   }
   // RFC 6887 §8.3: a connected socket only delivers datagrams from the server's address and port.
-  socklen_t len = detail::to_sockaddr(config.server, config.server_port, config.scope_id, ss);
+  socklen_t len = wire::to_sockaddr(config.server, config.server_port, config.scope_id, ss);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0) return close_fail("connect");
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) < 0)
     return close_fail("getsockname");
   std::uint16_t local_port = 0;
-  wire::IpAddr local_addr = detail::from_sockaddr(local, &local_port);
+  wire::IpAddr local_addr = wire::from_sockaddr(local, &local_port);
   return std::unique_ptr<UdpTransport>(new UdpTransport(fd, config.server, config.server_port, local_addr, local_port));
 }
 

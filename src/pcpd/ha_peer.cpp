@@ -15,6 +15,7 @@
 #include <variant>
 
 #include "wire/codec.hpp"
+#include "wire/sockaddr.hpp"
 
 namespace pcpd::daemon {
 
@@ -25,35 +26,6 @@ constexpr int kMaxDatagramsPerWakeup = 64;
 constexpr int kMaxPumpRounds = 16;
 
 std::string errno_text(int e) { return std::strerror(e); }
-
-socklen_t to_sockaddr(const wire::IpAddr& a, std::uint16_t port, sockaddr_storage& ss) {
-  std::memset(&ss, 0, sizeof ss);
-  if (a.is_v4()) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    sin->sin_addr.s_addr = htonl(a.v4());
-    return sizeof(sockaddr_in);
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  std::memcpy(sin6->sin6_addr.s6_addr, a.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
-
-wire::IpAddr from_sockaddr(const sockaddr_storage& ss, std::uint16_t& port) {
-  if (ss.ss_family == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    port = ntohs(sin->sin_port);
-    return wire::IpAddr::from_v4(ntohl(sin->sin_addr.s_addr));
-  }
-  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-  port = ntohs(sin6->sin6_port);
-  std::uint8_t b[16];
-  std::memcpy(b, sin6->sin6_addr.s6_addr, 16);
-  return wire::IpAddr::from_v6(b);
-}
 
 // RFC 7767 §3: a response that confirms an election (the option is echoed).
 std::vector<core::Mapping> elections(const core::ChangeSet& cs) {
@@ -124,7 +96,7 @@ std::unique_ptr<HaPeer> HaPeer::open(const config::Config::Ha& cfg, core::Server
   sockaddr_storage local{};
   const wire::IpAddr any = family == AF_INET ? wire::IpAddr::v4_any() : wire::IpAddr{};
   const wire::IpAddr bind_addr = cfg.listen.value_or(any);
-  const socklen_t len = to_sockaddr(bind_addr, cfg.port, local);
+  const socklen_t len = wire::to_sockaddr(bind_addr, cfg.port, 0, local);
   if (family == AF_INET6) {
     int one = 1;
     (void)::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
@@ -271,7 +243,7 @@ void HaPeer::on_readable() {
       break;
     }
     std::uint16_t port = 0;
-    const wire::IpAddr source = from_sockaddr(from, port);
+    const wire::IpAddr source = wire::from_sockaddr(from, &port);
     if (source != cfg_.peer) {
       ++counters_.wrong_source;
       log::limited(reject_limiter_, log::Level::Warning, "ha.rejected",
@@ -345,7 +317,7 @@ void HaPeer::pump() {
     // means "in the kernel" (RFC 7767 §3).
     for (const auto& e : out.events) on_event(e);
     sockaddr_storage to{};
-    const socklen_t len = to_sockaddr(cfg_.peer, cfg_.peer_port, to);
+    const socklen_t len = wire::to_sockaddr(cfg_.peer, cfg_.peer_port, 0, to);
     for (const auto& d : out.datagrams) {
       if (::sendto(fd_.get(), d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to), len) < 0 &&
           errno != EAGAIN)

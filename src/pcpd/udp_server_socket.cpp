@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "wire/sockaddr.hpp"
+
 namespace pcpd::daemon {
 
 namespace {
@@ -78,19 +80,8 @@ bool describe(msghdr& msg, const sockaddr_storage& from, Datagram& d) {
     }
   }
   if (!have_info) return false;
-  if (from.ss_family == AF_INET) {
-    sockaddr_in sin{};
-    std::memcpy(&sin, &from, sizeof sin);
-    d.source = wire::IpAddr::from_v4(ntohl(sin.sin_addr.s_addr));
-    d.source_port = ntohs(sin.sin_port);
-  } else if (from.ss_family == AF_INET6) {
-    sockaddr_in6 sin6{};
-    std::memcpy(&sin6, &from, sizeof sin6);
-    d.source = wire::IpAddr::from_v6(sin6.sin6_addr.s6_addr);
-    d.source_port = ntohs(sin6.sin6_port);
-  } else {
-    return false;
-  }
+  if (from.ss_family != AF_INET && from.ss_family != AF_INET6) return false;
+  d.source = wire::from_sockaddr(from, &d.source_port);
   return true;
 }
 

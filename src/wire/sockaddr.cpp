@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-#include "client/sockaddr.hpp"
+#include "wire/sockaddr.hpp"
 
 #include <arpa/inet.h>
 
 #include <cstring>
 
-namespace pcpd::client::detail {
+namespace pcpd::wire {
 
-socklen_t to_sockaddr(const wire::IpAddr& addr, std::uint16_t port, unsigned scope_id,
+socklen_t to_sockaddr(const IpAddr& addr, std::uint16_t port, unsigned scope_id,
                       sockaddr_storage& ss) {
   std::memset(&ss, 0, sizeof ss);
   if (addr.is_v4()) {
@@ -27,12 +27,12 @@ socklen_t to_sockaddr(const wire::IpAddr& addr, std::uint16_t port, unsigned sco
   return sizeof sin6;
 }
 
-wire::IpAddr from_sockaddr(const sockaddr_storage& ss, std::uint16_t* port) {
-  wire::IpAddr a;
+IpAddr from_sockaddr(const sockaddr_storage& ss, std::uint16_t* port) {
+  IpAddr a;
   if (ss.ss_family == AF_INET) {
     sockaddr_in sin{};
     std::memcpy(&sin, &ss, sizeof sin);
-    a = wire::IpAddr::from_v4(ntohl(sin.sin_addr.s_addr));
+    a = IpAddr::from_v4(ntohl(sin.sin_addr.s_addr));
     if (port) *port = ntohs(sin.sin_port);
   } else if (ss.ss_family == AF_INET6) {
     sockaddr_in6 sin6{};
@@ -43,4 +43,4 @@ wire::IpAddr from_sockaddr(const sockaddr_storage& ss, std::uint16_t* port) {
   return a;
 }
 
-}  // namespace pcpd::client::detail
+}  // namespace pcpd::wire

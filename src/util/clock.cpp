@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-#include "client/clock.hpp"
+#include "util/clock.hpp"
 
 #include <time.h>
 
-namespace pcpd::client {
+namespace pcpd::util {
 
 Millis BootClock::now() const {
   timespec ts{};
@@ -11,4 +11,4 @@ Millis BootClock::now() const {
   return Millis{std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1'000'000};
 }
 
-}  // namespace pcpd::client
+}  // namespace pcpd::util
