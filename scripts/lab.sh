@@ -444,6 +444,20 @@ lab_listen() {
   lab_die "listener on port $port in $ns did not start"
 }
 
+# lab_waitfor SECONDS CMD...: runs CMD until it succeeds, every 0.1 s, for at most SECONDS of
+# wall time. Bounded by time, not by a number of tries: on a loaded machine every try (often a
+# python3 start) takes longer, and a count of tries let a 10 s wait run for minutes.
+lab_waitfor() {
+  local end=$((SECONDS + $1)) i
+  shift
+  for ((i = 0; i < 100000; i++)); do
+    "$@" && return 0
+    [ "$SECONDS" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 check() {
   local what=$1
   shift

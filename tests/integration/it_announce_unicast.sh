@@ -18,12 +18,7 @@ lab_pcpd_start "$conf"
 events=$LAB_DIR/client.jsonl
 lab_spawn "$LAB_CLI" "$events" python3 "$LAB_SRC/tests/integration/pcp_update_client.py" \
   --server 192.0.2.1 --client 192.0.2.10 --ports 9100 --refresh-on-update "" --life 90 --dual-stack
-waitfor() { # waitfor SECONDS CMD...: bounded poll, every 0.1 s
-  local i n=$(($1 * 10))
-  shift
-  for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+waitfor() { lab_waitfor "$@"; }
 count() { # count EVENT [KEY=VALUE...]
   python3 - "$events" "$@" <<'PY'
 import json, sys

@@ -22,7 +22,7 @@
 #      renewal reports .5:8333; Tailscale's probe learns .5 and keeps its port. The remote
 #      host reaches Apple's and Bitcoin's ports on .5.
 set -u
-LAB_WATCHDOG=${LAB_WATCHDOG:-240}
+LAB_WATCHDOG=${LAB_WATCHDOG:-300}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_client_models
 lab_up
@@ -70,12 +70,7 @@ for line in open(f):
 print(v)
 PY
 }
-waitfor() { # waitfor SECONDS CMD...: bounded poll, every 0.1 s
-  local i k=$(($1 * 10))
-  shift
-  for i in $(seq 1 "$k"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+waitfor() { lab_waitfor "$@"; }
 more_than() { [ "$(n "$2" "$3" "${@:4}")" -gt "$1" ]; }
 # cmd MODEL VERB: run a model command and wait (15 s at most) until it is done
 cmd() {

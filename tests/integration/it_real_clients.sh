@@ -41,12 +41,7 @@ conf=$LAB_DIR/pcpd.conf
 lab_ctl_config "$conf"
 lab_pcpd_start "$conf"
 
-waitfor() { # waitfor SECONDS CMD...: bounded poll, every 0.2 s
-  local i n=$(($1 * 5))
-  shift
-  for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done
-  return 1
-}
+waitfor() { lab_waitfor "$@"; }
 # tcp_open ADDR PORT: the remote host's TCP connection is accepted (by the client's listener)
 tcp_open() {
   lab_wan timeout 10 /usr/bin/python3 -c '

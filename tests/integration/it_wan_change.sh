@@ -15,7 +15,7 @@
 #   4. A reload with interfaces.external_address = 203.0.113.7 (an operator's edit): the mappings
 #      move there too, with updates to the client.
 set -u
-LAB_WATCHDOG=${LAB_WATCHDOG:-150}
+LAB_WATCHDOG=${LAB_WATCHDOG:-240}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 lab_init it_wan_change
 lab_up
@@ -28,12 +28,7 @@ lab_listen "$LAB_CLI" 8081 "$LAB_DIR/l8081.log"
 events=$LAB_DIR/client.jsonl
 lab_spawn "$LAB_CLI" "$events" python3 "$LAB_SRC/tests/integration/pcp_update_client.py" \
   --server 192.0.2.1 --client 192.0.2.10 --ports 8080,8081 --refresh-on-update 8080 --life 120
-waitfor() { # waitfor SECONDS CMD...: bounded poll, every 0.1 s
-  local i n=$(($1 * 10))
-  shift
-  for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+waitfor() { lab_waitfor "$@"; }
 # count EVENT [PORT [EXT]]: lines of the client's output that match
 count() {
   python3 - "$events" "$@" <<'PY'

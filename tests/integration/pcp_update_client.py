@@ -115,6 +115,8 @@ def main():
                 if len(data) >= 24 and data[0] == 2 and data[1] == 0x80:
                     emit({"event": "announce", "epoch": struct.unpack("!I", data[8:12])[0], "src": src[0], "dst": dst})
                     continue
+            else:
+                data, src = sock.recvfrom(2048)
             if sock is m:
                 if len(data) >= 12 and data[0] == 0 and data[1] == 128:
                     epoch = struct.unpack("!I", data[4:8])[0]

@@ -374,12 +374,7 @@ check "systemd: the root boots under systemd-nspawn (is-system-running: $(ct sys
 [ "$ok" = 1 ] || { tail -n 30 "$LAB_DIR/nspawn.log" | lab_ev; lab_die "the container did not boot"; }
 journal() { ct journalctl -q -o cat -u pcpd.service --no-pager 2>/dev/null; }
 pcpd_runs() { [ "$(ct systemctl is-active pcpd.service 2>/dev/null)" = active ]; }
-waitfor() { # waitfor SECONDS CMD...
-  local i n=$(($1 * 5))
-  shift
-  for i in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done
-  return 1
-}
+waitfor() { lab_waitfor "$@"; }
 
 ct systemctl enable --now pcpd.service >"$LAB_DIR/enable.txt" 2>&1
 check "systemd: systemctl enable --now pcpd (the shipped config, lan0/wan0): active" waitfor 10 pcpd_runs
