@@ -33,7 +33,7 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
 LAB_NO_BINS=1
-LAB_WATCHDOG=${LAB_WATCHDOG:-900}
+LAB_WATCHDOG=${LAB_WATCHDOG:-1700}
 lab_init pkg_deb
 
 ROOT=""
