@@ -53,10 +53,12 @@ Server::Readdress Server::readdress() {
   const std::uint16_t hi = s.policy.port_max;
   // Endpoints this change hands out: the table does not know them until the commit.
   std::unordered_set<EndpointKey, EndpointKeyHash> claimed;
-  auto port_ok = [&](const IpAddr& a, std::uint8_t protocol, std::uint16_t p) {
-    const EndpointKey e{a, protocol, p};
+  auto port_ok = [&](const IpAddr& a, const Mapping& m, std::uint16_t p) {
+    const EndpointKey e{a, m.protocol, p};
+    // RFC 6886 §3.3: not another host's NAT-PMP companion port either.
     return p >= lo && p <= hi && !PortAllocator::reserved(p) && s.table.external_free(e) &&
-           !claimed.contains(e);
+           !claimed.contains(e) &&
+           !s.companion_of_other(a, EndpointKey{m.internal_addr, m.protocol, m.internal_port}, p);
   };
   // One new external endpoint per internal endpoint (R-MAP-12: its MAP and PEER mappings share
   // it). The address: paired pooling as for a new binding (one address per internal host).
@@ -65,7 +67,7 @@ Server::Readdress Server::readdress() {
     const IpAddr& addr = pool[wire::IpAddrHash{}(m.internal_addr) % pool.size()];
     // The same port first: a client that kept the port number (or a peer told of it) loses least.
     for (std::uint16_t p : {m.external_port, m.internal_port})
-      if (port_ok(addr, m.protocol, p)) return External{addr, p};
+      if (port_ok(addr, m, p)) return External{addr, p};
     if (lo > hi) return std::nullopt;
     // R-SEC-4: a random start. A port this change already handed out is skipped; bounded.
     std::uniform_int_distribution<std::uint32_t> dist(lo, hi);
@@ -73,7 +75,7 @@ Server::Readdress Server::readdress() {
     for (int tries = 0; tries < 64; ++tries) {
       auto p = s.table.find_free_port(addr, m.protocol, lo, hi, start);
       if (!p) return std::nullopt;
-      if (port_ok(addr, m.protocol, *p)) return External{addr, *p};
+      if (port_ok(addr, m, *p)) return External{addr, *p};
       start = *p == hi ? lo : static_cast<std::uint16_t>(*p + 1);
     }
     return std::nullopt;
@@ -96,6 +98,9 @@ Server::Readdress Server::readdress() {
     Change rm;
     rm.op = Change::Op::Remove;
     rm.mapping = m;
+    // Its connections were translated to the gone address: they cannot work any more, and an
+    // active UDP flow would otherwise keep its entry (and the old address) alive for good.
+    rm.flush_conntrack = true;
     removes.changes.push_back(std::move(rm));
     Change add;
     add.op = Change::Op::Add;

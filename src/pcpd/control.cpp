@@ -204,6 +204,7 @@ ctl::Answer Daemon::control_delete(const nlohmann::json& args) {
                                          port, remote, remote_port);
   if (!n) throw std::runtime_error("the kernel refused the change; nothing was deleted");
   rearm_expiry();
+  if (ha_) ha_->flush();  // the standby learns it now, not with the next request
   if (*n == 0) throw std::runtime_error("no such mapping");
   log::info("mapping.deleted", {{"by", "pcpctl"}, {"internal", ctl::endpoint_text(addr, port)},
                                 {"protocol", ctl::protocol_name(protocol)}, {"remote", remote_text}});
@@ -218,6 +219,7 @@ ctl::Answer Daemon::control_flush(const nlohmann::json& args) {
   const auto n = server_->remove_client(*addr);
   if (!n) throw std::runtime_error("the kernel refused the change; nothing was deleted");
   rearm_expiry();
+  if (ha_) ha_->flush();
   log::info("mapping.flushed", {{"by", "pcpctl"}, {"client", *addr}, {"mappings", *n}});
   return "deleted " + std::to_string(*n) + " mapping" + (*n == 1 ? "" : "s");
 }

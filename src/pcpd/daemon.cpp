@@ -605,11 +605,10 @@ std::optional<std::string> Daemon::reload() {
     // (R-CAP-5: nothing is sent without a set).
     if (caps) announce_capability_ = true;
   }
-  if (external_changed) {
-    after_external_change();  // mappings moved, R-EPOCH-4, R-ANN-3 decision, R-PMP-4, R-ANN-7
-  } else if (capability_changed && config_->policy.capabilities) {
-    start_announce();  // hops-00 R-CAP-7, same schedule as RFC 6887 §14.1.3
-  }
+  if (external_changed) after_external_change();  // mappings moved, R-EPOCH-4, R-ANN-3 decision, R-PMP-4, R-ANN-7
+  // hops-00 R-CAP-7, same schedule as RFC 6887 §14.1.3 (again if the external change started
+  // a round: it then carries the new set from its first copy).
+  if (capability_changed && config_->policy.capabilities) start_announce();
   const std::string ready = "READY=1\nSTATUS=serving " + std::to_string(server_->mapping_count()) +
                             " mappings, epoch " + std::to_string(server_->epoch());
   sd_notify(0, ready.c_str());

@@ -24,6 +24,14 @@ namespace pcpd::daemon {
 namespace {
 // DHCP renumbering is a delete and an add, PPPoE a link that goes and comes: read once it settled.
 constexpr std::int64_t kAddressSettleMs = 200;
+
+// The same addresses, whatever their order (getifaddrs may list them differently).
+bool same_set(std::vector<wire::IpAddr> a, std::vector<wire::IpAddr> b) {
+  auto less = [](const wire::IpAddr& x, const wire::IpAddr& y) { return x.bytes < y.bytes; };
+  std::sort(a.begin(), a.end(), less);
+  std::sort(b.begin(), b.end(), less);
+  return a == b;
+}
 }  // namespace
 
 void Daemon::start_address_watch() {
@@ -43,7 +51,24 @@ void Daemon::start_address_watch() {
       !loop_->add(address_timer_->fd(), [this] { on_address_timer(); }) ||
       !loop_->add(update_timer_->fd(), [this] { on_update_timer(); })) {
     log::warn("external.watch_failed", {{"error", "epoll_ctl"}});
+    loop_->remove(address_watch_->fd());
+    loop_->remove(address_timer_->fd());
+    loop_->remove(update_timer_->fd());
     address_watch_.reset();
+    address_timer_.reset();
+    update_timer_.reset();
+  }
+  // The address may have changed since the configuration was read, or while pcpd was stopped
+  // (the restored mappings then sit on an address the interface no longer has): the same as a
+  // change seen while running, before the first answer.
+  follow_external_address();
+  if (!config_->policy.external_v4.empty() && !(ha_ && !ha_->serving())) {
+    const core::Server::Readdress r = server_->readdress();
+    if (!r.moved.empty()) {
+      log::info("external.mappings_moved", {{"to", join_addrs(config_->policy.external_v4)}, {"moved", r.moved.size()},
+                                           {"port_kept", r.port_kept}, {"no_port", r.no_port}, {"when", "start"}});
+      reset_epoch("external_address_changed");  // R-EPOCH-4
+    }
   }
 }
 
@@ -61,8 +86,9 @@ void Daemon::on_address_timer() {
 }
 
 void Daemon::follow_external_address() {
-  // An address the operator wrote down (a VRRP pair's WAN VIP) is not followed.
-  if (!config_->policy.nat44 || config_->external_address_set) return;
+  // An address the operator wrote down is not followed; nor are the addresses of one router of
+  // a VRRP pair ([ha]): the pair's external address is the WAN VIP, which must be configured.
+  if (!config_->policy.nat44 || config_->external_address_set || ha_) return;
   config::InterfaceTable table;
   try {
     table = config::system_interfaces();
@@ -71,7 +97,7 @@ void Daemon::follow_external_address() {
     return;
   }
   std::vector<wire::IpAddr> now = config::external_v4_of(table, config_->external_interface);
-  if (now == config_->policy.external_v4) {
+  if (same_set(now, config_->policy.external_v4)) {
     if (readdress_pending_) after_external_change();
     return;
   }
@@ -95,7 +121,11 @@ void Daemon::follow_external_address() {
 
 void Daemon::after_external_change() {
   const std::vector<wire::IpAddr>& now = config_->policy.external_v4;
+  // A backup's table is the primary's copy: the primary moves the mappings and the peer link
+  // brings the moves here.
+  if (ha_ && !ha_->serving()) return;
   core::Server::Readdress r = server_->readdress();
+  if (ha_) ha_->flush();  // the moves go to the standby now, not with the next request
   if (now.empty()) {
     // §7.4: NETWORK_FAILURE for NAT44 requests meanwhile; nothing is lost, nothing announced.
     log::warn("external.address_gone", {{"interface", config_->external_interface},
@@ -114,8 +144,13 @@ void Daemon::after_external_change() {
   if (!r.moved.empty() || r.no_port != 0)
     log::info("external.mappings_moved", {{"to", join_addrs(now)}, {"moved", r.moved.size()},
                                          {"port_kept", r.port_kept}, {"no_port", r.no_port}});
-  if (now != mappings_external_) {
-    mappings_external_ = now;
+  // R-EPOCH-4: the epoch resets when an address the mappings were on is gone (or something
+  // moved); an added address, or the same ones in another order, changes nothing for clients.
+  const bool lost = std::any_of(mappings_external_.begin(), mappings_external_.end(), [&](const wire::IpAddr& a) {
+    return std::find(now.begin(), now.end(), a) == now.end();
+  });
+  mappings_external_ = now;
+  if (lost || !r.moved.empty()) {
     reset_epoch("external_address_changed");  // R-EPOCH-4
     start_announce();                          // R-ANN-3 decision, R-PMP-4
   }

@@ -14,6 +14,8 @@
 #      address back: nothing moves, no epoch reset, a refresh succeeds on the same port.
 #   4. A reload with interfaces.external_address = 203.0.113.7 (an operator's edit): the mappings
 #      move there too, with updates to the client.
+#   5. The address changes while pcpd is stopped: at its start the restored mappings move to the
+#      new address before the first answer, and the epoch resets.
 set -u
 LAB_WATCHDOG=${LAB_WATCHDOG:-240}
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lab.sh"
@@ -129,4 +131,17 @@ check "the mappings move to 203.0.113.7 (external.mappings_moved moved=2)" \
   waitfor 5 pcpd_said 'external.mappings_moved to=203.0.113.7 moved=2'
 check "R-ANN-7: the client is told (an update for 8081 on 203.0.113.7)" waitfor 5 at_least $((before + 1)) update 8081 203.0.113.7
 check "the remote host reaches the client through 203.0.113.7:8081" lab_connect "$LAB_WAN" 203.0.113.7 8081
+
+lab_log "5. the address changes while pcpd is stopped (the config follows wan0 again)"
+lab_pcpd_stop
+lab_ctl_config "$conf"
+# The secondary (.7) first: deleting the primary (.5) would take the secondaries with it.
+printf 'addr del 203.0.113.7/24 dev wan0\naddr del 203.0.113.5/24 dev wan0\naddr add 203.0.113.9/24 dev wan0\n' |
+  lab_rtr ip -batch - || lab_die "renumbering wan0 failed"
+lab_pcpd_start "$conf"
+grep -E 'mappings.recovered|external\.|epoch\.' "$LAB_PCPD_LOG" | lab_ev
+check "at start the restored mappings move off the gone address (external.mappings_moved ... when=start)" \
+  grep -q 'external.mappings_moved to=203.0.113.9 moved=2 port_kept=2 no_port=0 when=start' "$LAB_PCPD_LOG"
+check "R-EPOCH-4: the epoch resets for it" grep -q 'epoch.reset reason=external_address_changed' "$LAB_PCPD_LOG"
+check "the remote host reaches the client through 203.0.113.9:8081" lab_connect "$LAB_WAN" 203.0.113.9 8081
 lab_finish

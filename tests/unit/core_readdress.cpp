@@ -45,6 +45,9 @@ TEST_CASE("readdress: every NAT44 mapping moves to the new address in one transa
   REQUIRE(cs.changes.size() == 6);
   CHECK(std::all_of(cs.changes.begin(), cs.changes.begin() + 3,
                     [](const core::Change& c) { return c.op == core::Change::Op::Remove; }));
+  // Their connections were translated to the gone address: flushed with them.
+  CHECK(std::all_of(cs.changes.begin(), cs.changes.begin() + 3,
+                    [](const core::Change& c) { return c.flush_conntrack; }));
   CHECK(std::all_of(cs.changes.begin() + 3, cs.changes.end(),
                     [](const core::Change& c) { return c.op == core::Change::Op::Add; }));
   for (const Mapping& m : f.server->mappings()) CHECK(m.external_addr == ip("203.0.113.5"));
@@ -205,6 +208,39 @@ TEST_CASE("encode_mapping_update: the response a refresh would get, THIRD_PARTY 
   CHECK(resp.options.filters[0].remote_port == 443);
   CHECK_FALSE(resp.options.description);           // optional to process: left out
   CHECK_FALSE(resp.options.checkpoint_required);
+}
+
+}  // namespace pcpd::test
+
+namespace pcpd::test {
+
+TEST_CASE("readdress: a moved mapping does not take another host's NAT-PMP companion port") {
+  Policy two = default_policy();
+  two.external_v4 = {ip("203.0.113.1"), ip("203.0.113.2")};
+  Fixture f(two);
+  // 192.0.2.10 holds NAT-PMP UDP 31000 on address P; 192.0.2.11's TCP 31000 cannot be on P (the
+  // companion, RFC 6886 §3.3), so it is on the other address Q.
+  std::array<std::uint8_t, 64> out{};
+  const std::vector<std::uint8_t> udp{0, 1, 0, 0, 0x79, 0x18, 0x79, 0x18, 0, 0, 0x0e, 0x10};  // 31000, 3600 s
+  REQUIRE(f.server->handle_natpmp(udp, ctx(ip("192.0.2.10")), out) > 0);
+  const auto pmp = f.server->find(core::MappingKind::Map, ip("192.0.2.10"), kUdp, 31000, IpAddr{}, 0);
+  REQUIRE(pmp);
+  REQUIRE(pmp->external_port == 31000);
+  REQUIRE(f.map({.client = ip("192.0.2.11"), .internal_port = 31000}).kind == Reply::Kind::Success);
+  const auto tcp = f.server->find(core::MappingKind::Map, ip("192.0.2.11"), kTcp, 31000, IpAddr{}, 0);
+  REQUIRE(tcp);
+  REQUIRE(tcp->external_port == 31000);
+  REQUIRE(tcp->external_addr != pmp->external_addr);
+  // Q goes away: the TCP mapping moves to P, but not onto TCP 31000 there.
+  Policy only_p = two;
+  only_p.external_v4 = {pmp->external_addr};
+  f.server->set_policy(only_p);
+  const auto r = f.server->readdress();
+  REQUIRE_FALSE(r.failed);
+  const auto moved = f.server->find(core::MappingKind::Map, ip("192.0.2.11"), kTcp, 31000, IpAddr{}, 0);
+  REQUIRE(moved);
+  CHECK(moved->external_addr == pmp->external_addr);
+  CHECK(moved->external_port != 31000);
 }
 
 }  // namespace pcpd::test
