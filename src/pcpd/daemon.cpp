@@ -55,6 +55,15 @@ std::string join_prefixes(const std::vector<wire::Prefix>& prefixes) {
 
 }  // namespace
 
+std::optional<config::InterfaceTable> host_interfaces() {
+  try {
+    return config::system_interfaces();
+  } catch (const std::system_error& e) {
+    log::warn("interfaces.list_failed", {{"error", e.what()}});
+    return std::nullopt;
+  }
+}
+
 std::string join_addrs(const std::vector<wire::IpAddr>& addrs) {
   std::string out;
   for (const auto& a : addrs) {
@@ -333,12 +342,7 @@ void Daemon::install_sockets(Sockets sockets) {
 }
 
 IngressFilter Daemon::make_filter(const config::Config& config) const {
-  config::InterfaceTable table;
-  try {
-    table = config::system_interfaces();
-  } catch (const std::system_error& e) {
-    log::warn("interfaces.list_failed", {{"error", e.what()}});
-  }
+  const config::InterfaceTable table = host_interfaces().value_or(config::InterfaceTable{});
   std::vector<unsigned> indexes;
   for (const auto& name : config.internal_interfaces) {
     const config::Interface* itf = table.find(name);
@@ -486,13 +490,9 @@ void Daemon::on_announce_timer() {
 
 void Daemon::send_announce_copy() {
   if (ha_ && !ha_->serving()) return;  // a backup serves no client: its epoch means nothing to them
-  config::InterfaceTable table;
-  try {
-    table = config::system_interfaces();
-  } catch (const std::system_error& e) {
-    log::warn("interfaces.list_failed", {{"error", e.what()}});
-    return;
-  }
+  const auto interfaces = host_interfaces();
+  if (!interfaces) return;
+  const config::InterfaceTable& table = *interfaces;
   // RFC 6887 §14.1.3: each copy carries the current epoch.
   std::array<std::uint8_t, wire::kMaxMessageSize> pcp{};
   std::array<std::uint8_t, 16> pmp{};

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/interface_table.hpp"
 #include "conntrack/conntrack_sync.hpp"
 #include "ctl/ctl_socket.hpp"
 #include "ctl/latency_histogram.hpp"
@@ -61,6 +62,10 @@ ha::Role link_role(Role role);
 
 // "203.0.113.1,203.0.113.2" for the journal.
 std::string join_addrs(const std::vector<wire::IpAddr>& addrs);
+
+// The host's interfaces now (getifaddrs); nullopt, logged as interfaces.list_failed, when they
+// cannot be read.
+std::optional<config::InterfaceTable> host_interfaces();
 
 class Daemon {
  public:

@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <system_error>
 
 #include "config/config_parser.hpp"
 #include "config/interface_table.hpp"
@@ -89,14 +88,9 @@ void Daemon::follow_external_address() {
   // An address the operator wrote down is not followed; nor are the addresses of one router of
   // a VRRP pair ([ha]): the pair's external address is the WAN VIP, which must be configured.
   if (!config_->policy.nat44 || config_->external_address_set || ha_) return;
-  config::InterfaceTable table;
-  try {
-    table = config::system_interfaces();
-  } catch (const std::system_error& e) {
-    log::warn("interfaces.list_failed", {{"error", e.what()}});
-    return;
-  }
-  std::vector<wire::IpAddr> now = config::external_v4_of(table, config_->external_interface);
+  const auto table = host_interfaces();
+  if (!table) return;
+  std::vector<wire::IpAddr> now = config::external_v4_of(*table, config_->external_interface);
   if (same_set(now, config_->policy.external_v4)) {
     if (readdress_pending_) after_external_change();
     return;
