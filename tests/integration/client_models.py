@@ -14,7 +14,6 @@ clients' own where a test can wait for them (Apple's 0-5 s re-create delay), sho
 cannot (renewals happen on command). Only --server and --client are ever addressed; the process
 ends after --life seconds."""
 import argparse
-import ipaddress
 import json
 import os
 import random
@@ -24,23 +23,10 @@ import struct
 import sys
 import time
 
+from pcp_packets import mapped, pcp_map, unmapped
+
 TCP, UDP = 6, 17
 OP_ANNOUNCE, OP_MAP = 0, 1
-
-
-def mapped(addr):
-    a = ipaddress.ip_address(addr)
-    return a.packed if a.version == 6 else b"\0" * 10 + b"\xff\xff" + a.packed
-
-
-def unmapped(raw):
-    a = ipaddress.IPv6Address(raw)
-    return str(a.ipv4_mapped or a)
-
-
-def pcp_map(client, nonce, proto, iport, eport, eaddr, lifetime):
-    return (struct.pack("!BBHI", 2, OP_MAP, 0, lifetime) + mapped(client) + nonce +
-            struct.pack("!B3xHH", proto, iport, eport) + mapped(eaddr))
 
 
 def pcp_announce(client):

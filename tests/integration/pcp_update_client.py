@@ -15,7 +15,6 @@ AF_INET6 with IPV6_V6ONLY off, bound to [::]:5350, sends its requests and takes 
 announcement there; events then carry "dst", the address the packet was sent to (IPV6_PKTINFO),
 so a unicast ANNOUNCE (to the client) and a multicast one (to 224.0.0.1) are told apart."""
 import argparse
-import ipaddress
 import json
 import os
 import select
@@ -24,23 +23,13 @@ import struct
 import sys
 import time
 
+from pcp_packets import pcp_map, unmapped
+
 TCP = 6
 
 
-def mapped(addr):
-    a = ipaddress.ip_address(addr)
-    return a.packed if a.version == 6 else b"\0" * 10 + b"\xff\xff" + a.packed
-
-
-def unmapped(raw):
-    a = ipaddress.IPv6Address(raw)
-    return str(a.ipv4_mapped or a)
-
-
 def map_request(client, nonce, port, lifetime):
-    header = struct.pack("!BBHI", 2, 1, 0, lifetime) + mapped(client)
-    body = nonce + struct.pack("!B3xHH", TCP, port, 0) + mapped("0.0.0.0")
-    return header + body
+    return pcp_map(client, nonce, TCP, port, 0, "0.0.0.0", lifetime)
 
 
 def parse_map_response(data):
