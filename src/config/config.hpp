@@ -87,6 +87,20 @@ struct Config {
     int key_file_line = 0;               // for messages
   } ha;
 
+  // [[static]]: the operator's permanent port forwards (RFC 6887 §11.3 static mappings;
+  // docs/interfaces.md). Core gets them as core::Mapping (Server::set_static).
+  struct Static {
+    std::uint8_t protocol = 0;
+    wire::IpAddr internal_addr{};
+    std::uint16_t internal_port = 0;
+    std::uint16_t external_port = 0;  // NAT44; the internal port unless given
+    wire::IpAddr external_addr{};     // NAT44; unspecified: the first external address
+    std::string description;
+    bool checkpoint = false;          // elected (RFC 7767): its connections reach the standby
+    int line = 0;                     // of its [[static]] header, for messages
+  };
+  std::vector<Static> statics;
+
   // [daemon]
   std::string control_socket = "/run/pcpd/ctl.sock";
   std::string state_dir = "/var/lib/pcpd";

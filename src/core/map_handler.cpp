@@ -62,6 +62,15 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     if (o.prefer_failure && !suggestion_matches(body.external_addr, body.external_port,
                                                 cur->external_addr, cur->external_port))
       return error(req, ResultCode::CannotProvideExternal, cur->remaining(now));
+    // RFC 6887 §11.3 / R-MAP-6: a static mapping is reported as it is, lifetime 2^32-1,
+    // whatever the nonce; the request changes nothing.
+    if (cur->is_static()) {
+      Reply r = success(req, assigned(body, *cur), kStaticLifetime);
+      r.response.options.third_party = o.third_party;
+      r.response.options.prefer_failure = o.prefer_failure;
+      r.response.options.checkpoint_required = o.checkpoint_required && cur->checkpoint;  // R-CKPT-2
+      return r;
+    }
     // RFC 6887 §11.3 / R-MAP-7, R-OWN-2: another nonce -> NOT_AUTHORIZED, remaining lifetime,
     // unless the owner may take it over: a NAT-PMP mapping (all-zero nonce) by its own host,
     // or any of its own with mappings.nonce_change = same_host (may_take_over).
@@ -188,6 +197,8 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
     return r;
   }
   const Millis now = clock.now();
+  // RFC 6887 §15 / R-LIFE-5: a static mapping is the operator's; no request deletes it.
+  if (cur->is_static()) return error(req, ResultCode::NotAuthorized);
   // RFC 6887 §11.3 / R-OWN-2: a delete is validated by the nonce too.
   if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
     return error(req, ResultCode::NotAuthorized, cur->remaining(now));
@@ -202,10 +213,11 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
 
 Reply Server::Impl::bulk_delete(const wire::Request& req, const IpAddr& who, bool by_client,
                                 std::uint8_t protocol) {
-  // Only explicit MAP mappings; PEER-created (outbound) ones are skipped (RFC 6887 §15).
+  // Only explicit MAP mappings; PEER-created (outbound) and static ones are skipped (RFC 6887
+  // §15, R-LIFE-6).
   ChangeSet cs;
   for (const Mapping* m : by_client ? table.of_client(who) : table.of_internal(who)) {
-    if (m->kind != MappingKind::Map) continue;
+    if (m->kind != MappingKind::Map || m->is_static()) continue;
     if (protocol != 0 && m->protocol != protocol) continue;
     cs.changes.push_back(make_change(Change::Op::Remove, *m));
   }

@@ -20,7 +20,14 @@ enum class MappingKind : std::uint8_t {
   Peer,  // RFC 6887 §12: outbound flow to one remote peer (SNAT by 5-tuple)
 };
 
-enum class Origin : std::uint8_t { Pcp, NatPmp };
+// Static: a permanent port forward from the configuration ([[static]], RFC 6887 §11.3 "static
+// mapping"): no nonce, no expiry, never deleted or changed by a request (R-MAP-6, R-LIFE-5).
+enum class Origin : std::uint8_t { Pcp, NatPmp, Static };
+
+// Mapping::expires of a static mapping: it never comes due.
+inline constexpr Millis kNever = Millis::max();
+// The lifetime a static mapping is reported with (RFC 6887 §11.3: 2^32-1).
+inline constexpr std::uint32_t kStaticLifetime = 0xFFFFFFFFu;
 
 // Internal address family decides the datapath: IPv4 (mapped) = NAT44, IPv6 = firewall pinhole
 // (external endpoint = internal endpoint, R-MAP-11).
@@ -56,6 +63,7 @@ struct Mapping {
   std::uint8_t reply_local = 0;
 
   [[nodiscard]] bool is_v4() const { return internal_addr.is_v4(); }
+  [[nodiscard]] bool is_static() const { return origin == Origin::Static; }
   // Every field but `expires` equal: `o` is this mapping refreshed with nothing else changed (so
   // the datapath only restarts its timers). A field added above belongs here too.
   [[nodiscard]] bool same_but_expiry(const Mapping& o) const {
@@ -69,6 +77,7 @@ struct Mapping {
   }
   // Remaining lifetime in whole seconds, rounded up; 0 when expired.
   [[nodiscard]] std::uint32_t remaining(Millis now) const {
+    if (expires == kNever) return kStaticLifetime;
     if (expires <= now) return 0;
     return static_cast<std::uint32_t>((expires - now + Millis(999)).count() / 1000);
   }

@@ -24,7 +24,7 @@ std::size_t mapping_record_size(const Mapping& m) {
 
 void put_mapping(wire::Writer& w, const Mapping& m, Millis now) {
   if (m.filters.size() > kMappingRecordMaxFilters || m.description.size() > kMappingRecordMaxDescription ||
-      m.kind > MappingKind::Peer || m.origin > Origin::NatPmp) {
+      m.kind > MappingKind::Peer || m.origin > Origin::Static) {
     w.fail();
     return;
   }
@@ -84,10 +84,11 @@ bool get_mapping(wire::Reader& r, Millis now, Mapping& m) {
   const std::size_t filters = r.u8();
   const std::size_t description = r.u16();
   if (!r.ok() || !get_kind(kind, m.kind)) return false;
-  if (origin > static_cast<std::uint8_t>(Origin::NatPmp)) return false;
+  if (origin > static_cast<std::uint8_t>(Origin::Static)) return false;
   if ((flags & ~(kFlagThirdParty | kFlagElected | kFlagDeferred)) != 0) return false;
   if (filters > kMappingRecordMaxFilters || description > kMappingRecordMaxDescription) return false;
   m.origin = static_cast<Origin>(origin);
+  if (m.is_static()) m.expires = kNever;  // the record's remaining time is clamped; it never ends
   m.third_party = (flags & kFlagThirdParty) != 0;
   m.checkpoint = (flags & kFlagElected) != 0;
   m.checkpoint_deferred = (flags & kFlagDeferred) != 0 && !m.checkpoint;

@@ -47,6 +47,7 @@ std::optional<std::size_t> Server::remove_mapping(MappingKind kind, const IpAddr
   const Mapping* m = kind == MappingKind::Map ? s.table.find_map(key)
                                               : s.table.find_peer(PeerKey{key, remote_addr, remote_port});
   if (m == nullptr) return 0;
+  if (m->is_static()) return kStaticRefused;  // the configuration's: removed by editing it
   Change c;
   c.op = Change::Op::Remove;
   c.mapping = *m;
@@ -60,7 +61,7 @@ std::optional<std::size_t> Server::remove_client(const IpAddr& addr) {
   Impl& s = *impl_;
   ChangeSet cs;
   s.table.visit([&](const Mapping& m) {
-    if (m.internal_addr == addr || m.client_addr == addr) {
+    if (!m.is_static() && (m.internal_addr == addr || m.client_addr == addr)) {
       Change c;
       c.op = Change::Op::Remove;
       c.mapping = m;

@@ -176,17 +176,40 @@ class Server {
                                             std::uint8_t protocol, std::uint16_t internal_port,
                                             const IpAddr& remote_addr, std::uint16_t remote_port) const;
 
+  // Static mappings ([[static]] in the configuration; RFC 6887 §11.3, §15): permanent, no nonce,
+  // no expiry (Mapping::kNever), reported to a MAP for their internal endpoint with lifetime
+  // 2^32-1 (R-MAP-6), never deleted by a request (R-LIFE-5/6) nor by expiry. set_static()
+  // replaces the configured set (each entry: protocol, internal endpoint, external port for
+  // NAT44, external address or unspecified for the pool's first, description, checkpoint);
+  // sync_static() makes the table hold it again after the pool changed or a failed attempt. One
+  // datapath transaction: a static mapping no longer configured is removed, a changed one
+  // replaced, a new one added. A dynamic mapping on a configured external endpoint, or on a
+  // configured internal endpoint with another external one, is removed (`displaced`: the
+  // caller resets the epoch, RFC 6887 §8.5); one exactly as configured becomes static. NAT44
+  // ones wait while the pool is empty (or lacks their address) or NAT44 is off.
+  struct StaticSync {
+    std::size_t added = 0, changed = 0, removed = 0, kept = 0;
+    std::size_t waiting = 0;
+    std::vector<Mapping> displaced;
+    bool failed = false;  // the datapath refused: nothing changed
+  };
+  StaticSync set_static(std::vector<Mapping> wanted);
+  StaticSync sync_static();
+
   // Called for every nonce conflict (see NonceConflict), from inside the request's handling.
   void set_nonce_conflict_sink(std::function<void(const NonceConflict&)> sink);
 
   // The operator's delete (`pcpctl delete`): the MAP (remote unspecified) or PEER mapping of
-  // that key, whoever made it, in one transaction. Returns how many were removed (0 or 1), or
-  // nullopt when the datapath refused.
+  // that key, whoever made it, in one transaction. Returns how many were removed (0 or 1),
+  // kStaticRefused for a static mapping (it belongs to the configuration), or nullopt when the
+  // datapath refused.
   std::optional<std::size_t> remove_mapping(MappingKind kind, const IpAddr& internal_addr,
                                             std::uint8_t protocol, std::uint16_t internal_port,
                                             const IpAddr& remote_addr, std::uint16_t remote_port);
-  // `pcpctl flush --client ADDR`: every mapping (MAP and PEER, PCP and NAT-PMP) whose internal
-  // address or requester is `addr`, in one transaction. Count, or nullopt when refused.
+  static constexpr std::size_t kStaticRefused = static_cast<std::size_t>(-1);
+  // `pcpctl flush --client ADDR`: every mapping (MAP and PEER, PCP and NAT-PMP; static ones
+  // stay) whose internal address or requester is `addr`, in one transaction. Count, or nullopt
+  // when refused.
   std::optional<std::size_t> remove_client(const IpAddr& addr);
 
   // Reload: new policy; existing mappings stay (lifetimes are clamped on their next refresh).

@@ -56,6 +56,9 @@ struct Server::Impl {
   std::vector<IpAddr> locals;
   [[nodiscard]] std::uint8_t intern_local(const IpAddr& local);
   std::function<void(const NonceConflict&)> nonce_sink;
+  // Server::set_static: the configured static mappings (external address unspecified: the
+  // first address of the pool), kept for sync_static() after an address change.
+  std::vector<Mapping> static_wanted;
   // RFC 6887 §11.3 / R-MAP-7, R-OWN-2 (and R-PEER-9 for PEER): `cur` exists and `nonce` is not
   // its nonce. True when this request may take the mapping over (Policy::nonce_change, or a
   // NAT-PMP mapping of the same host), false for NOT_AUTHORIZED. Reports it either way.

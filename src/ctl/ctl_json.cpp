@@ -22,6 +22,14 @@ std::string endpoint_text(const wire::IpAddr& a, unsigned port) {
   return "[" + a.to_string() + "]:" + std::to_string(port);
 }
 
+std::string mapping_summary(const core::Mapping& m) {
+  std::string s = std::string(m.kind == core::MappingKind::Map ? "map " : "peer ") + protocol_name(m.protocol) +
+                  " " + endpoint_text(m.internal_addr, m.internal_port) + " -> " +
+                  endpoint_text(m.external_addr, m.external_port);
+  if (m.kind == core::MappingKind::Peer) s += " peer " + endpoint_text(m.remote_addr, m.remote_port);
+  return s;
+}
+
 nlohmann::json mapping_to_json(const core::Mapping& m, core::Millis now) {
   char nonce[25];
   for (std::size_t i = 0; i < m.nonce.size(); ++i) std::snprintf(nonce + 2 * i, 3, "%02x", m.nonce[i]);
@@ -32,7 +40,9 @@ nlohmann::json mapping_to_json(const core::Mapping& m, core::Millis now) {
   }
   nlohmann::json j{
       {"kind", m.kind == core::MappingKind::Map ? "map" : "peer"},
-      {"origin", m.origin == core::Origin::Pcp ? "pcp" : "natpmp"},
+      {"origin", m.origin == core::Origin::Pcp      ? "pcp"
+                 : m.origin == core::Origin::NatPmp ? "natpmp"
+                                                    : "static"},
       // The name, as pcpc prints it; the number too, for scripts that build nft set keys.
       {"protocol", protocol_name(m.protocol)},
       {"protocol_number", m.protocol},
@@ -56,8 +66,11 @@ std::string mapping_to_text(const nlohmann::json& m) {
   std::string s = m.value("kind", "?") + " " + m.value("protocol", std::string("?")) + " " +
                   m.value("internal", "?") + " -> " + m.value("external", "?");
   if (m.contains("remote")) s += " peer " + m["remote"].get<std::string>();
-  s += " remaining=" + std::to_string(m.value("remaining", 0u)) + "/" +
-       std::to_string(m.value("lifetime", 0u)) + " nonce=" + m.value("nonce", "");
+  if (m.value("origin", "pcp") == "static")
+    s += " permanent";  // no lifetime, no nonce: the configuration's
+  else
+    s += " remaining=" + std::to_string(m.value("remaining", 0u)) + "/" +
+         std::to_string(m.value("lifetime", 0u)) + " nonce=" + m.value("nonce", "");
   if (m.value("checkpoint", false)) s += " elected";
   if (m.value("checkpoint_deferred", false)) s += " election-deferred";
   if (m.value("third_party", false)) s += " third-party client=" + m.value("client", "");

@@ -22,5 +22,7 @@ std::string mapping_to_text(const nlohmann::json& m);
 
 std::string protocol_name(int protocol);  // "tcp", "udp", ... or the number
 std::string endpoint_text(const wire::IpAddr& a, unsigned port);  // 192.0.2.1:80, [2001:db8::1]:80
+// One mapping in a log line: "map tcp 192.0.2.10:8080 -> 203.0.113.1:8080" (PEER: " peer R").
+std::string mapping_summary(const core::Mapping& m);
 
 }  // namespace pcpd::ctl

@@ -93,6 +93,8 @@ void PeerLink::set_role(Role role, core::Millis now) {
 void PeerLink::set_epoch_origin(core::Millis origin) { epoch_origin_ = origin; }
 
 void PeerLink::assume_installed(std::vector<core::Mapping> mappings) {
+  // Static mappings are this router's own: a snapshot from the peer never replaces them.
+  std::erase_if(mappings, [](const core::Mapping& m) { return m.is_static(); });
   (void)set_.replace_all(std::move(mappings));
   synced_with_ = 0;
 }
@@ -132,7 +134,7 @@ bool PeerLink::send_snapshot(const std::vector<core::Mapping>& mappings, core::M
   std::vector<core::Mapping> records;
   records.reserve(mappings.size());
   for (const core::Mapping& m : mappings) {
-    if (settings_.scope == ReplicationScope::Elected && !m.checkpoint) continue;  // RFC 7767
+    if (!ha::replicated(m, settings_.scope)) continue;  // RFC 7767: elected ones, or all; no static
     if (m.expires <= now) continue;
     if (!encodable(m)) {
       ++stats_.unencodable;

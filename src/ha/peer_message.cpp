@@ -129,8 +129,9 @@ bool get_body(Reader& r, MessageType type, core::Millis now, Body& out) {
       // Each record takes at least kMappingFixedSize bytes: refuse a count the datagram cannot hold.
       if (!r.ok() || n == 0 || n > r.remaining() / kMappingFixedSize) return false;
       c.mappings.resize(n);
+      // A static mapping never travels (each router has its own from its configuration).
       for (core::Mapping& m : c.mappings)
-        if (!get_mapping(r, now, m)) return false;
+        if (!get_mapping(r, now, m) || m.is_static()) return false;
       out = std::move(c);
       return true;
     }
@@ -143,7 +144,7 @@ bool get_body(Reader& r, MessageType type, core::Millis now, Body& out) {
         const std::uint8_t op = r.u8();
         if (op == static_cast<std::uint8_t>(MappingChange::Op::Upsert)) {
           c.op = MappingChange::Op::Upsert;
-          if (!get_mapping(r, now, c.mapping)) return false;
+          if (!get_mapping(r, now, c.mapping) || c.mapping.is_static()) return false;
         } else if (op == static_cast<std::uint8_t>(MappingChange::Op::Remove)) {
           c.op = MappingChange::Op::Remove;
           if (!get_id(r, c.id)) return false;

@@ -6,11 +6,15 @@
 
 namespace pcpd::ha {
 
-namespace {
-
-bool wanted(const core::Mapping& m, ReplicationScope scope) {
+bool replicated(const core::Mapping& m, ReplicationScope scope) {
+  // Static mappings come from each router's own configuration, never from the peer.
+  if (m.is_static()) return false;
   return scope == ReplicationScope::All || m.checkpoint;  // RFC 7767: elected mappings
 }
+
+namespace {
+
+bool wanted(const core::Mapping& m, ReplicationScope scope) { return replicated(m, scope); }
 
 MappingChange upsert(const core::Mapping& m) {
   MappingChange c;

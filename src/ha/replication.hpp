@@ -24,6 +24,9 @@ enum class ReplicationScope : std::uint8_t {
 // The peer changes one ChangeSet implies, in order. With Elected: an election (or a new elected
 // mapping) sends an upsert, an un-election or the removal of an elected mapping sends a remove,
 // and changes of unelected mappings send nothing.
+// Whether `m` travels to the peer: elected mappings (scope elected) or all (scope all), never a
+// static one (both routers have it from their configuration).
+[[nodiscard]] bool replicated(const core::Mapping& m, ReplicationScope scope);
 [[nodiscard]] std::vector<MappingChange> changes_to_send(const core::ChangeSet& changes,
                                                          ReplicationScope scope);
 

@@ -110,7 +110,8 @@ void BatchBuilder::put_element(const Element& e, const std::uint64_t* timeout_ms
       put_attr(NFTA_DATA_VALUE, e.data.data(), e.data.size());
       close_nest(data);
     }
-    if (spec.flags & kSetFlagTimeout) {
+    // Timeout 0: no timeout, the element stays until deleted (a static mapping).
+    if ((spec.flags & kSetFlagTimeout) && *timeout_ms != 0) {
       const std::uint64_t be = htobe64(*timeout_ms);
       put_attr(NFTA_SET_ELEM_TIMEOUT, &be, sizeof be);
       if (expiration) put_attr(NFTA_SET_ELEM_EXPIRATION, &be, sizeof be);
@@ -342,6 +343,7 @@ Result<Batch> BatchBuilder::for_changes(const core::ChangeSet& changes, std::str
                                         const std::vector<bool>& skip, Grouping grouping,
                                         bool refresh_in_place) {
   auto timeout_of = [grace_seconds](const core::Mapping& m) {
+    if (m.is_static()) return std::uint64_t{0};  // no timeout: it lasts until removed
     std::uint64_t ms = (std::uint64_t{m.lifetime} + grace_seconds) * 1000;
     return std::max<std::uint64_t>(ms, 1000);
   };

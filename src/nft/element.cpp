@@ -243,8 +243,10 @@ Rebuilt rebuild_mappings(const SetContents& sets, core::Millis now, std::uint32_
       }
       if (!complete) continue;
       for (const auto& x : *expected) index.at(element_id(x.set, x.key, x.key_end)).used = true;
-      m->expires = now + core::Millis(static_cast<std::int64_t>(e.expiration_ms)) -
-                   core::Millis(std::int64_t{grace_seconds} * 1000);
+      // A static mapping's elements have no timeout: it does not expire.
+      m->expires = m->is_static() ? core::kNever
+                                  : now + core::Millis(static_cast<std::int64_t>(e.expiration_ms)) -
+                                        core::Millis(std::int64_t{grace_seconds} * 1000);
       out.mappings.push_back(std::move(*m));
     }
   }

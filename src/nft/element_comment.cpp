@@ -84,7 +84,7 @@ ElementComment ElementComment::from(const core::Mapping& m) {
 std::string ElementComment::encode(std::size_t max_length) const {
   std::string out;
   out.reserve(max_length);
-  out += origin == core::Origin::NatPmp ? "pmp" : "pcp";
+  out += origin == core::Origin::NatPmp ? "pmp" : origin == core::Origin::Static ? "static" : "pcp";
   out += kind == core::MappingKind::Peer ? " peer" : " map";
   if (client) {
     out += " c=";
@@ -138,6 +138,8 @@ std::optional<ElementComment> ElementComment::parse(std::string_view text) {
     c.origin = core::Origin::Pcp;
   else if (origin == "pmp")
     c.origin = core::Origin::NatPmp;
+  else if (origin == "static")
+    c.origin = core::Origin::Static;
   else
     return std::nullopt;
   auto kind = next_token();

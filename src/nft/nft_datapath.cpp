@@ -558,7 +558,9 @@ Result<std::size_t> NftDatapath::reinstall(const std::vector<core::Mapping>& map
         continue;
       }
       const auto left_ms = std::max<std::int64_t>((m.expires - now).count(), 1000);
-      const std::uint64_t timeout = static_cast<std::uint64_t>(left_ms) + std::uint64_t{impl.spec.grace_seconds} * 1000;
+      // A static mapping's elements have no timeout (0, see BatchBuilder::add).
+      const std::uint64_t timeout =
+          m.is_static() ? 0 : static_cast<std::uint64_t>(left_ms) + std::uint64_t{impl.spec.grace_seconds} * 1000;
       for (const auto& e : *elems) b.add(e, timeout, -1);
       ++installed;
     }

@@ -144,10 +144,7 @@ void Daemon::log_nonce_conflict(const core::NonceConflict& c) {
                         : c.outcome == core::NonceConflict::Outcome::Replaced ? "replaced"
                                                                               : "natpmp_taken";
   const core::Mapping& m = c.mapping;
-  std::string mapping = std::string(m.kind == core::MappingKind::Map ? "map " : "peer ") +
-                        ctl::protocol_name(m.protocol) + " " + ctl::endpoint_text(m.internal_addr, m.internal_port) +
-                        " -> " + ctl::endpoint_text(m.external_addr, m.external_port);
-  if (m.kind == core::MappingKind::Peer) mapping += " peer " + ctl::endpoint_text(m.remote_addr, m.remote_port);
+  const std::string mapping = ctl::mapping_summary(m);
   const bool refused = c.outcome == core::NonceConflict::Outcome::Refused;
   const char* why = !refused ? "" : c.third_party || m.third_party ? " (THIRD_PARTY: never taken over)"
                                     : m.client_addr != c.client    ? " (another host's mapping)"
@@ -203,6 +200,9 @@ ctl::Answer Daemon::control_delete(const nlohmann::json& args) {
   const auto n = server_->remove_mapping(peer ? core::MappingKind::Peer : core::MappingKind::Map, addr, protocol,
                                          port, remote, remote_port);
   if (!n) throw std::runtime_error("the kernel refused the change; nothing was deleted");
+  if (*n == core::Server::kStaticRefused)
+    throw std::runtime_error("a static mapping: remove its [[static]] entry from " + config_->file +
+                             " and reload");
   rearm_expiry();
   if (ha_) ha_->flush();  // the standby learns it now, not with the next request
   if (*n == 0) throw std::runtime_error("no such mapping");

@@ -210,6 +210,7 @@ bool Daemon::start() {
   rearm_expiry();
   if (!start_datapath_watch()) return false;
   start_address_watch();
+  apply_static(true, "start");  // after the start-time readdress, before the first answer
   if (!open_control()) return false;
   warn_conntrack_events();
 
@@ -432,6 +433,7 @@ void Daemon::on_datapath_timer() {
   } else {
     maintain_journal();
     if (readdress_pending_) after_external_change();  // the kernel refused the move before
+    if (static_pending_) apply_static(false, "retry");
   }
   arm_datapath_check(next);
 }
@@ -606,6 +608,7 @@ std::optional<std::string> Daemon::reload() {
     if (caps) announce_capability_ = true;
   }
   if (external_changed) after_external_change();  // mappings moved, R-EPOCH-4, R-ANN-3 decision, R-PMP-4, R-ANN-7
+  apply_static(true, "reload");
   // hops-00 R-CAP-7, same schedule as RFC 6887 §14.1.3 (again if the external change started
   // a round: it then carries the new set from its first copy).
   if (capability_changed && config_->policy.capabilities) start_announce();

@@ -155,6 +155,9 @@ class Daemon {
   // announce (R-ANN-3 decision, R-PMP-4) and start the Mapping Updates (R-ANN-7).
   void after_external_change();
   void start_mapping_updates(std::vector<core::Mapping> moved);
+  // daemon_static.cpp: [[static]] mappings. `configured`: the configuration's set is new (start,
+  // reload); otherwise the same set is held again (address change, retry after a refusal).
+  void apply_static(bool configured, const char* when);
   // daemon_announce_unicast.cpp: unicast ANNOUNCE (RFC 6887 §14.1.3, R-ANN-4) to every client
   // whose request pcpd answered since it started, besides the multicast copies: a client whose
   // socket is bound to [::]:5350 (libpcp) never sees IPv4 multicast.
@@ -215,6 +218,7 @@ class Daemon {
   // back is no change (nothing moved, the epoch continues).
   std::vector<wire::IpAddr> mappings_external_;
   bool readdress_pending_ = false;  // the last move was refused by the kernel: try again
+  bool static_pending_ = false;     // the kernel refused the static set: try again
   // Mapping Update (R-ANN-7): one unsolicited response per moved PCP mapping and copy, on the
   // announcement schedule, until the client refreshed the mapping or the copies are out.
   struct PendingUpdate {

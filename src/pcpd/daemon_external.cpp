@@ -149,6 +149,7 @@ void Daemon::after_external_change() {
     start_announce();                          // R-ANN-3 decision, R-PMP-4
   }
   start_mapping_updates(std::move(r.moved));
+  apply_static(false, "address");  // NAT44 ones waiting for an address, or moved off a port
 }
 
 void Daemon::start_mapping_updates(std::vector<core::Mapping> moved) {

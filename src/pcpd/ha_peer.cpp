@@ -366,9 +366,22 @@ void HaPeer::release_all(const char* outcome) {
   }
 }
 
-void HaPeer::install(const core::ChangeSet& changes, const char* what) {
-  if (changes.empty()) return;
+void HaPeer::install(const core::ChangeSet& given, const char* what) {
+  if (given.empty()) return;
   if (link_.role() == ha::Role::Primary) return;  // never: the link sends to non-primaries only
+  // A change naming one of this router's static mappings (the peer's configuration differs, or
+  // its mapping became static here first) would overwrite or delete it: the configuration wins.
+  core::ChangeSet changes;
+  for (const core::Change& c : given.changes) {
+    const core::Mapping& m = c.mapping;
+    const auto cur = server_.find(m.kind, m.internal_addr, m.protocol, m.internal_port, m.remote_addr, m.remote_port);
+    if (cur && cur->is_static()) {
+      ++counters_.install_errors;
+      continue;
+    }
+    changes.changes.push_back(c);
+  }
+  if (changes.empty()) return;
   // The kernel first, then core's table (as core does for its own changes). All or nothing per
   // batch; when the batch is refused, change by change so one bad element costs only itself.
   core::ChangeSet applied;

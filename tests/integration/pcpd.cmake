@@ -31,3 +31,6 @@ pcpd_add_netns_test(it_real_clients integration/it_real_clients.sh)
 pcpd_add_netns_test(it_client_models integration/it_client_models.sh)
 # A libpcp-like client on one [::]:5350 socket gets the ANNOUNCE unicast (R-ANN-4).
 pcpd_add_netns_test(it_announce_unicast integration/it_announce_unicast.sh)
+# [[static]] port forwards: in the kernel without timeout, requests cannot take or delete them,
+# kill -9, reload over a client's mapping, nftables restarted, WAN renumbered.
+pcpd_add_netns_test(it_static integration/it_static.sh)

@@ -483,3 +483,55 @@ TEST_CASE("config capability errors name file:line") {
   expect_error(kMinimal + "[capability]\noption_code = 200\n[checkpoint]\noption_code = 200\n", 7,
                "checkpoint.option_code: collides with the CAPABILITY option code");
 }
+
+TEST_CASE("config: [[static]] port forwards") {
+  const Config c = parse(kMinimal +
+                         "[[static]]\nprotocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\nexternal_port = 2222\n"
+                         "description = \"nas\"\ncheckpoint = true\n"
+                         "[[static]]\nprotocol = \"udp\"\ninternal = \"[2001:db8:1::20]:51820\"\n");
+  REQUIRE(c.statics.size() == 2);
+  CHECK(c.statics[0].protocol == 6);
+  CHECK(c.statics[0].internal_addr == *wire::IpAddr::parse("192.0.2.20"));
+  CHECK(c.statics[0].internal_port == 22);
+  CHECK(c.statics[0].external_port == 2222);
+  CHECK(c.statics[0].external_addr.is_unspecified());
+  CHECK(c.statics[0].description == "nas");
+  CHECK(c.statics[0].checkpoint);
+  CHECK(c.statics[0].line == 6);
+  CHECK(c.statics[1].protocol == 17);
+  CHECK(c.statics[1].external_port == 51820);  // the internal port: a pinhole
+  CHECK_FALSE(c.statics[1].checkpoint);
+  // Named external address: one of interfaces.external_address.
+  const Config two = parse("[interfaces]\ninternal = [\"lan0\"]\nexternal = \"wan0\"\n"
+                           "external_address = [\"203.0.113.1\", \"203.0.113.2\"]\n"
+                           "[[static]]\nprotocol = \"tcp\"\ninternal = \"192.0.2.20:80\"\nexternal_address = \"203.0.113.2\"\n"
+                           "[[static]]\nprotocol = \"tcp\"\ninternal = \"192.0.2.21:80\"\nexternal_address = \"203.0.113.1\"\n");
+  REQUIRE(two.statics.size() == 2);
+  CHECK(two.statics[0].external_addr == *wire::IpAddr::parse("203.0.113.2"));
+}
+
+TEST_CASE("config errors: [[static]]") {
+  const std::string h = kMinimal + "[[static]]\n";  // the entry's keys start at line 5
+  expect_error(h + "internal = \"192.0.2.20:22\"\n", 5, "protocol is required");
+  expect_error(h + "protocol = \"icmp\"\ninternal = \"192.0.2.20:22\"\n", 5, "is not one of tcp, udp");
+  expect_error(h + "protocol = \"tcp\"\n", 4, "internal is required");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20\"\n", 6, "is not ADDRESS:PORT");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"2001:db8::1:22\"\n", 6, "is not ADDRESS:PORT");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:0\"\n", 6, "is not ADDRESS:PORT");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"224.0.0.1:22\"\n", 6, "unicast");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\nexternal_port = 5351\n", 7, "PCP port");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"[2001:db8::1]:22\"\nexternal_port = 2222\n", 7,
+               "keeps the internal port");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\nexternal_address = \"203.0.113.9\"\n", 7,
+               "not in interfaces.external_address");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\nbogus = 1\n", 7, "unknown key 'bogus' in [static]");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\n[mappings]\nnat44 = false\n", 6,
+               "needs mappings.nat44 = true");
+  // Two entries for one endpoint, or on one external port.
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\n[[static]]\nprotocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\nexternal_port = 2\n",
+               9, "same internal endpoint and protocol as line 6");
+  expect_error(h + "protocol = \"tcp\"\ninternal = \"192.0.2.20:22\"\n[[static]]\nprotocol = \"tcp\"\ninternal = \"192.0.2.21:22\"\n",
+               9, "external port 22 is already forwarded at line 6");
+  expect_error(kMinimal + "static = 5\n", 4, "unknown key 'static' in [interfaces]");
+  expect_error("static = 5\n" + kMinimal, 1, "expected [[static]] tables");
+}

@@ -15,4 +15,5 @@ pcpd_add_test(test_core
     ${CMAKE_CURRENT_LIST_DIR}/core_peer.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_port_allocator.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_readdress.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/core_static.cpp
   LIBS pcp_core)

@@ -126,6 +126,24 @@ TEST_CASE("nft batch: Add of a MAP is BEGIN, two NEWSETELEM with EXCL and timeou
   CHECK(batch->message(1003) == nullptr);
 }
 
+TEST_CASE("nft batch: a static mapping's elements carry no timeout (they stay until deleted)") {
+  core::ChangeSet cs;
+  auto m = map4(2222);
+  m.origin = core::Origin::Static;
+  m.lifetime = core::kStaticLifetime;
+  m.expires = core::kNever;
+  cs.changes.push_back({core::Change::Op::Add, m, {}, false});
+  auto batch = BatchBuilder::for_changes(cs, "pcpd", 30, 1000);
+  REQUIRE(batch.has_value());
+  auto msgs = parse(*batch);
+  REQUIRE(msgs.size() == 4);
+  for (int i : {1, 2}) {
+    CHECK(msgs[i].type == kNewElem);
+    CHECK_FALSE(msgs[i].elem.has_timeout);
+  }
+  CHECK(msgs[1].elem.comment.starts_with("static map "));
+}
+
 TEST_CASE("nft batch: Replace deletes the previous elements then adds the new ones; acks map to changes") {
   core::ChangeSet cs;
   auto old = map4(8080);

@@ -135,3 +135,13 @@ TEST_CASE("nft comment: text that is not a pcpd comment is refused") {
     CHECK_FALSE(ElementComment::parse(bad).has_value());
   }
 }
+
+TEST_CASE("nft comment: a static mapping reads 'static map' and round-trips") {
+  auto c = sample();
+  c.origin = core::Origin::Static;
+  c.nonce = {};
+  c.lifetime = core::kStaticLifetime;
+  c.description = "ssh to the nas";
+  CHECK(c.encode() == "static map n=000000000000000000000000 l=4294967295 d=ssh to the nas");
+  check_round_trip(c);
+}

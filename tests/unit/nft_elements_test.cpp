@@ -197,3 +197,18 @@ TEST_CASE("nft recovery: a SNAT element with other data does not complete a mapp
   CHECK(r.mappings.empty());
   CHECK(r.leftovers.size() == 2);
 }
+
+TEST_CASE("nft recovery: a static mapping's elements have no timeout and it comes back as never expiring") {
+  auto s = map4(2222, 22, "192.0.2.20");
+  s.origin = core::Origin::Static;
+  s.nonce = {};
+  s.lifetime = core::kStaticLifetime;
+  s.expires = core::kNever;
+  const core::Millis now{1'000'000};
+  // A dump reports no expiration for an element without a timeout.
+  auto r = rebuild_mappings(dump_of({s}, 0), now, 30);
+  REQUIRE(r.mappings.size() == 1);
+  check_same(r.mappings[0], s);
+  CHECK(r.mappings[0].expires == core::kNever);
+  CHECK(r.mappings[0].remaining(now) == core::kStaticLifetime);
+}

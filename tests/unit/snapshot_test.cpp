@@ -98,6 +98,13 @@ TEST_CASE("snapshot: expiry is stored relative to written_at and rebuilt on the 
   CHECK(out->mappings[1].expires == now + Millis(1));
   CHECK(out->mappings[2].expires == now);
   CHECK(out->mappings[3].expires == now + core::kMappingRecordMaxRemaining);
+  // A static mapping never expires: whatever the record's (capped) remaining time says.
+  v[0].origin = core::Origin::Static;
+  v[0].expires = core::kNever;
+  auto st = decode_snapshot(encode_snapshot(kStamp, v, now));
+  REQUIRE(st.has_value());
+  CHECK(st->mappings[0].expires == core::kNever);
+  CHECK(st->mappings[0].is_static());
   // A negative `now` (never on the boot clock) is stored as 0.
   auto neg = decode_snapshot(encode_snapshot(kStamp, {}, Millis(-7)));
   REQUIRE(neg.has_value());
@@ -194,7 +201,7 @@ TEST_CASE("snapshot: out-of-range header and record fields are rejected (kind, f
     expect_bad_bytes(bytes);
   };
   expect_bad(rec + 0, 2);     // kind
-  expect_bad(rec + 1, 2);     // origin
+  expect_bad(rec + 1, 3);     // origin (2 is static)
   expect_bad(rec + 3, 0x80);  // unknown flag
   // filter count at 98: 4 flag bytes + 3 x (addr 16 + port 2) + client 16 + nonce 12 +
   // remaining 8 + lifetime 4 (core/mapping_record.hpp)
