@@ -23,9 +23,7 @@ bool Server::Impl::companion_of_other(const IpAddr& ext_addr, const EndpointKey&
   // RFC 6886 §3.3 (R-PMP-6): while a NAT-PMP client holds TCP (UDP) external port X, UDP (TCP)
   // port X is reserved for that client, so that it can map the companion later; another
   // internal host MUST NOT get it. PCP has no such rule; a PCP mapping reserves nothing.
-  std::uint8_t other = 0;
-  if (internal.protocol == kTcpProtocol) other = kUdpProtocol;
-  if (internal.protocol == kUdpProtocol) other = kTcpProtocol;
+  const std::uint8_t other = other_transport(internal.protocol);
   if (other == 0) return false;
   const auto holder = table.natpmp_holder({ext_addr, other, port});
   return holder && *holder != internal.addr;
@@ -93,6 +91,29 @@ std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointK
     }
   }
   return ResultCode::NoResources;  // §7.4: every port of every address is taken
+}
+
+std::variant<External, ResultCode> Server::Impl::choose_all_ports(const EndpointKey& internal,
+                                                                  const IpAddr& suggested_addr, bool strict) {
+  // An IPv6 all-ports pinhole is the host itself (R-MAP-11).
+  if (!internal.addr.is_v4()) return External{internal.addr, 0};
+  // NAT44: a whole address for this protocol, granted in full or not at all (R-MAP-3): one
+  // where no other binding uses a port of that protocol (nor holds a NAT-PMP companion port).
+  const auto& pool = policy.external_v4;
+  const std::size_t n = pool.size();
+  auto free = [&](const IpAddr& a) {
+    return table.external_free({a, internal.protocol, 0}) &&
+           !table.natpmp_other_on(a, other_transport(internal.protocol), internal.addr);
+  };
+  if (!suggested_addr.is_unspecified()) {
+    const bool ours = std::find(pool.begin(), pool.end(), suggested_addr) != pool.end();
+    if (ours && free(suggested_addr)) return External{suggested_addr, 0};
+    if (strict) return ResultCode::CannotProvideExternal;  // R-PF-2
+  }
+  const std::size_t first = n == 0 ? 0 : wire::IpAddrHash{}(internal.addr) % n;
+  for (std::size_t i = 0; i < n; ++i)
+    if (free(pool[(first + i) % n])) return External{pool[(first + i) % n], 0};
+  return ResultCode::UnsuppProtocol;  // R-MAP-3: cannot be granted in full
 }
 
 }  // namespace pcpd::core

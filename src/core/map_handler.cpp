@@ -47,9 +47,13 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
 
   // RFC 6887 §11.3 / R-MAP-3 (correction C3): all-ports (port 0) or all-protocols (protocol 0).
   // A request that cannot be granted in full MUST get UNSUPP_PROTOCOL, and R-MAP-3 answers a
-  // policy refusal (allow_all_ports off) the same way. When allowed it still cannot be granted:
-  // our maps hold single ports (NAT44 DNAT and IPv6 pinhole elements are keyed by one port).
-  if (body.protocol == 0 || body.internal_port == 0) return error(req, ResultCode::UnsuppProtocol);
+  // policy refusal (allow_all_ports off) the same way. All protocols: the kernel's keys carry
+  // a protocol, so never. All ports: with allow_all_ports, by PCP (NAT-PMP has no such
+  // request), without FILTER (the filter sets are keyed by one port).
+  const bool all_ports = body.internal_port == 0;
+  if (body.protocol == 0) return error(req, ResultCode::UnsuppProtocol);
+  if (all_ports && (!policy.allow_all_ports || t.origin != Origin::Pcp || o.filter_count > 0))
+    return error(req, ResultCode::UnsuppProtocol);
   if (auto e = check_endpoint(t, body.protocol, body.internal_port)) return error(req, *e);
 
   const EndpointKey key{t.internal, body.protocol, body.internal_port};
@@ -136,7 +140,12 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   if (o.prefer_failure && prefer_failure_limited(t.client)) return error(req, ResultCode::CannotProvideExternal);
   // RFC 6887 §11.3 (R-MAP-5): SCTP implies PREFER_FAILURE semantics.
   const bool strict = o.prefer_failure || body.protocol == kSctp;
-  if (const std::optional<MappingTable::Binding> b = table.binding(key)) {
+  if (all_ports) {
+    auto ext = choose_all_ports(key, body.external_addr, strict);
+    if (const auto* code = std::get_if<ResultCode>(&ext)) return error(req, *code);
+    m.external_addr = std::get<External>(ext).addr;
+    m.external_port = 0;  // every port, each kept as it is
+  } else if (const std::optional<MappingTable::Binding> b = table.binding(key)) {
     // RFC 6887 §11.3 / R-MAP-12: PEER mappings of this endpoint exist; the MAP reuses their
     // external endpoint (endpoint-independent mapping).
     if (strict && !suggestion_matches(body.external_addr, body.external_port, b->external_addr,

@@ -113,7 +113,17 @@ bool MappingTable::external_free(const EndpointKey& external) const {
   if (find_external(external) != kNone) return false;
   if (!external.addr.is_v4()) return true;
   auto pool = pools_.find({external.addr, external.protocol});
-  return pool == pools_.end() || !pool->second->used(external.port);
+  if (pool == pools_.end()) return true;
+  // Port 0 is an all-ports mapping (RFC 6887 §11.1): it needs every port of the pool, and while
+  // it holds them no port is free.
+  if (external.port == 0) return pool->second->used_count() == 0;
+  return !pool->second->used(external.port) && !pool->second->used(0);
+}
+
+bool MappingTable::natpmp_other_on(const IpAddr& external_addr, std::uint8_t protocol, const IpAddr& internal) const {
+  return std::any_of(natpmp_external_.begin(), natpmp_external_.end(), [&](const auto& kv) {
+    return kv.first.addr == external_addr && kv.first.protocol == protocol && kv.second != internal;
+  });
 }
 
 std::optional<IpAddr> MappingTable::natpmp_holder(const EndpointKey& external) const {
@@ -136,6 +146,7 @@ std::optional<std::uint16_t> MappingTable::find_free_port(const IpAddr& external
                                                           std::uint16_t start) const {
   auto pool = pools_.find({external_addr, protocol});
   if (pool == pools_.end()) return PortAllocator{}.find_free(lo, hi, start);
+  if (pool->second->used(0)) return std::nullopt;  // an all-ports mapping holds them all
   return pool->second->find_free(lo, hi, start);
 }
 

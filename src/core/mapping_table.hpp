@@ -48,8 +48,14 @@ class MappingTable {
   [[nodiscard]] const Mapping* find_peer(const PeerKey& key) const;
   // Read from the endpoint's mappings: O(1), plus O(PEER mappings of that endpoint) for `users`.
   [[nodiscard]] std::optional<Binding> binding(const EndpointKey& internal) const;
-  // Free for a new binding: not held and, for IPv4, not marked in the pool.
+  // Free for a new binding: not held and, for IPv4, not marked in the pool nor under an
+  // all-ports mapping. Port 0 (an all-ports binding): no NAT44 binding on that address and
+  // protocol at all.
   [[nodiscard]] bool external_free(const EndpointKey& external) const;
+  // Whether a NAT-PMP mapping of a host other than `internal` holds a port of that external
+  // address and protocol (RFC 6886 §3.3: an all-ports mapping would take its companion port).
+  [[nodiscard]] bool natpmp_other_on(const IpAddr& external_addr, std::uint8_t protocol,
+                                     const IpAddr& internal) const;
   // The internal address of the NAT-PMP MAP mapping that holds this external endpoint, if one
   // does (RFC 6886 §3.3 companion ports; NAT44 bindings have no external index of their own).
   [[nodiscard]] std::optional<IpAddr> natpmp_holder(const EndpointKey& external) const;

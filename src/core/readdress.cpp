@@ -51,20 +51,35 @@ Server::Readdress Server::readdress() {
   }
   const std::uint16_t lo = s.policy.port_min;
   const std::uint16_t hi = s.policy.port_max;
-  // Endpoints this change hands out: the table does not know them until the commit.
+  // Endpoints this change hands out: the table does not know them until the commit. An
+  // all-ports mapping claims port 0 of its new address, which takes the whole pool; `pools`
+  // counts the claims per (address, protocol) so that neither kind lands on the other.
   std::unordered_set<EndpointKey, EndpointKeyHash> claimed;
+  std::unordered_map<EndpointKey, std::size_t, EndpointKeyHash> pools;
+  auto pool_of = [](const IpAddr& a, std::uint8_t protocol) { return EndpointKey{a, protocol, 0}; };
   auto port_ok = [&](const IpAddr& a, const Mapping& m, std::uint16_t p) {
     const EndpointKey e{a, m.protocol, p};
     // RFC 6886 §3.3: not another host's NAT-PMP companion port either.
     return p >= lo && p <= hi && !PortAllocator::reserved(p) && s.table.external_free(e) &&
-           !claimed.contains(e) &&
+           !claimed.contains(e) && !claimed.contains(pool_of(a, m.protocol)) &&
            !s.companion_of_other(a, EndpointKey{m.internal_addr, m.protocol, m.internal_port}, p);
+  };
+  // An all-ports mapping (R-MAP-3) moves whole: to an address no binding of its protocol uses.
+  auto all_ports_ok = [&](const IpAddr& a, const Mapping& m) {
+    return s.table.external_free(pool_of(a, m.protocol)) && !pools.contains(pool_of(a, m.protocol)) &&
+           !s.table.natpmp_other_on(a, Impl::other_transport(m.protocol), m.internal_addr);
   };
   // One new external endpoint per internal endpoint (R-MAP-12: its MAP and PEER mappings share
   // it). The address: paired pooling as for a new binding (one address per internal host).
   std::unordered_map<EndpointKey, std::optional<External>, EndpointKeyHash> moved_to;
   auto choose = [&](const Mapping& m) -> std::optional<External> {
-    const IpAddr& addr = pool[wire::IpAddrHash{}(m.internal_addr) % pool.size()];
+    const std::size_t first = wire::IpAddrHash{}(m.internal_addr) % pool.size();
+    if (m.internal_port == 0) {
+      for (std::size_t i = 0; i < pool.size(); ++i)
+        if (all_ports_ok(pool[(first + i) % pool.size()], m)) return External{pool[(first + i) % pool.size()], 0};
+      return std::nullopt;
+    }
+    const IpAddr& addr = pool[first];
     // The same port first: a client that kept the port number (or a peer told of it) loses least.
     for (std::uint16_t p : {m.external_port, m.internal_port})
       if (port_ok(addr, m, p)) return External{addr, p};
@@ -89,7 +104,10 @@ Server::Readdress Server::readdress() {
     auto [it, fresh] = moved_to.try_emplace(internal);
     if (fresh) {
       it->second = choose(m);
-      if (it->second) claimed.insert({it->second->addr, m.protocol, it->second->port});
+      if (it->second) {
+        claimed.insert({it->second->addr, m.protocol, it->second->port});
+        ++pools[pool_of(it->second->addr, m.protocol)];
+      }
     }
     if (!it->second) {
       ++out.no_port;  // stays on the old address: NO_RESOURCES is all a request could get

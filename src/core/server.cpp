@@ -165,6 +165,9 @@ Election Server::Impl::elect(const wire::Request& req, const Target& t,
   // RFC 7767 §3.1 / R-CKPT-1: MAP and PEER only (the caller); NAT-PMP has no such option and
   // its mappings are never elected (a NAT-PMP renewal un-elects, as a renewal without it does).
   const bool requested = req.options.checkpoint_required && t.origin == Origin::Pcp;
+  // An all-ports mapping has no election keys (one per port would be 65,535): not honoured.
+  const auto* map = std::get_if<wire::MapBody>(&req.body);
+  if (requested && map != nullptr && map->internal_port == 0) return Election::RefusedDisabled;
   const bool already = current != nullptr && current->checkpoint;
   // R-CKPT-7: the client is the mapping's internal address (THIRD_PARTY: the third party), as
   // for the mapping quota (check_quota).

@@ -145,6 +145,16 @@ struct Server::Impl {
   [[nodiscard]] std::variant<External, wire::ResultCode> choose_external(
       const EndpointKey& internal, const IpAddr& suggested_addr, std::uint16_t suggested_port,
       bool strict);
+  // An all-ports MAP (internal port 0, R-MAP-3): the external address (port 0) of a new
+  // all-ports binding: IPv6 the host itself; NAT44 an address where no binding uses that
+  // protocol, else UNSUPP_PROTOCOL (or CANNOT_PROVIDE_EXTERNAL for a strict suggestion).
+  [[nodiscard]] std::variant<External, wire::ResultCode> choose_all_ports(const EndpointKey& internal,
+                                                                          const IpAddr& suggested_addr,
+                                                                          bool strict);
+  // RFC 6886 §3.3: TCP for UDP and the reverse; 0 for other protocols.
+  [[nodiscard]] static std::uint8_t other_transport(std::uint8_t protocol) {
+    return protocol == kTcpProtocol ? kUdpProtocol : protocol == kUdpProtocol ? kTcpProtocol : 0;
+  }
   // RFC 6886 §3.3: the other transport's port of a NAT-PMP mapping is its client's companion.
   [[nodiscard]] bool companion_of_other(const IpAddr& ext_addr, const EndpointKey& internal,
                                         std::uint16_t port) const;

@@ -3,6 +3,7 @@
 // configuration. Server::set_static() / sync_static() make the table hold exactly the configured
 // set, in one datapath transaction; the request handlers treat them as R-MAP-6 and R-LIFE-5/6 say.
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 #include "core/server_impl.hpp"
@@ -79,10 +80,13 @@ Server::StaticSync Server::sync_static() {
     desired.push_back(std::move(m));
   }
 
-  std::unordered_map<EndpointKey, std::size_t, EndpointKeyHash> by_internal, by_external;
+  // by_pool: the (external address, protocol) of each NAT44 one, port 0, which is the external
+  // key of an all-ports mapping there (it would hold the configured port too).
+  std::unordered_map<EndpointKey, std::size_t, EndpointKeyHash> by_internal, by_external, by_pool;
   for (std::size_t i = 0; i < desired.size(); ++i) {
     by_internal.emplace(internal_key(desired[i]), i);
     by_external.emplace(external_key(desired[i]), i);
+    if (desired[i].is_v4()) by_pool.emplace(EndpointKey{desired[i].external_addr, desired[i].protocol, 0}, i);
   }
   std::vector<bool> present(desired.size(), false);
   std::vector<bool> moving(desired.size(), false);  // a static mapping to another external endpoint
@@ -114,9 +118,14 @@ Server::StaticSync Server::sync_static() {
       }
       return;
     }
-    const auto ex = by_external.find(external_key(m));
-    if (in == by_internal.end() && ex == by_external.end()) return;
-    const std::size_t i = in != by_internal.end() ? in->second : ex->second;
+    std::optional<std::size_t> at_external;
+    if (const auto ex = by_external.find(external_key(m)); ex != by_external.end()) {
+      at_external = ex->second;
+    } else if (m.is_v4() && m.internal_port == 0) {
+      if (const auto p = by_pool.find(external_key(m)); p != by_pool.end()) at_external = p->second;
+    }
+    if (in == by_internal.end() && !at_external) return;
+    const std::size_t i = in != by_internal.end() ? in->second : *at_external;
     const Mapping& d = desired[i];
     const bool same_binding = internal_key(m) == internal_key(d) && external_key(m) == external_key(d);
     if (same_binding && m.kind == MappingKind::Peer) return;  // shares the static binding (R-MAP-12)

@@ -104,6 +104,18 @@ std::optional<core::Mapping> decode_primary(SetId set, const DumpedElement& e) {
       if (!a1 || !proto || !p1 || !a2 || !p2) return std::nullopt;
       m.external_addr = *a1, m.external_port = *p1, m.internal_addr = *a2, m.internal_port = *p2;
       break;
+    case SetId::Map4DnatAll:  // ext . proto : int  (all ports: both ports 0)
+      if (m.kind != core::MappingKind::Map) return std::nullopt;
+      a1 = k.v4(), proto = k.proto(), a2 = d.v4();
+      if (!a1 || !proto || !a2) return std::nullopt;
+      m.external_addr = *a1, m.internal_addr = *a2;
+      break;
+    case SetId::Pin6All:  // int . proto  (all ports)
+      if (m.kind != core::MappingKind::Map) return std::nullopt;
+      a1 = k.v6(), proto = k.proto();
+      if (!a1 || !proto) return std::nullopt;
+      m.internal_addr = m.external_addr = *a1;
+      break;
     case SetId::Pin6:  // int . proto . port
       if (m.kind != core::MappingKind::Map) return std::nullopt;
       a1 = k.v6(), proto = k.proto(), p1 = k.port();
@@ -153,14 +165,34 @@ void add_election(const core::Mapping& m, std::vector<Element>& out, std::size_t
   }
 }
 
+// An all-ports MAP (RFC 6887 §11.1 internal port 0): one host's every port of one protocol, on
+// its external address (NAT44: DNAT and SNAT by address, ports kept) or its own (a pinhole).
+// No FILTER and no election keys: core never gives an all-ports mapping either.
+Result<void> append_all_ports(const core::Mapping& m, const ElementComment& comment, std::vector<Element>& out) {
+  if (m.kind != core::MappingKind::Map || m.external_port != 0 || !m.filters.empty() || m.checkpoint)
+    return fail(ErrorDomain::Netlink, EOPNOTSUPP, "nft: all-ports mapping with ports, FILTER or election");
+  if (m.is_v4()) {
+    if (!m.external_addr.is_v4()) return fail(ErrorDomain::Netlink, EAFNOSUPPORT, "nft: MAP external endpoint");
+    out.push_back({SetId::Map4DnatAll, KeyWriter{}.v4(m.external_addr).proto(m.protocol).take(), {},
+                   KeyWriter{}.v4(m.internal_addr).take(), comment.encode()});
+    out.push_back({SetId::Map4SnatAll, KeyWriter{}.v4(m.internal_addr).proto(m.protocol).take(), {},
+                   KeyWriter{}.v4(m.external_addr).take(), {}});
+  } else {
+    out.push_back({SetId::Pin6All, KeyWriter{}.v6(m.internal_addr).proto(m.protocol).take(), {}, {}, comment.encode()});
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<void> append_mapping_elements(const core::Mapping& m, std::vector<Element>& out) {
-  // All-protocols / all-ports mappings (RFC 6887 §11.1) need wildcard maps the table lacks.
-  if (m.protocol == 0 || m.internal_port == 0) return fail(ErrorDomain::Netlink, EOPNOTSUPP, "nft: wildcard mapping");
+  // All-protocols mappings (RFC 6887 §11.1 protocol 0) need maps keyed by address alone, which
+  // the table lacks.
+  if (m.protocol == 0) return fail(ErrorDomain::Netlink, EOPNOTSUPP, "nft: all-protocols mapping");
   const std::size_t first = out.size();
   const bool v4 = m.is_v4();
   ElementComment comment = ElementComment::from(m);
+  if (m.internal_port == 0) return append_all_ports(m, comment, out);
   if (m.kind == core::MappingKind::Map) {
     if (v4) {
       if (!m.external_addr.is_v4() || m.external_port == 0)
@@ -227,7 +259,7 @@ Rebuilt rebuild_mappings(const SetContents& sets, core::Millis now, std::uint32_
   }
 
   Rebuilt out;
-  for (SetId primary : {SetId::Map4Dnat, SetId::Pin6, SetId::Peer4Snat, SetId::Peer6}) {
+  for (SetId primary : {SetId::Map4Dnat, SetId::Pin6, SetId::Peer4Snat, SetId::Peer6, SetId::Map4DnatAll, SetId::Pin6All}) {
     for (const auto& e : sets[static_cast<std::size_t>(primary)]) {
       auto m = decode_primary(primary, e);
       if (!m) continue;

@@ -12,6 +12,9 @@
 //               filt6_on / filt6_allow as above, keyed by the pinhole endpoint
 //   PEER  IPv4  peer4_snat int . proto . int_port . remote . remote_port : ext . ext_port (primary)
 //   PEER  IPv6  peer6      int . proto . int_port . remote . remote_port (primary)
+//   MAP all ports (internal port 0, RFC 6887 §11.1), no FILTER, never elected:
+//         IPv4  map4_dnat_all ext . proto : int (primary, comment); map4_snat_all int . proto : ext
+//         IPv6  pin6_all   int . proto                              (primary, comment)
 // A mapping with checkpoint = true (RFC 7767 CHECKPOINT_REQUIRED honoured) also has its election
 // keys, last, with the same timeout (pcpd.nft's elect4/elect6 chains mark their connections):
 //   MAP   IPv4  elect4_dst ext . proto . ext_port, elect4_src int . proto . int_port
@@ -47,8 +50,9 @@ constexpr bool is_election_set(SetId set) {
 }
 
 // Every element representing `m`, primary first, election keys (checkpoint only) last. Fails (Error::code EOPNOTSUPP or EAFNOSUPPORT)
-// for what the table cannot express: protocol 0 or port 0 (all-protocols / all-ports mappings),
-// IPv4 internal with a non-IPv4 external or remote address, IPv6 with an IPv4 remote.
+// for what the table cannot express: protocol 0 (all-protocols mappings), an all-ports mapping
+// with an external port, FILTER or election, IPv4 internal with a non-IPv4 external or remote
+// address, IPv6 with an IPv4 remote.
 [[nodiscard]] Result<std::vector<Element>> mapping_elements(const core::Mapping& m);
 // The same, appended to `out` (a caller's reused vector: no allocation per request). On
 // failure `out` is as it was.

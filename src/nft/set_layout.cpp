@@ -11,6 +11,8 @@ namespace {
 constexpr std::uint32_t kV4Ep = concat_type({kTypeIpv4, kTypeInetProto, kTypeInetService});
 constexpr std::uint32_t kV6Ep = concat_type({kTypeIpv6, kTypeInetProto, kTypeInetService});
 constexpr std::uint32_t kV4Pair = concat_type({kTypeIpv4, kTypeInetService});
+constexpr std::uint32_t kV4Proto = concat_type({kTypeIpv4, kTypeInetProto});
+constexpr std::uint32_t kV6Proto = concat_type({kTypeIpv6, kTypeInetProto});
 constexpr std::uint32_t kV4Five =
     concat_type({kTypeIpv4, kTypeInetProto, kTypeInetService, kTypeIpv4, kTypeInetService});
 constexpr std::uint32_t kV6Five =
@@ -59,6 +61,12 @@ constexpr std::array<SetSpec, kSetCount> kSets{{
     {SetId::Elect6Peer, "elect6_peer",
      "set { type ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service; flags timeout; }",
      kV6Five, 44, 0, 0, kSetFlagTimeout, false},
+    {SetId::Map4DnatAll, "map4_dnat_all", "map { type ipv4_addr . inet_proto : ipv4_addr; flags timeout; }",
+     kV4Proto, 8, kTypeIpv4, 4, kSetFlagMap | kSetFlagTimeout, true},
+    {SetId::Map4SnatAll, "map4_snat_all", "map { type ipv4_addr . inet_proto : ipv4_addr; flags timeout; }",
+     kV4Proto, 8, kTypeIpv4, 4, kSetFlagMap | kSetFlagTimeout, false},
+    {SetId::Pin6All, "pin6_all", "set { type ipv6_addr . inet_proto; flags timeout; }", kV6Proto, 20, 0, 0,
+     kSetFlagTimeout, true},
 }};
 
 }  // namespace

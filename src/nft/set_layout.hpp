@@ -36,8 +36,12 @@ enum class SetId : std::uint8_t {
   Elect6Dst,   // ipv6_addr . inet_proto . inet_service: pinhole endpoint (inbound)
   Elect6Src,   // ipv6_addr . inet_proto . inet_service: pinhole endpoint (outbound)
   Elect6Peer,  // ipv6_addr . inet_proto . inet_service . ipv6_addr . inet_service: PEER 5-tuple
+  // All-ports MAP mappings (RFC 6887 §11.1 internal port 0, mappings.allow_all_ports):
+  Map4DnatAll,  // ipv4_addr . inet_proto : ipv4_addr  (external address -> internal host)
+  Map4SnatAll,  // ipv4_addr . inet_proto : ipv4_addr  (internal host -> external address)
+  Pin6All,      // ipv6_addr . inet_proto              (every port of the host open)
 };
-inline constexpr std::size_t kSetCount = 16;
+inline constexpr std::size_t kSetCount = 19;
 
 // Kernel set flags (linux/netfilter/nf_tables.h enum nft_set_flags), repeated here so that this
 // header stays free of kernel headers.

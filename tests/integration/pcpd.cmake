@@ -34,3 +34,6 @@ pcpd_add_netns_test(it_announce_unicast integration/it_announce_unicast.sh)
 # [[static]] port forwards: in the kernel without timeout, requests cannot take or delete them,
 # kill -9, reload over a client's mapping, nftables restarted, WAN renumbered.
 pcpd_add_netns_test(it_static integration/it_static.sh)
+# mappings.allow_all_ports: an exposed host gets every port of a protocol (NAT44 and IPv6),
+# the address's other bindings of that protocol are refused, a port-0 delete ends it.
+pcpd_add_netns_test(it_all_ports integration/it_all_ports.sh)

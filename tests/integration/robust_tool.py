@@ -211,6 +211,14 @@ def expected_elements(m):
     ea, ep = split_ep(m["external"])
     v4 = ipaddress.ip_address(ia).version == 4
     out, prefix_keys = [], []
+    if m["kind"] == "map" and ip_ == "0":
+        # All ports (internal port 0): no port in the keys, never filtered nor elected.
+        if v4:
+            out.append(("map4_dnat_all", f"{ea} . {proto}", ia))
+            out.append(("map4_snat_all", f"{ia} . {proto}", ea))
+        else:
+            out.append(("pin6_all", f"{ia} . {proto}", None))
+        return out, prefix_keys
     if m["kind"] == "map":
         if v4:
             out.append(("map4_dnat", f"{ea} . {proto} . {ep}", f"{ia} . {ip_}"))

@@ -3,6 +3,7 @@
 # and a few through the codec (core_datagram.cpp, core_natpmp.cpp).
 pcpd_add_test(test_core
   SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/core_all_ports.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_burst.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_capability.cpp
     ${CMAKE_CURRENT_LIST_DIR}/core_checkpoint.cpp

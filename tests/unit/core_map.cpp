@@ -24,18 +24,20 @@ TEST_CASE("R-MAP-2 protocol 0 with a non-zero internal port is MALFORMED_REQUEST
   CHECK(f.dp.calls() == 0);
 }
 
-TEST_CASE("R-MAP-3 all-ports and all-protocols MAP: UNSUPP_PROTOCOL, off by policy or not grantable (C3)") {
+TEST_CASE("R-MAP-3 all-ports off by policy, and all-protocols always: UNSUPP_PROTOCOL (C3)") {
   // Off by policy: R-MAP-3 answers a policy refusal like a request that cannot be granted in
-  // full. Allowed: our single-port maps cannot grant it in full: UNSUPP_PROTOCOL (MUST, §11.3).
+  // full. All protocols: the kernel's keys carry a protocol, so never granted in full.
   for (bool allow : {false, true}) {
     auto p = default_policy();
     p.allow_all_ports = allow;
     Fixture f(p);
     const auto want = ResultCode::UnsuppProtocol;
-    CHECK(f.map({.internal_port = 0}).response.result == want);
+    if (!allow) {
+      CHECK(f.map({.internal_port = 0}).response.result == want);
+      CHECK(f.map({.client = ip("2001:db8::10"), .internal_port = 0}).response.result == want);
+    }
     CHECK(f.map({.protocol = 0, .internal_port = 0}).response.result == want);
-    // The same on an IPv6 pinhole: we do not implement all-ports pinholes.
-    CHECK(f.map({.client = ip("2001:db8::10"), .internal_port = 0}).response.result == want);
+    CHECK(f.map({.client = ip("2001:db8::10"), .protocol = 0, .internal_port = 0}).response.result == want);
     CHECK(f.server->mapping_count() == 0);
   }
 }

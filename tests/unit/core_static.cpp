@@ -182,3 +182,19 @@ TEST_CASE("static: a PEER of the same internal endpoint shares its external endp
 }
 
 }  // namespace pcpd::test
+
+namespace pcpd::test {
+
+TEST_CASE("static: an all-ports mapping on the configured address and protocol is displaced") {
+  Policy p = default_policy();
+  p.allow_all_ports = true;
+  Fixture f(p);
+  REQUIRE(f.map({.client = ip("192.0.2.50"), .internal_port = 0}).kind == Reply::Kind::Success);
+  const auto r = f.server->set_static({forward("192.0.2.20", 22, 2222)});
+  CHECK_FALSE(r.failed);
+  REQUIRE(r.displaced.size() == 1);
+  CHECK(r.displaced[0].internal_port == 0);
+  CHECK(find_map(*f.server, "192.0.2.20", 22));
+}
+
+}  // namespace pcpd::test

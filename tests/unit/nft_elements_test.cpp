@@ -212,3 +212,42 @@ TEST_CASE("nft recovery: a static mapping's elements have no timeout and it come
   CHECK(r.mappings[0].expires == core::kNever);
   CHECK(r.mappings[0].remaining(now) == core::kStaticLifetime);
 }
+
+TEST_CASE("nft elements: an all-ports MAP is map4_dnat_all + map4_snat_all (NAT44) or pin6_all, and comes back") {
+  auto v4 = map4(0, 0, "192.0.2.50");
+  v4.internal_port = 0;
+  v4.external_port = 0;
+  auto elems = mapping_elements(v4);
+  REQUIRE(elems.has_value());
+  REQUIRE(elems->size() == 2);
+  CHECK((*elems)[0].set == SetId::Map4DnatAll);
+  CHECK((*elems)[0].key == std::vector<std::uint8_t>{203, 0, 113, 1, 6, 0, 0, 0});
+  CHECK((*elems)[0].data == std::vector<std::uint8_t>{192, 0, 2, 50});
+  CHECK_FALSE((*elems)[0].comment.empty());
+  CHECK((*elems)[1].set == SetId::Map4SnatAll);
+  CHECK((*elems)[1].key == std::vector<std::uint8_t>{192, 0, 2, 50, 6, 0, 0, 0});
+  CHECK((*elems)[1].data == std::vector<std::uint8_t>{203, 0, 113, 1});
+  auto v6 = pin6(0);
+  v6.internal_port = v6.external_port = 0;
+  auto pin = mapping_elements(v6);
+  REQUIRE(pin.has_value());
+  REQUIRE(pin->size() == 1);
+  CHECK((*pin)[0].set == SetId::Pin6All);
+  // What the table cannot hold for all ports: FILTER, an election, an external port; and no
+  // all-protocols mapping at all.
+  auto filtered = v4;
+  filtered.filters = {filter("198.51.100.0/24", 0)};
+  CHECK_FALSE(mapping_elements(filtered).has_value());
+  auto elected = v4;
+  elected.checkpoint = true;
+  CHECK_FALSE(mapping_elements(elected).has_value());
+  auto any = v4;
+  any.protocol = 0;
+  CHECK_FALSE(mapping_elements(any).has_value());
+
+  const core::Millis now{1'000'000};
+  auto r = rebuild_mappings(dump_of({v4, v6}, 3'630'000), now, 30);
+  CHECK(r.leftovers.empty());
+  REQUIRE(r.mappings.size() == 2);
+  for (const auto& m : r.mappings) check_same(m, m.is_v4() ? v4 : v6);
+}
