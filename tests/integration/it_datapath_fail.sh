@@ -52,19 +52,19 @@ for o in json.load(sys.stdin)["nftables"]:
         print(s["name"], s.get("gc-interval", 0))' >"$1"
   sed 's/^/    /' "$1"
 }
-all_gc() { # all_gc TAG SECONDS [EXCEPT_SET EXCEPT_SECONDS]: 15 timeout sets, each at SECONDS
+all_gc() { # all_gc TAG SECONDS [EXCEPT_SET EXCEPT_SECONDS]: 18 timeout sets, each at SECONDS
   local n f=$LAB_DIR/gc.$1
   gc_intervals "$f"
   n=$(wc -l <"$f")
-  echo "    timeout sets: $n (want 15)"
-  [ "$n" = 15 ] || return 1
+  echo "    timeout sets: $n (want 18)"
+  [ "$n" = 18 ] || return 1
   awk -v want="$2" -v xs="${3:-}" -v xv="${4:-}" '
     { w = ($1 == xs) ? xv : want; if ($2 != w) { print "    " $1 ": " $2 " s, want " w; bad = 1 } }
     END { exit bad }' "$f"
 }
 
 check "every timeout set has pcpd's 60 s gc-interval" all_gc start 60
-check "... logged as applied" grep -q 'nft.gc_interval interval_ms=60000 asked=15 applied=15 result=applied' "$LAB_PCPD_LOG"
+check "... logged as applied" grep -q 'nft.gc_interval interval_ms=60000 asked=18 applied=18 result=applied' "$LAB_PCPD_LOG"
 
 lab_log "before: a MAP and a PEER"
 check "MAP tcp 8080 exits 0" lab_pc "$r.map" -s 192.0.2.1 map -p tcp -i 8080 -l 600 -n "$n1"
