@@ -556,28 +556,6 @@ void parse_daemon(const Section& s, Config& c) {
   }
 }
 
-// "192.0.2.10:22" or "[2001:db8:1::10]:22".
-std::optional<std::pair<wire::IpAddr, std::uint16_t>> parse_endpoint(std::string_view text) {
-  std::string_view host, port;
-  if (text.starts_with('[')) {
-    const auto close = text.find("]:");
-    if (close == std::string_view::npos) return std::nullopt;
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-    if (host.find(':') == std::string_view::npos) return std::nullopt;  // brackets: IPv6 only
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
-  }
-  auto addr = wire::IpAddr::parse(std::string(host));
-  auto p = parse_port(port);
-  if (!addr || !p) return std::nullopt;
-  return std::pair{*addr, *p};
-}
-
 // One [[static]] table (docs/interfaces.md "[[static]]").
 Config::Static parse_static_entry(const Section& s, const Config& c) {
   s.only({"protocol", "internal", "external_port", "external_address", "description", "checkpoint"});
@@ -593,10 +571,10 @@ Config::Static parse_static_entry(const Section& s, const Config& c) {
   st.protocol = *number;
   const auto internal = s.string("internal");
   if (!internal) s.fail(st.line, "[[static]]: internal is required (\"192.0.2.10:22\" or \"[2001:db8::10]:22\")");
-  const auto ep = parse_endpoint(*internal);
-  if (!ep) s.fail_key("internal", "'" + *internal + "' is not ADDRESS:PORT (IPv6 in brackets, port 1-65535)");
-  st.internal_addr = ep->first;
-  st.internal_port = ep->second;
+  const auto ep = wire::parse_endpoint(*internal);
+  if (!ep || ep->port == 0) s.fail_key("internal", "'" + *internal + "' is not ADDRESS:PORT (IPv6 in brackets, port 1-65535)");
+  st.internal_addr = ep->addr;
+  st.internal_port = ep->port;
   const auto& b = st.internal_addr.bytes;
   const bool multicast = st.internal_addr.is_v4() ? (b[12] & 0xf0) == 0xe0 : b[0] == 0xff;
   const bool loopback = st.internal_addr.is_v4() ? b[12] == 127 : st.internal_addr == *wire::IpAddr::parse("::1");

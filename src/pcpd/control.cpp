@@ -159,17 +159,9 @@ namespace {
 
 // "192.0.2.10:8080" or "[2001:db8::10]:8080" -> address and port.
 std::pair<wire::IpAddr, std::uint16_t> parse_endpoint(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) throw std::runtime_error("'" + text + "' is not ADDRESS:PORT");
-  std::string host = text.substr(0, colon);
-  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  auto addr = wire::IpAddr::parse(host);
-  if (!addr) throw std::runtime_error("'" + host + "' is not an IP address");
-  const std::string port = text.substr(colon + 1);
-  char* end = nullptr;
-  const unsigned long p = std::strtoul(port.c_str(), &end, 10);
-  if (port.empty() || *end != '\0' || p > 65535) throw std::runtime_error("'" + port + "' is not a port");
-  return {*addr, static_cast<std::uint16_t>(p)};
+  const auto ep = wire::parse_endpoint(text);
+  if (!ep) throw std::runtime_error("'" + text + "' is not ADDRESS:PORT (an IPv6 address in brackets: [2001:db8::10]:80)");
+  return {ep->addr, ep->port};
 }
 
 std::uint8_t parse_protocol(const std::string& name) {

@@ -217,7 +217,8 @@ class Daemon {
   // The non-empty external set the mappings were last put on: an address that goes and comes
   // back is no change (nothing moved, the epoch continues).
   std::vector<wire::IpAddr> mappings_external_;
-  bool readdress_pending_ = false;  // the last move was refused by the kernel: try again
+  bool readdress_pending_ = false;  // the last move was refused, or left mappings behind: again
+  std::size_t readdress_no_port_ = 0;  // mappings the last move left behind (no free port)
   bool static_pending_ = false;     // the kernel refused the static set: try again
   // Mapping Update (R-ANN-7): one unsolicited response per moved PCP mapping and copy, on the
   // announcement schedule, until the client refreshed the mapping or the copies are out.

@@ -134,10 +134,13 @@ void Daemon::after_external_change() {
     log::error("external.readdress_failed", {{"to", join_addrs(now)}});
     return;
   }
-  readdress_pending_ = false;
-  if (!r.moved.empty() || r.no_port != 0)
+  // Mappings that found no free port on the new addresses stay behind; the datapath timer tries
+  // them again (every 5 s) as ports free up. Logged when something moved or that number changed.
+  readdress_pending_ = r.no_port != 0;
+  if (!r.moved.empty() || r.no_port != readdress_no_port_)
     log::info("external.mappings_moved", {{"to", join_addrs(now)}, {"moved", r.moved.size()},
                                          {"port_kept", r.port_kept}, {"no_port", r.no_port}});
+  readdress_no_port_ = r.no_port;
   // R-EPOCH-4: the epoch resets when an address the mappings were on is gone (or something
   // moved); an added address, or the same ones in another order, changes nothing for clients.
   const bool lost = std::any_of(mappings_external_.begin(), mappings_external_.end(), [&](const wire::IpAddr& a) {

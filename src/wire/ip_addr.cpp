@@ -45,6 +45,29 @@ std::string Prefix::to_string() const {
   return addr.to_string() + "/" + std::to_string(len);
 }
 
+std::optional<Endpoint> parse_endpoint(std::string_view text) {
+  std::string_view host, port;
+  if (text.starts_with('[')) {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    if (host.find(':') == std::string_view::npos) return std::nullopt;  // brackets: IPv6 only
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
+  }
+  auto addr = IpAddr::parse(host);
+  unsigned p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (!addr || port.empty() || ec != std::errc{} || end != port.data() + port.size() || p > 65535)
+    return std::nullopt;
+  return Endpoint{*addr, static_cast<std::uint16_t>(p)};
+}
+
 std::optional<Prefix> Prefix::parse(std::string_view text) {
   auto slash = text.find('/');
   auto addr = IpAddr::parse(text.substr(0, slash));

@@ -71,6 +71,14 @@ struct Prefix {
   friend constexpr bool operator==(const Prefix&, const Prefix&) = default;
 };
 
+// "192.0.2.10:22" or "[2001:db8::10]:22" (IPv6 only in brackets: "2001:db8::1:22" would be
+// ambiguous); port 0-65535. nullopt on anything else.
+struct Endpoint {
+  IpAddr addr;
+  std::uint16_t port = 0;
+};
+std::optional<Endpoint> parse_endpoint(std::string_view text);
+
 struct IpAddrHash {
   std::size_t operator()(const IpAddr& a) const noexcept {
     std::uint64_t lo, hi;

@@ -37,3 +37,5 @@ pcpd_add_netns_test(it_static integration/it_static.sh)
 # mappings.allow_all_ports: an exposed host gets every port of a protocol (NAT44 and IPv6),
 # the address's other bindings of that protocol are refused, a port-0 delete ends it.
 pcpd_add_netns_test(it_all_ports integration/it_all_ports.sh)
+# A WAN change that leaves a mapping without a free port on the new address: it moves later.
+pcpd_add_netns_test(it_wan_full integration/it_wan_full.sh)

@@ -10,4 +10,5 @@ pcpd_add_test(test_wire
     ${CMAKE_CURRENT_LIST_DIR}/wire_reader.cpp
     ${CMAKE_CURRENT_LIST_DIR}/wire_random.cpp
     ${CMAKE_CURRENT_LIST_DIR}/wire_capability.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/wire_endpoint.cpp
   LIBS pcp_wire)
