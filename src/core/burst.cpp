@@ -47,6 +47,9 @@ void Server::Impl::roll_back(const Burst& b) {
     undo.changes.push_back(inverse(*it));
   table.commit(undo);
   for (auto it = b.buckets.rbegin(); it != b.buckets.rend(); ++it) checkpoint_limiter.restore(*it);
+  // R-PF-3: the retry charges these requests again.
+  const Policy::RateLimit pf = prefer_failure_bucket();
+  for (const IpAddr& client : b.prefer_failure) prefer_failure_limiter.refund(pf, client);
   stats.elected = table.elected_count();
 }
 
@@ -108,12 +111,22 @@ void Server::handle_burst(std::span<BurstItem> items) {
   if (b.staged.changes.capacity() > kKeepStaged) b.staged.changes = {};
   b.staged.changes.clear();
   b.buckets.clear();
+  b.prefer_failure.clear();
+  b.conflicts.clear();
   s.burst = &b;
   for (BurstItem& it : items) handle_one(it);
   s.burst = nullptr;
-  if (b.staged.empty()) return;  // nothing for the kernel (errors, ANNOUNCE, no-op deletes)
+  auto report_conflicts = [&s, &b] {
+    if (s.nonce_sink)
+      for (const NonceConflict& c : b.conflicts) s.nonce_sink(c);
+  };
+  if (b.staged.empty()) {  // nothing for the kernel (errors, ANNOUNCE, no-op deletes)
+    report_conflicts();
+    return;
+  }
   if (s.datapath.apply(b.staged)) {
     ++s.stats.bursts;
+    report_conflicts();
     return;
   }
   // Refused: the kernel holds none of it. Back to the state before the burst, then each request

@@ -30,9 +30,13 @@ bool Server::Impl::may_take_over(const Mapping& cur, const wire::Nonce& nonce, c
   } else {
     ++stats.nonce_replaced;
   }
-  if (nonce_sink) nonce_sink(c);
   (void)nonce;  // the new nonce is the request's; the caller stores it
-  return c.outcome != NonceConflict::Outcome::Refused;
+  const bool take = c.outcome != NonceConflict::Outcome::Refused;
+  if (burst != nullptr)
+    burst->conflicts.push_back(std::move(c));  // reported once the burst is in (handle_burst)
+  else if (nonce_sink)
+    nonce_sink(c);
+  return take;
 }
 
 void Server::set_nonce_conflict_sink(std::function<void(const NonceConflict&)> sink) {

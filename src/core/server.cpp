@@ -57,12 +57,19 @@ bool Server::Impl::rate_limited(const Context& ctx) {
   return false;
 }
 
-bool Server::Impl::prefer_failure_limited(const IpAddr& client) {
+Policy::RateLimit Server::Impl::prefer_failure_bucket() const {
   Policy::RateLimit bucket;
   bucket.client_rate = policy.rate_limit.prefer_failure_rate;
   bucket.client_burst = policy.rate_limit.prefer_failure_burst;
   bucket.global_rate = 0;  // per client only: one prober must not lock the others out
-  if (prefer_failure_limiter.admit(bucket, client, clock.now()) == RateLimiter::Verdict::Allow) return false;
+  return bucket;
+}
+
+bool Server::Impl::prefer_failure_limited(const IpAddr& client) {
+  if (prefer_failure_limiter.admit(prefer_failure_bucket(), client, clock.now()) == RateLimiter::Verdict::Allow) {
+    if (burst != nullptr) burst->prefer_failure.push_back(client);  // refunded if the burst is undone
+    return false;
+  }
   ++stats.prefer_failure_limited;
   return true;
 }

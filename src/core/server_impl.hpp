@@ -51,6 +51,7 @@ struct Server::Impl {
   RateLimiter prefer_failure_limiter;    // R-PF-3, Policy::RateLimit::prefer_failure_rate
   // R-PF-3: true when this PREFER_FAILURE create from `client` is over its bucket.
   [[nodiscard]] bool prefer_failure_limited(const IpAddr& client);
+  [[nodiscard]] Policy::RateLimit prefer_failure_bucket() const;
   // The server addresses requests arrived on (Context::local), for Mapping::reply_local: a
   // router has a handful, so a mapping keeps one byte instead of an address.
   std::vector<IpAddr> locals;
@@ -70,6 +71,10 @@ struct Server::Impl {
   struct Burst {
     ChangeSet staged;                                  // every change of the burst, in order
     std::vector<CheckpointLimiter::Saved> buckets;     // before each Honoured record()
+    std::vector<IpAddr> prefer_failure;                // clients charged a PREFER_FAILURE token
+    // Nonce conflicts, reported once the burst's transaction is in: an undone burst is handled
+    // again request by request, and would report each twice.
+    std::vector<NonceConflict> conflicts;
   };
   Burst* burst = nullptr;
   Burst burst_storage;  // reused: no allocation per burst once the vectors have grown

@@ -219,3 +219,33 @@ TEST_CASE("burst: expiry due at the burst joins its transaction, and is rolled b
   CHECK(f.server->stats().expired == 1);
   CHECK(f.server->mapping_count() == 2);
 }
+
+TEST_CASE("burst: a refused burst is handled again without charging PREFER_FAILURE twice or reporting a conflict twice") {
+  Policy p = default_policy();
+  p.rate_limit.prefer_failure_rate = 0.001;  // no refill during the test
+  p.rate_limit.prefer_failure_burst = 2;     // two PREFER_FAILURE creates, then limited
+  p.nonce_change = Policy::NonceChange::SameHost;
+  BurstFixture f(p);
+  REQUIRE(f.map(mapping("192.0.2.10", 7000, 1)).kind == Reply::Kind::Success);
+  std::vector<core::NonceConflict> reported;
+  f.server->set_nonce_conflict_sink([&](const core::NonceConflict& c) { reported.push_back(c); });
+  auto pf = [](std::uint16_t port) {
+    Request r = map_req({.client = ip("192.0.2.11"), .internal_port = port, .suggested_port = port,
+                         .suggested_addr = ip("203.0.113.1")});
+    r.options.prefer_failure = true;
+    return pcp(r);
+  };
+  // The first try of the burst is refused by the kernel; the retries go through.
+  f.dp.fail_nth(1);
+  f.burst({pf(6001), pcp(map_req(mapping("192.0.2.10", 7000, 2)))});
+  CHECK(f.server->stats().burst_retries == 1);
+  CHECK(f.result(0) == ResultCode::Success);
+  CHECK(f.result(1) == ResultCode::Success);
+  CHECK(reported.size() == 1);  // the owner's new nonce, once
+  // One token spent, one left: a second PREFER_FAILURE create still succeeds, a third is limited.
+  f.burst({pf(6002)});
+  CHECK(f.result(0) == ResultCode::Success);
+  f.burst({pf(6003)});
+  CHECK(f.result(0) == ResultCode::CannotProvideExternal);
+  CHECK(f.server->stats().prefer_failure_limited == 1);
+}
