@@ -71,16 +71,17 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     next.checkpoint = elected(election);
     next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
-    if (next.expires != cur->expires || next.description != cur->description || next.nonce != cur->nonce ||
-        next.origin != cur->origin ||
-        next.client_addr != cur->client_addr || next.third_party != cur->third_party ||
-        next.checkpoint != cur->checkpoint || next.checkpoint_deferred != cur->checkpoint_deferred) {
+    if (next.expires != cur->expires || !next.same_but_expiry(*cur)) {
       Change c;
       c.op = Change::Op::Replace;
       c.mapping = next;
       c.previous = *cur;
       if (!apply(std::move(c))) return error(req, ResultCode::NoResources);  // R-HDR-10
       ++stats.refreshed;
+    } else if (next.reply_port != cur->reply_port || next.reply_local != cur->reply_local) {
+      // Only where a Mapping Update would go changed (a lifetime query from a new socket):
+      // not datapath state, so the table alone (R-ANN-7: the last response's address).
+      table.replace(next);
     }
     record_election(election, t);
     Reply r = success(req, assigned(body, next), next.remaining(now));

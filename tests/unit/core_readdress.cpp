@@ -244,3 +244,22 @@ TEST_CASE("readdress: a moved mapping does not take another host's NAT-PMP compa
 }
 
 }  // namespace pcpd::test
+
+namespace pcpd::test {
+
+TEST_CASE("Mapping Update goes to the PEER client's latest socket, also after a lifetime query") {
+  Fixture f;
+  REQUIRE(f.peer({}).kind == Reply::Kind::Success);
+  // The same PEER asked again (a lifetime query: nothing to extend) from another source port.
+  Context moved = ctx(ip("192.0.2.10"));
+  moved.source_port = 41000;
+  const std::size_t calls = f.dp.calls();
+  Request q = peer_req({.lifetime = 1});
+  REQUIRE(f.server->handle(q, moved).kind == Reply::Kind::Success);
+  CHECK(f.dp.calls() == calls);  // nothing for the kernel
+  const auto m = f.server->find(core::MappingKind::Peer, ip("192.0.2.10"), kTcp, 5000, ip("198.51.100.7"), 443);
+  REQUIRE(m);
+  CHECK(m->reply_port == 41000);
+}
+
+}  // namespace pcpd::test
