@@ -87,9 +87,8 @@ class Runner {
 
   // One transaction of `changes` the way NftDatapath::apply sends a burst; exits on a refusal.
   void send(const Level& l, const core::ChangeSet& changes) {
-    auto batch = nft::BatchBuilder::for_changes(changes, l.table, 30, nl_->reserve_seq(0), {}, nft::Grouping::PerSet, true);
+    auto batch = nft::BatchBuilder::for_changes(changes, l.table, 30, nl_->next_seq(), {}, nft::Grouping::PerSet, true);
     if (!batch) die("batch", batch.error().code);
-    nl_->reserve_seq(static_cast<std::uint32_t>(batch->messages.size()) + 2);
     auto errors = nl_->send_batch(*batch);
     if (!errors) die("send", errors.error().code);
     if (!errors->empty()) die("refused", errors->front().error);

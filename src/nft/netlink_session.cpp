@@ -71,6 +71,7 @@ Result<void> NetlinkSession::ensure_buffers(std::size_t send_bytes, std::size_t 
 }
 
 Result<std::vector<BatchError>> NetlinkSession::send_batch(const Batch& batch) {
+  seq_ = batch.end_seq() + 1;  // BEGIN, the messages and END are the batch's
   if (auto r = ensure_buffers(batch.bytes.size(), batch.messages.size() + 2); !r) return tl::unexpected(r.error());
   const int fd = mnl_socket_get_fd(nl_);
   // Drain anything stale (a previous call that gave up before its last ack) so it cannot be taken

@@ -30,8 +30,9 @@ class NetlinkSession {
   NetlinkSession(const NetlinkSession&) = delete;
   NetlinkSession& operator=(const NetlinkSession&) = delete;
 
-  // Reserves `count` consecutive sequence numbers and returns the first.
-  std::uint32_t reserve_seq(std::uint32_t count);
+  // The first sequence number (BEGIN's) of the next batch: build it from this. send_batch()
+  // moves past the batch it sends, so no two batches share a number and callers count nothing.
+  [[nodiscard]] std::uint32_t next_seq() const { return seq_; }
 
   // Sends `batch` in one sendmsg (growing the socket buffers so the whole batch and all of its
   // acks fit: a batch is never split) and waits for an ack of every message. Returns the
@@ -57,6 +58,8 @@ class NetlinkSession {
 
  private:
   explicit NetlinkSession(mnl_socket* nl);
+  // Reserves `count` consecutive sequence numbers and returns the first (dump requests).
+  std::uint32_t reserve_seq(std::uint32_t count);
   [[nodiscard]] Result<void> ensure_buffers(std::size_t send_bytes, std::size_t messages);
   mnl_socket* nl_;
   std::uint32_t portid_;

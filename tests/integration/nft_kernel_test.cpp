@@ -77,7 +77,7 @@ core::Millis now_ms() { return core::BootClock{}.now(); }
 Result<std::vector<BatchError>> send_one_element(NetlinkSession& nl, const Element& e) {
   std::vector<char> buf(8192);
   std::vector<std::uint8_t> bytes;
-  const std::uint32_t seq = nl.reserve_seq(3);
+  const std::uint32_t seq = nl.next_seq();  // BEGIN, the element, END: send_batch moves past them
   auto append = [&](const nlmsghdr* nlh) {
     auto* p = reinterpret_cast<const std::uint8_t*>(nlh);
     bytes.insert(bytes.end(), p, p + nlh->nlmsg_len);
