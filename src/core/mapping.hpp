@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/clock.hpp"
@@ -64,17 +65,17 @@ struct Mapping {
 
   [[nodiscard]] bool is_v4() const { return internal_addr.is_v4(); }
   [[nodiscard]] bool is_static() const { return origin == Origin::Static; }
-  // Every field but `expires` equal: `o` is this mapping refreshed with nothing else changed (so
-  // the datapath only restarts its timers). A field added above belongs here too.
-  [[nodiscard]] bool same_but_expiry(const Mapping& o) const {
-    return kind == o.kind && origin == o.origin && protocol == o.protocol && internal_addr == o.internal_addr &&
-           internal_port == o.internal_port && external_addr == o.external_addr &&
-           external_port == o.external_port && remote_addr == o.remote_addr && remote_port == o.remote_port &&
-           client_addr == o.client_addr && nonce == o.nonce && lifetime == o.lifetime &&
-           third_party == o.third_party && checkpoint == o.checkpoint &&
-           checkpoint_deferred == o.checkpoint_deferred && filters == o.filters &&
-           description == o.description;
+  // Every field the kernel and the state files hold, but `lifetime` and `expires`: one list, so
+  // that a field added above is compared everywhere once it is added here.
+  [[nodiscard]] auto identity() const {
+    return std::tie(kind, origin, protocol, internal_addr, internal_port, external_addr, external_port, remote_addr,
+                    remote_port, client_addr, nonce, third_party, checkpoint, checkpoint_deferred, filters,
+                    description);
   }
+  // `o` is this mapping refreshed with nothing else changed (so the datapath only restarts its
+  // timers): every field but `expires` (and where Mapping Update goes) equal.
+  [[nodiscard]] bool same_but_expiry(const Mapping& o) const { return lifetime == o.lifetime && identity() == o.identity(); }
+  friend bool operator==(const Mapping&, const Mapping&) = default;
   // Remaining lifetime in whole seconds, rounded up; 0 when expired.
   [[nodiscard]] std::uint32_t remaining(Millis now) const {
     if (expires == kNever) return kStaticLifetime;

@@ -56,14 +56,7 @@ Key key_of(const core::Mapping& m) {
 
 // A Replace that changes nothing but the expiry and the lifetime: a refresh (RFC 6887 §15),
 // journaled as a refresh entry (33 bytes for a MAP instead of a 102-byte put).
-bool refresh_only(const core::Mapping& a, const core::Mapping& b) {
-  return a.kind == b.kind && a.origin == b.origin && a.protocol == b.protocol &&
-         a.internal_addr == b.internal_addr && a.internal_port == b.internal_port &&
-         a.external_addr == b.external_addr && a.external_port == b.external_port &&
-         a.remote_addr == b.remote_addr && a.remote_port == b.remote_port && a.client_addr == b.client_addr &&
-         a.nonce == b.nonce && a.third_party == b.third_party && a.checkpoint == b.checkpoint &&
-         a.checkpoint_deferred == b.checkpoint_deferred && a.filters == b.filters && a.description == b.description;
-}
+bool refresh_only(const core::Mapping& a, const core::Mapping& b) { return a.identity() == b.identity(); }
 
 void put_refresh(std::vector<std::uint8_t>& out, const core::Mapping& m, core::Millis at) {
   const bool peer = m.kind == core::MappingKind::Peer;
