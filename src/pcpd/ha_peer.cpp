@@ -37,6 +37,33 @@ std::vector<core::Mapping> elections(const core::ChangeSet& cs) {
 
 const char* role_name(ha::Role r) { return std::string_view(ha::to_string(r)).data(); }
 
+// The link's UDP socket, bound on the sync network, sending to the peer's address and port.
+class UdpLinkSocket final : public LinkSocket {
+ public:
+  UdpLinkSocket(UniqueFd fd, const wire::IpAddr& peer, std::uint16_t peer_port) : fd_(std::move(fd)) {
+    to_len_ = wire::to_sockaddr(peer, peer_port, 0, to_);
+  }
+  [[nodiscard]] int fd() const override { return fd_.get(); }
+  bool send(std::span<const std::uint8_t> d) override {
+    return ::sendto(fd_.get(), d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to_), to_len_) >= 0;
+  }
+  std::optional<Received> receive(std::span<std::uint8_t> buf) override {
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof from;
+    const ssize_t n = ::recvfrom(fd_.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    if (n < 0) return std::nullopt;
+    Received r;
+    r.size = static_cast<std::size_t>(n);
+    r.source = wire::from_sockaddr(from, &r.port);
+    return r;
+  }
+
+ private:
+  UniqueFd fd_;
+  sockaddr_storage to_{};
+  socklen_t to_len_ = 0;
+};
+
 }  // namespace
 
 // ---- ChangeTap ---------------------------------------------------------------------------------
@@ -106,6 +133,14 @@ std::unique_ptr<HaPeer> HaPeer::open(const config::Config::Ha& cfg, core::Server
             errno_text(errno);
     return nullptr;
   }
+  return with_socket(cfg, std::move(*key), std::make_unique<UdpLinkSocket>(std::move(fd), cfg.peer, cfg.peer_port),
+                     server, kernel, tap, clock, std::move(on_table), error);
+}
+
+std::unique_ptr<HaPeer> HaPeer::with_socket(const config::Config::Ha& cfg, ha::LinkKey key,
+                                            std::unique_ptr<LinkSocket> socket, core::Server& server,
+                                            core::Datapath& kernel, ChangeTap& tap, const core::Clock& clock,
+                                            std::function<void()> on_table, std::string& error) {
   auto timer = BootTimer::create();
   if (!timer) {
     error = "ha timerfd: " + errno_text(timer.error().code);
@@ -116,16 +151,16 @@ std::unique_ptr<HaPeer> HaPeer::open(const config::Config::Ha& cfg, core::Server
     error = "ha: libsodium did not start";
     return nullptr;
   }
-  return std::unique_ptr<HaPeer>(new HaPeer(cfg, std::move(*key), id, std::move(fd), std::move(*timer),
+  return std::unique_ptr<HaPeer>(new HaPeer(cfg, std::move(key), id, std::move(socket), std::move(*timer),
                                             server, kernel, tap, clock, std::move(on_table)));
 }
 
 HaPeer::HaPeer(const config::Config::Ha& cfg, ha::LinkKey key, std::uint32_t sender_id,
-               UniqueFd fd, BootTimer timer,
+               std::unique_ptr<LinkSocket> socket, BootTimer timer,
                core::Server& server, core::Datapath& kernel, ChangeTap& tap,
                const core::Clock& clock, std::function<void()> on_table)
     : cfg_(cfg),
-      fd_(std::move(fd)),
+      socket_(std::move(socket)),
       timer_(std::move(timer)),
       server_(server),
       kernel_(kernel),
@@ -233,24 +268,20 @@ void HaPeer::flush() {
 
 void HaPeer::on_readable() {
   for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
-    sockaddr_storage from{};
-    socklen_t from_len = sizeof from;
-    const ssize_t n = ::recvfrom(fd_.get(), rx_.data(), rx_.size(), 0,
-                                 reinterpret_cast<sockaddr*>(&from), &from_len);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    errno = 0;
+    const auto got = socket_->receive(rx_);
+    if (!got) {
+      if (errno != 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         log::limited(reject_limiter_, log::Level::Warning, "ha.receive_failed", {{"error", errno_text(errno)}});
       break;
     }
-    std::uint16_t port = 0;
-    const wire::IpAddr source = wire::from_sockaddr(from, &port);
-    if (source != cfg_.peer) {
+    if (got->source != cfg_.peer) {
       ++counters_.wrong_source;
       log::limited(reject_limiter_, log::Level::Warning, "ha.rejected",
-                   {{"reason", "wrong_source"}, {"from", source}, {"port", port}});
+                   {{"reason", "wrong_source"}, {"from", got->source}, {"port", got->port}});
       continue;
     }
-    link_.on_datagram(std::span<const std::uint8_t>(rx_.data(), static_cast<std::size_t>(n)), clock_.now());
+    link_.on_datagram(std::span<const std::uint8_t>(rx_.data(), got->size), clock_.now());
     note_rejects();
   }
   pump();
@@ -316,11 +347,8 @@ void HaPeer::pump() {
     // Events first: a standby installs what it received before its ack leaves, so an ack
     // means "in the kernel" (RFC 7767 §3).
     for (const auto& e : out.events) on_event(e);
-    sockaddr_storage to{};
-    const socklen_t len = wire::to_sockaddr(cfg_.peer, cfg_.peer_port, 0, to);
     for (const auto& d : out.datagrams) {
-      if (::sendto(fd_.get(), d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to), len) < 0 &&
-          errno != EAGAIN)
+      if (!socket_->send(d) && errno != EAGAIN)
         log::limited(reject_limiter_, log::Level::Warning, "ha.send_failed",
                      {{"to", cfg_.peer}, {"error", errno_text(errno)}});
     }

@@ -47,6 +47,24 @@ class ChangeTap final : public core::Datapath {
   core::ChangeSet taken_;
 };
 
+// The link's datagram transport: the UDP socket on the sync network in the daemon (open()), an
+// in-memory pair in the unit tests, so that the hold/ack/timeout logic runs without a network.
+class LinkSocket {
+ public:
+  virtual ~LinkSocket() = default;
+  [[nodiscard]] virtual int fd() const = 0;  // for the event loop; -1 when there is none
+  // Sends one datagram to the peer; false (errno set) when it could not be sent.
+  virtual bool send(std::span<const std::uint8_t> datagram) = 0;
+  // The next waiting datagram into `buf`: its size and source; nullopt when none is waiting
+  // (errno EAGAIN) or on an error (errno set).
+  struct Received {
+    std::size_t size = 0;
+    wire::IpAddr source{};
+    std::uint16_t port = 0;
+  };
+  virtual std::optional<Received> receive(std::span<std::uint8_t> buf) = 0;
+};
+
 struct HaCounters {
   std::uint64_t requests_dropped = 0;  // PCP/NAT-PMP requests not answered while backup/fault
   std::uint64_t waits = 0;             // responses held for the peer's ack
@@ -68,11 +86,17 @@ class HaPeer {
                                       core::Datapath& kernel, ChangeTap& tap,
                                       const core::Clock& clock, std::function<void()> on_table,
                                       std::string& error);
+  // Over a given transport (open() passes the UDP socket; tests an in-memory one). nullptr and
+  // `error` set when the timer or the sender id cannot be had.
+  static std::unique_ptr<HaPeer> with_socket(const config::Config::Ha& cfg, ha::LinkKey key,
+                                             std::unique_ptr<LinkSocket> socket, core::Server& server,
+                                             core::Datapath& kernel, ChangeTap& tap, const core::Clock& clock,
+                                             std::function<void()> on_table, std::string& error);
   ~HaPeer();
   HaPeer(const HaPeer&) = delete;
   HaPeer& operator=(const HaPeer&) = delete;
 
-  [[nodiscard]] int socket_fd() const { return fd_.get(); }
+  [[nodiscard]] int socket_fd() const { return socket_->fd(); }
   [[nodiscard]] int timer_fd() const { return timer_.fd(); }
   void on_readable();
   void on_timer();
@@ -111,6 +135,7 @@ class HaPeer {
     std::string reason;
   };
   [[nodiscard]] Readiness readiness() const;
+  [[nodiscard]] const HaCounters& counters() const { return counters_; }
 
   void add_metrics(ctl::Metrics& m) const;
 
@@ -123,8 +148,8 @@ class HaPeer {
     std::vector<core::Mapping> elected;  // the elections this response confirms
   };
 
-  HaPeer(const config::Config::Ha& cfg, ha::LinkKey key, std::uint32_t sender_id, UniqueFd fd,
-         BootTimer timer,
+  HaPeer(const config::Config::Ha& cfg, ha::LinkKey key, std::uint32_t sender_id,
+         std::unique_ptr<LinkSocket> socket, BootTimer timer,
          core::Server& server, core::Datapath& kernel, ChangeTap& tap, const core::Clock& clock,
          std::function<void()> on_table);
 
@@ -138,7 +163,7 @@ class HaPeer {
   void reelect();          // Server::reelect_deferred, replicated and logged
 
   config::Config::Ha cfg_;
-  UniqueFd fd_;
+  std::unique_ptr<LinkSocket> socket_;
   BootTimer timer_;
   core::Server& server_;
   core::Datapath& kernel_;

@@ -7,3 +7,7 @@ pcpd_add_test(test_config
 pcpd_add_test(test_daemon
   SOURCES unit/daemon_helpers.cpp
   LIBS pcpd_helpers pcp_config)
+# daemon::HaPeer over an in-memory link and a fake clock (hold, ack, timeout, peer down).
+pcpd_add_test(test_ha_peer
+  SOURCES unit/daemon_ha_peer.cpp
+  LIBS pcpd_ha_peer)
