@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# bench/ab.sh: before/after comparison of two pcpd binaries for one optimisation (issue 7).
+# bench/ab.sh: before/after comparison of two pcpd binaries for one optimisation.
 # On a shared, loaded machine wall-clock rates move by +-40 % between runs, so besides req/s this
 # reports pcpd's own CPU time per request (utime+stime of the daemon from /proc/PID/stat, which
 # includes the kernel work done in its syscalls, e.g. the nftables commit), and alternates the two

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# bench/flat.sh: is pcpd as fast at 1,000,000 existing mappings as at 100 (issue 7: "<= 10 %
+# bench/flat.sh: is pcpd as fast at 1,000,000 existing mappings as at 100 (the target: "<= 10 %
 # slower")? Two labs side by side, each a client and a router namespace with its own pcpd and
 # nftables: "small" holds --small mappings (100), "large" --large (1,000,000). The same
 # measurements (refresh, then create/delete) then alternate between the two over --rounds rounds,

@@ -6,7 +6,7 @@ For every round, the large/small ratio of req/s (refresh, create, delete) and of
 per request (refresh; create+delete share one figure), then the median and range over the rounds.
 With the labs of `flat.sh --pcpd-b`, the same for small_b/large_b, and the second binary's CPU per
 request over the first's at each level (an A/B of one change, measured side by side).
-Issue 7's target: at most 10 % slower at the large level, i.e. a rate ratio >= 0.90 and a CPU
+The target: at most 10 % slower at the large level, i.e. a rate ratio >= 0.90 and a CPU
 ratio <= 1.10 (1 / 0.9 = 1.11 would be the exact mirror; 1.10 is the stricter reading).
 """
 import json

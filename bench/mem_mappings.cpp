@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd-mem-mappings: memory (VmRSS growth) and time per mapping of core::Server's mapping table
-// (issue 7: <= 200 B of daemon memory per mapping). Builds a Server over an in-process Datapath
+// (the target: <= 200 B of daemon memory per mapping). Builds a Server over an in-process Datapath
 // that accepts every ChangeSet, creates N MAP mappings through Server::handle() (the same path
 // as a decoded request), and prints RSS growth per mapping and time per create. Then refreshes
 // every mapping once and expires them all, timing those too.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd-nft-cost: the kernel's share of a MAP request at 100 and at 1,000,000 mappings (issue 7:
+// pcpd-nft-cost: the kernel's share of a MAP request at 100 and at 1,000,000 mappings (the target:
 // "<= 10 % slower at 1,000,000"). pcpd itself is left out: this program sends the nftables
 // batches pcpd would send for a burst of requests (nft::BatchBuilder::for_changes over the same
 // core::Change values, grouped per set, refresh in place) and measures the CPU time of its own

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # bench/nft_cost.sh: what the kernel alone costs per MAP refresh, create and delete at 100 and at
-# 1,000,000 mappings (issue 7), measured by bench/nft_cost.cpp (pcpd-nft-cost) in a network
+# 1,000,000 mappings, measured by bench/nft_cost.cpp (pcpd-nft-cost) in a network
 # namespace of its own that holds two copies of nft-rules/pcpd.nft: `inet pcpd_small` and
 # `inet pcpd_large`. The batches are the ones pcpd sends for a burst (nft::BatchBuilder); no pcpd,
 # no UDP. Compare its per-mapping differences with pcpd's whole request (bench/flat.sh).

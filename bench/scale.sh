@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# bench/scale.sh: pcpd at 100 vs 100,000 vs 1,000,000 existing mappings (issue 7): create/refresh/
+# bench/scale.sh: pcpd at 100 vs 100,000 vs 1,000,000 existing mappings: create/refresh/
 # delete rates, daemon RSS and kernel memory per mapping, and restart time with the mappings
 # still in the kernel. Writes JSON lines (one per measurement) to --out (default
 # bench/results/scale-<stamp>.jsonl) and a markdown summary on stdout.

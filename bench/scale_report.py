@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""bench/scale_report.py: markdown tables from one bench/scale.sh JSON-lines file (issue 7).
+"""bench/scale_report.py: markdown tables from one bench/scale.sh JSON-lines file.
 
 Usage: bench/scale_report.py results/scale-<stamp>.jsonl [--title TEXT]
 Every ratio is computed within that one file, i.e. one run on one (shared, noisy) machine.

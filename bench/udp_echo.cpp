@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-// pcpd-echo: the bare UDP request/response ceiling the PCP numbers are compared with (issue 7).
+// pcpd-echo: the bare UDP request/response ceiling the PCP numbers are compared with.
 //
 //   pcpd-echo server --bind ADDR [--port P] [--seconds S]
 //       answers every datagram with itself (recvmmsg/sendmmsg, up to 64 per call); runs until

@@ -36,7 +36,7 @@ if [ -s /tmp/check-refs.$$ ]; then cat /tmp/check-refs.$$; bad=$((bad + $(wc -l 
 rm -f /tmp/check-refs.$$
 
 while IFS= read -r line; do problem "issue number cited: $line"; done < <(
-  grep -rniE --exclude-dir=results --exclude=check-refs.sh '\bissue #?[0-9]+' src tests scripts docs man packaging nft-rules ha systemd 2>/dev/null)
+  grep -rniE --exclude-dir=results --exclude=check-refs.sh '\bissue #?[0-9]+' "${dirs[@]}" 2>/dev/null)
 
 echo "check-refs: $n requirement ids cited; $bad problem(s)"
 [ "$bad" = 0 ]
