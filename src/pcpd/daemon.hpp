@@ -62,6 +62,12 @@ ha::Role link_role(Role role);
 
 // "203.0.113.1,203.0.113.2" for the journal.
 std::string join_addrs(const std::vector<wire::IpAddr>& addrs);
+std::string join_prefixes(const std::vector<wire::Prefix>& prefixes);
+// Parses and validates the file, then fills the host-dependent defaults. Throws ConfigError
+// (also for an interface look-up failure, reported at line 0).
+std::shared_ptr<const config::Config> load_config(const std::string& path);
+// systemd's STATUS= line.
+void notify_status(const std::string& status);
 
 // The host's interfaces now (getifaddrs); nullopt, logged as interfaces.list_failed, when they
 // cannot be read.
