@@ -463,9 +463,11 @@ TEST_CASE("Mapping::same_but_expiry: every field but expires counts (a plain ref
       {"filters", [](pcpd::core::Mapping& x) { x.filters.push_back(pcpd::wire::Filter{120, 0, *pcpd::wire::IpAddr::parse("198.51.100.0")}); }},
       {"description", [](pcpd::core::Mapping& x) { x.description = "web"; }},
   };
-  for (const auto& [name, change] : changes) {
+  // Not a structured binding: clang before 16 cannot capture one, and INFO captures.
+  for (const auto& entry : changes) {
+    const auto& name = entry.first;
     auto x = m;
-    change(x);
+    entry.second(x);
     INFO(name);
     CHECK_FALSE(x.same_but_expiry(m));
     CHECK_FALSE(m.same_but_expiry(x));

@@ -133,7 +133,6 @@ TEST_CASE("control socket: while a stream is written piece by piece, other reque
     return nlohmann::json("plain");
   };
   std::atomic<bool> stop{false};
-  std::atomic<int> max_bytes_per_call{0};
   std::thread loop([&] {
     for (int spins = 0; spins < 200'000 && !stop; ++spins) {
       std::vector<pollfd> fds{{server.fd(), POLLIN, 0}};
