@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
+// ConntrackSync's worker thread and its rounds. About 500 lines in one file on purpose: a round
+// (walk or lookups, then marks and forgets) shares the private index types below, and split
+// they would need a header of their own for this one user.
 #include "conntrack/conntrack_sync.hpp"
 
 #include <pthread.h>

@@ -105,13 +105,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     ++stats.refreshed;
     record_election(election, t);
     Reply r = success(req, assigned(body, next), lifetime);
-    r.response.options.third_party = o.third_party;  // R-TP-1, R-OPT-6: echo if requested
-    r.response.options.prefer_failure = o.prefer_failure;
-    r.response.options.filters = o.filters;  // R-FLT-1: echoed only if requested
-    r.response.options.filter_count = o.filter_count;
-    r.response.options.description = description;
-    // R-CKPT-2/3/4: echoed only when asked and honoured; otherwise left out.
-    r.response.options.checkpoint_required = next.checkpoint;
+    echo_options(r, o, true, description, next.checkpoint);
     return r;
   }
 
@@ -170,12 +164,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   ++stats.created;
   record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
-  r.response.options.third_party = o.third_party;
-  r.response.options.prefer_failure = o.prefer_failure;
-  r.response.options.filters = o.filters;
-  r.response.options.filter_count = o.filter_count;
-  r.response.options.description = description;
-  r.response.options.checkpoint_required = m.checkpoint;  // R-CKPT-2/3/4
+  echo_options(r, o, true, description, m.checkpoint);
   return r;
 }
 

@@ -85,9 +85,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     }
     record_election(election, t);
     Reply r = success(req, assigned(body, next), next.remaining(now));
-    r.response.options.third_party = o.third_party;
-    r.response.options.description = description;
-    r.response.options.checkpoint_required = next.checkpoint;  // R-CKPT-2/3/4
+    echo_options(r, o, false, description, next.checkpoint);
     return r;
   }
 
@@ -140,9 +138,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   ++stats.created;
   record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
-  r.response.options.third_party = o.third_party;
-  r.response.options.description = description;
-  r.response.options.checkpoint_required = m.checkpoint;  // R-CKPT-2/3/4
+  echo_options(r, o, false, description, m.checkpoint);
   return r;
 }
 

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // pcpd::core::Server::Impl: the state behind Server and the request handlers, split by opcode
 // over server.cpp (general checks, expiry, epoch, restore), map_handler.cpp (RFC 6887 §11),
-// peer_handler.cpp (§12), external_endpoint.cpp (external address/port choice) and
-// natpmp_handler.cpp (RFC 6886). Private to pcp_core.
+// peer_handler.cpp (§12), external_endpoint.cpp (external address/port choice),
+// natpmp_handler.cpp (RFC 6886), burst.cpp (one transaction per receive batch), standby.cpp
+// (the hot standby: withdrawal, re-election, mirror), readdress.cpp (a new WAN address),
+// static_mappings.cpp ([[static]]) and nonce_owner.cpp (nonce conflicts, the operator's
+// deletes). Private to pcp_core.
 #pragma once
 
 #include <cstdint>
@@ -103,6 +106,11 @@ struct Server::Impl {
                             std::optional<std::uint32_t> lifetime = std::nullopt) const;
   [[nodiscard]] Reply success(const wire::Request& req, wire::Body body,
                               std::uint32_t lifetime) const;
+  // The options a served MAP or PEER echoes (RFC 6887 §7.3: only what the request carried):
+  // THIRD_PARTY (R-TP-1, R-OPT-6); for MAP, PREFER_FAILURE and FILTER (R-FLT-1); the
+  // DESCRIPTION kept (RFC 7220); CHECKPOINT_REQUIRED only when honoured (R-CKPT-2/3/4).
+  static void echo_options(Reply& r, const wire::Options& o, bool map,
+                           std::optional<std::string_view> description, bool elected);
   // Checks shared by MAP and PEER creates: protocol, denied ports, family policy, external
   // address availability. nullopt: fine.
   [[nodiscard]] std::optional<wire::ResultCode> check_endpoint(const Target& t,
