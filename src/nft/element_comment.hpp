@@ -7,7 +7,8 @@
 //
 //   <origin> <kind> [c=<client>] n=<nonce> l=<lifetime> [f=<flags>] [d=<text> | d~=<text>]
 //
-//   origin    "pcp" (PCP, RFC 6887) or "pmp" (NAT-PMP, RFC 6886)
+//   origin    "pcp" (PCP, RFC 6887), "pmp" (NAT-PMP, RFC 6886) or "static" (a [[static]] entry
+//             of the configuration: no nonce, l=4294967295, elements without a timeout)
 //   kind      "map" or "peer"
 //   c=        requesting client address, only when it differs from the internal address
 //             (THIRD_PARTY); dotted quad or RFC 5952
