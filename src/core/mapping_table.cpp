@@ -340,7 +340,8 @@ void MappingTable::unlink_peer(Id id) {
   if (find_peer_bind(in) == id) peer_bind_.reassign(hash_of(in), id, next);
 }
 
-void MappingTable::count_elected(const Mapping& m, bool add) {
+void MappingTable::count_tallies(const Mapping& m, bool add) {
+  if (m.is_static()) add ? ++static_total_ : --static_total_;
   if (!m.checkpoint) return;
   if (add) {
     ++elected_total_;
@@ -383,7 +384,7 @@ void MappingTable::insert(Mapping m) {
   add_third_party(id);
   note_natpmp(s, true);
   heap_push(id);
-  count_elected(s, true);
+  count_tallies(s, true);
   ++size_;
 }
 
@@ -421,7 +422,7 @@ void MappingTable::erase(const Mapping& key) {
   remove_third_party(id);
   note_natpmp(m, false);
   heap_remove(id);
-  count_elected(m, false);
+  count_tallies(m, false);
   free_slot(id);
   --size_;
 }
@@ -435,8 +436,8 @@ void MappingTable::replace(const Mapping& m) {
   note_natpmp(cur, false);  // a PCP request may have taken a NAT-PMP mapping over
   note_natpmp(m, true);
   // The key (and so internal_addr) is unchanged; only the election may differ.
-  count_elected(cur, false);
-  count_elected(m, true);
+  count_tallies(cur, false);
+  count_tallies(m, true);
   const bool later = m.expires > cur.expires, sooner = m.expires < cur.expires;
   cur = m;
   add_third_party(id);

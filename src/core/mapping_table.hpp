@@ -82,6 +82,8 @@ class MappingTable {
   // RFC 7767 elected mappings (Mapping::checkpoint), kept by every mutation below.
   [[nodiscard]] std::size_t elected_count() const { return elected_total_; }
   [[nodiscard]] std::size_t elected_for_internal(const IpAddr& internal) const;
+  // Static mappings ([[static]]), kept by the same mutations: a reload without any skips its walk.
+  [[nodiscard]] std::size_t static_count() const { return static_total_; }
 
   [[nodiscard]] Millis next_expiry() const;
   [[nodiscard]] std::vector<Mapping> due(Millis now) const;  // expires <= now, soonest first
@@ -164,7 +166,8 @@ class MappingTable {
   void unlink_peer(Id id);
   void add_third_party(Id id);
   void remove_third_party(Id id);
-  void count_elected(const Mapping& m, bool add);
+  // elected_total_, elected_by_internal_ and static_total_ for a mapping entering (add) or leaving.
+  void count_tallies(const Mapping& m, bool add);
 
   [[nodiscard]] bool heap_less(Id a, Id b) const;
   void heap_set(std::size_t pos, Id id);
@@ -193,6 +196,7 @@ class MappingTable {
   // external look-up a NAT44 binding needs besides the pool bitmap (RFC 6886 §3.3).
   std::unordered_map<EndpointKey, IpAddr, EndpointKeyHash> natpmp_external_;
   std::size_t elected_total_ = 0;
+  std::size_t static_total_ = 0;
   std::unordered_map<IpAddr, std::size_t, wire::IpAddrHash> elected_by_internal_;
 };
 

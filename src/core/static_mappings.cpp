@@ -82,6 +82,9 @@ Server::StaticSync Server::sync_static() {
 
   // by_pool: the (external address, protocol) of each NAT44 one, port 0, which is the external
   // key of an all-ports mapping there (it would hold the configured port too).
+  // Nothing configured and nothing to remove: no walk of the table (every start and reload of a
+  // router without [[static]] comes here).
+  if (desired.empty() && s.table.static_count() == 0) return out;
   std::unordered_map<EndpointKey, std::size_t, EndpointKeyHash> by_internal, by_external, by_pool;
   for (std::size_t i = 0; i < desired.size(); ++i) {
     by_internal.emplace(internal_key(desired[i]), i);

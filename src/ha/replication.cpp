@@ -14,8 +14,6 @@ bool replicated(const core::Mapping& m, ReplicationScope scope) {
 
 namespace {
 
-bool wanted(const core::Mapping& m, ReplicationScope scope) { return replicated(m, scope); }
-
 MappingChange upsert(const core::Mapping& m) {
   MappingChange c;
   c.op = MappingChange::Op::Upsert;
@@ -37,14 +35,14 @@ std::vector<MappingChange> changes_to_send(const core::ChangeSet& changes, Repli
   for (const core::Change& c : changes.changes) {
     switch (c.op) {
       case core::Change::Op::Add:
-        if (wanted(c.mapping, scope)) out.push_back(upsert(c.mapping));
+        if (replicated(c.mapping, scope)) out.push_back(upsert(c.mapping));
         break;
       case core::Change::Op::Remove:
-        if (wanted(c.mapping, scope)) out.push_back(remove(c.mapping));
+        if (replicated(c.mapping, scope)) out.push_back(remove(c.mapping));
         break;
       case core::Change::Op::Replace: {
-        const bool before = wanted(c.previous, scope);
-        const bool after = wanted(c.mapping, scope);
+        const bool before = replicated(c.previous, scope);
+        const bool after = replicated(c.mapping, scope);
         // A replace keeps the key (MappingTable::replace); if it ever did not, drop the old one.
         if (before && (!after || id_of(c.previous) != id_of(c.mapping))) out.push_back(remove(c.previous));
         if (after) out.push_back(upsert(c.mapping));
