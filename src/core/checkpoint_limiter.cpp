@@ -41,7 +41,7 @@ Election CheckpointLimiter::decide(const Policy::Checkpoint& policy, bool reques
   if (counts.total >= policy.max_total) return Election::RefusedTotalCap;
   // R-CKPT-7: per client, the number of elected mappings and the rate of elections.
   if (counts.of_client >= policy.max_per_client) return Election::RefusedClientCap;
-  if (tokens(policy, client, now) < 1.0) return Election::RefusedRate;
+  if (tokens(policy, client, now) < 1.0 + static_cast<double>(counts.spent)) return Election::RefusedRate;
   return Election::Honoured;
 }
 
@@ -64,20 +64,6 @@ void CheckpointLimiter::record(const Policy::Checkpoint& policy, Election e,
     case Election::RefusedPeer: ++stats.checkpoint_refused_peer; break;
   }
   ++stats.checkpoint_requested;
-}
-
-CheckpointLimiter::Saved CheckpointLimiter::save(const wire::IpAddr& client) const {
-  auto it = buckets_.find(client);
-  if (it == buckets_.end()) return Saved{client, std::nullopt};
-  return Saved{client, it->second};
-}
-
-void CheckpointLimiter::restore(const Saved& saved) {
-  // A bucket pruned meanwhile was full, which is what a missing one means too.
-  if (saved.bucket)
-    buckets_[saved.client] = *saved.bucket;
-  else
-    buckets_.erase(saved.client);
 }
 
 void CheckpointLimiter::prune(const Policy::Checkpoint& policy, Millis now) {

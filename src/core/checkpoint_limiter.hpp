@@ -26,7 +26,7 @@ enum class Election : std::uint8_t {
   RefusedTotalCap,   // R-CKPT-4: no checkpoint resources left system-wide
   RefusedClientCap,  // R-CKPT-7: this client's number of elected mappings
   RefusedRate,       // R-CKPT-7: this client's rate of elections
-  RefusedPeer,       // RFC 7767 §3.2: no standby peer to checkpoint on (Server::set_checkpoint_available)
+  RefusedPeer,       // RFC 7767 §3.2: no standby peer to checkpoint on (Context::checkpoint_available)
 };
 
 [[nodiscard]] constexpr bool elected(Election e) {
@@ -37,6 +37,7 @@ enum class Election : std::uint8_t {
 struct ElectionCounts {
   std::size_t total = 0;       // elected mappings system-wide
   std::size_t of_client = 0;   // elected mappings of this client (internal address)
+  std::size_t spent = 0;       // tokens this client's elections in the open transaction will take
 };
 
 class CheckpointLimiter {
@@ -50,20 +51,12 @@ class CheckpointLimiter {
   void record(const Policy::Checkpoint& policy, Election e, const wire::IpAddr& client, Millis now,
               Stats& stats);
 
+
+ private:
   struct Bucket {
     double tokens = 0;
     Millis last{0};
   };
-  // Server::handle_burst rolls a refused burst back: the bucket of `client` as it was before a
-  // record() (nullopt: it had none, i.e. a full one), and putting it back.
-  struct Saved {
-    wire::IpAddr client{};
-    std::optional<Bucket> bucket;
-  };
-  [[nodiscard]] Saved save(const wire::IpAddr& client) const;
-  void restore(const Saved& saved);
-
- private:
   // Tokens available to `client` at `now` (a client without a bucket has a full one).
   [[nodiscard]] double tokens(const Policy::Checkpoint& policy, const wire::IpAddr& client,
                               Millis now) const;

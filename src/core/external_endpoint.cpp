@@ -25,8 +25,30 @@ bool Server::Impl::companion_of_other(const IpAddr& ext_addr, const EndpointKey&
   // internal host MUST NOT get it. PCP has no such rule; a PCP mapping reserves nothing.
   const std::uint8_t other = other_transport(internal.protocol);
   if (other == 0) return false;
-  const auto holder = table.natpmp_holder({ext_addr, other, port});
+  const auto holder = natpmp_holder({ext_addr, other, port});
   return holder && *holder != internal.addr;
+}
+
+bool Server::Impl::external_free(const EndpointKey& external) const {
+  return table.external_free(external) && !pending.claimed(external);
+}
+
+std::optional<IpAddr> Server::Impl::natpmp_holder(const EndpointKey& external) const {
+  if (auto h = pending.natpmp_holder(external)) return h;
+  return table.natpmp_holder(external);
+}
+
+std::optional<std::uint16_t> Server::Impl::find_free_port(const IpAddr& external_addr,
+                                                          std::uint8_t protocol, std::uint16_t lo,
+                                                          std::uint16_t hi, std::uint16_t start) const {
+  // The table's free port, unless an add of the open transaction claims it: then the next one.
+  // At most one step per claim (plus the first), so this ends.
+  for (std::size_t step = 0; step <= pending.claims(); ++step) {
+    const auto p = table.find_free_port(external_addr, protocol, lo, hi, start);
+    if (!p || !pending.claimed({external_addr, protocol, *p})) return p;
+    start = *p == hi ? lo : static_cast<std::uint16_t>(*p + 1);
+  }
+  return std::nullopt;
 }
 
 std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointKey& internal,
@@ -46,7 +68,7 @@ std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointK
   auto port_ok = [&](const IpAddr& a, std::uint16_t p) {
     // R-MAP-5: not used by any mapping, not our own service (R-MAP-15), not outside policy.
     return p >= lo && p <= hi && !PortAllocator::reserved(p) &&
-           table.external_free({a, internal.protocol, p}) && !companion_of_other(a, internal, p);
+           external_free({a, internal.protocol, p}) && !companion_of_other(a, internal, p);
   };
 
   // Which addresses to try, best first: the suggested one when it is ours, then the pool from a
@@ -84,7 +106,7 @@ std::variant<External, ResultCode> Server::Impl::choose_external(const EndpointK
     // A free port that is another NAT-PMP client's companion is skipped; bounded, since a run
     // of 64 such ports in a row means the pool is mostly NAT-PMP companions anyway.
     for (int step = 0; step < 64; ++step) {
-      auto p = table.find_free_port(nth(i), internal.protocol, lo, hi, start);
+      auto p = find_free_port(nth(i), internal.protocol, lo, hi, start);
       if (!p) break;
       if (!companion_of_other(nth(i), internal, *p)) return External{nth(i), *p};
       start = *p == hi ? lo : static_cast<std::uint16_t>(*p + 1);

@@ -101,8 +101,8 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     next.checkpoint = elected(election);
     next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
-    if (!apply(make_change(Change::Op::Replace, next, *cur))) return error(req, ResultCode::NoResources);  // R-HDR-10
-    ++stats.refreshed;
+    stage(make_change(Change::Op::Replace, next, *cur));
+    ++tally().refreshed;
     record_election(election, t);
     Reply r = success(req, assigned(body, next), lifetime);
     echo_options(r, o, true, description, next.checkpoint);
@@ -160,8 +160,8 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
   m.checkpoint = elected(election);
   m.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
-  if (!apply(make_change(Change::Op::Add, m))) return error(req, ResultCode::NoResources);  // R-HDR-10
-  ++stats.created;
+  stage(make_change(Change::Op::Add, m));
+  ++tally().created;
   record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
   echo_options(r, o, true, description, m.checkpoint);
@@ -201,8 +201,8 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
   if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
     return error(req, ResultCode::NotAuthorized, cur->remaining(now));
 
-  if (!apply(make_change(Change::Op::Remove, *cur))) return error(req, ResultCode::NoResources);  // R-HDR-10
-  ++stats.deleted;
+  stage(make_change(Change::Op::Remove, *cur));
+  ++tally().deleted;
   // R-LIFE-4: the suggested external fields (ignored) are copied into the assigned ones.
   Reply r = success(req, body, 0);
   r.response.options.third_party = o.third_party;
@@ -219,8 +219,8 @@ Reply Server::Impl::bulk_delete(const wire::Request& req, const IpAddr& who, boo
     if (protocol != 0 && m->protocol != protocol) continue;
     cs.changes.push_back(make_change(Change::Op::Remove, *m));
   }
-  if (!apply(cs)) return error(req, ResultCode::NoResources);  // R-HDR-10
-  stats.deleted += cs.changes.size();
+  stage(cs);
+  tally().deleted += cs.changes.size();
   Reply r = success(req, req.body, 0);  // SUCCESS even when nothing matched
   r.response.options.third_party = req.options.third_party;
   return r;

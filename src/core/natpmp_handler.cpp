@@ -31,13 +31,6 @@ natpmp::Result to_natpmp(ResultCode code) {
 
 }  // namespace
 
-std::size_t Server::handle_natpmp(std::span<const std::uint8_t> datagram, const Context& ctx,
-                                  std::span<std::uint8_t> out) {
-  Impl& s = *impl_;
-  if (!s.admit_natpmp(ctx)) return 0;
-  return s.natpmp_datagram(datagram, ctx, out);
-}
-
 bool Server::Impl::admit_natpmp(const Context& ctx) {
   // R-PMP-1: NAT-PMP is IPv4 only; disabled by policy -> as if nobody listened.
   if (!policy.natpmp || !ctx.source.is_v4()) {
@@ -48,73 +41,91 @@ bool Server::Impl::admit_natpmp(const Context& ctx) {
   return !rate_limited(ctx);
 }
 
-std::size_t Server::Impl::natpmp_datagram(std::span<const std::uint8_t> datagram,
-                                          const Context& ctx, std::span<std::uint8_t> out) {
-  Impl& s = *this;
-  ++s.stats.natpmp_requests;
-  s.expire_due();
-  const std::uint32_t ep = s.epoch.at(s.clock.now());
+bool Server::Impl::decide_natpmp(BurstItem& it, Decided& d) {
+  const Context& ctx = it.ctx;
+  const natpmp::Decoded decoded = natpmp::decode_request(it.datagram);
+  const natpmp::Request* req = std::get_if<natpmp::Request>(&decoded);
+  const bool map = req != nullptr && req->op != natpmp::Op::ExternalAddress;
+  const std::uint8_t protocol = map && req->op == natpmp::Op::MapUdp ? kUdp : kTcp;
+  // The same rule as for PCP (Server::Impl::waits): its mapping must be read from the table.
+  if (map && waits(ctx.source, wire::Opcode::Map, protocol, req->internal_port,
+                   req->lifetime == 0 ? 0 : req->suggested_external_port))
+    return false;
 
-  const natpmp::Decoded decoded = natpmp::decode_request(datagram);
+  Stats& counts = tally();
+  ++counts.natpmp_requests;
+  const std::uint32_t ep = epoch.at(clock.now());
   if (const auto* reject = std::get_if<natpmp::Reject>(&decoded)) {
+    d.done = true;
     if (reject->action == natpmp::Reject::Action::Drop) {
-      ++s.stats.dropped;  // a response (opcode >= 128) or too short (R-PMP-2)
-      return 0;
+      ++counts.dropped;  // a response (opcode >= 128) or too short (R-PMP-2)
+      return true;
     }
-    ++s.stats.natpmp_errors;
+    ++counts.natpmp_errors;
     // RFC 6886 §3.5 (R-PMP-2): an unsupported opcode gets the whole request back.
-    if (reject->result == natpmp::Result::UnsupportedOpcode)
-      return natpmp::encode_unsupported_opcode(datagram, out);
-    return natpmp::encode_error(reject->opcode, reject->result, ep, out);
+    it.reply = reject->result == natpmp::Result::UnsupportedOpcode
+                   ? natpmp::encode_unsupported_opcode(it.datagram, it.out)
+                   : natpmp::encode_error(reject->opcode, reject->result, ep, it.out);
+    return true;
   }
-  const auto& req = std::get<natpmp::Request>(decoded);
 
-  if (req.op == natpmp::Op::ExternalAddress) {
+  if (!map) {
+    d.done = true;
     // RFC 6886 §3.2: the first external address; none yet -> Network Failure.
-    if (s.policy.external_v4.empty() || !s.policy.nat44) {
-      ++s.stats.natpmp_errors;
-      return natpmp::encode_external_address(natpmp::Result::NetworkFailure, ep, 0, out);
+    if (policy.external_v4.empty() || !policy.nat44) {
+      ++counts.natpmp_errors;
+      it.reply = natpmp::encode_external_address(natpmp::Result::NetworkFailure, ep, 0, it.out);
+      return true;
     }
-    return natpmp::encode_external_address(natpmp::Result::Success, ep,
-                                           s.policy.external_v4.front().v4(), out);
+    it.reply = natpmp::encode_external_address(natpmp::Result::Success, ep,
+                                               policy.external_v4.front().v4(), it.out);
+    return true;
   }
 
-  const std::uint8_t protocol = req.op == natpmp::Op::MapUdp ? kUdp : kTcp;
   // The same request as PCP would see it: MAP, all-zero nonce, suggested port, no address
   // preference, client address = source (so ADDRESS_MISMATCH cannot apply).
   wire::Request pcp;
   pcp.opcode = wire::Opcode::Map;
-  pcp.lifetime = req.lifetime;
+  pcp.lifetime = req->lifetime;
   pcp.client_addr = ctx.source;
   wire::MapBody body;
   body.protocol = protocol;
-  body.internal_port = req.internal_port;
+  body.internal_port = req->internal_port;
   // R-PMP-3: on a delete the suggested external port MUST be ignored.
-  body.external_port = req.lifetime == 0 ? 0 : req.suggested_external_port;
+  body.external_port = req->lifetime == 0 ? 0 : req->suggested_external_port;
   body.external_addr = IpAddr::v4_any();
   pcp.body = body;
   const Target t{ctx.source, ctx.source, false, Origin::NatPmp};
 
-  Reply reply;
-  if (req.lifetime == 0 && req.internal_port == 0)
+  d.natpmp_map = true;
+  d.natpmp_op = req->op;
+  d.natpmp_port = req->internal_port;
+  d.natpmp_lifetime = req->lifetime;
+  if (req->lifetime == 0 && req->internal_port == 0)
     // R-PMP-3: internal port 0 + lifetime 0 removes all of this client's mappings of the
     // protocol (explicit MAP mappings, PCP- or NAT-PMP-made, without a nonce check).
-    reply = s.bulk_delete(pcp, ctx.source, false, protocol);
+    it.decision = bulk_delete(pcp, ctx.source, false, protocol);
   else
     // Create, refresh (lifetime clamped, R-LIFE-2) or delete, exactly as PCP does; a taken
     // suggested port gets another one (no PREFER_FAILURE in NAT-PMP).
-    reply = s.handle_map(pcp, body, t);
+    it.decision = handle_map(pcp, body, t);
+  if (to_natpmp(it.decision.response.result) != natpmp::Result::Success) ++counts.natpmp_errors;
+  return true;
+}
 
-  const natpmp::Result result = to_natpmp(reply.response.result);
+void Server::Impl::encode_natpmp(BurstItem& it, const Decided& d) const {
+  if (!d.natpmp_map) return;
+  const std::uint32_t ep = epoch.at(clock.now());
+  const natpmp::Result result = to_natpmp(it.decision.response.result);
   if (result != natpmp::Result::Success) {
-    ++s.stats.natpmp_errors;
-    return natpmp::encode_map(req.op, result, ep, req.internal_port, 0, 0, out);
+    it.reply = natpmp::encode_map(d.natpmp_op, result, ep, d.natpmp_port, 0, 0, it.out);
+    return;
   }
-  const auto& granted = std::get<wire::MapBody>(reply.response.body);
+  const auto& granted = std::get<wire::MapBody>(it.decision.response.body);
   // RFC 6886 §3.4: a delete answers external port 0 and lifetime 0.
-  const std::uint16_t ext_port = req.lifetime == 0 ? 0 : granted.external_port;
-  return natpmp::encode_map(req.op, result, ep, req.internal_port, ext_port,
-                            reply.response.lifetime, out);
+  const std::uint16_t ext_port = d.natpmp_lifetime == 0 ? 0 : granted.external_port;
+  it.reply = natpmp::encode_map(d.natpmp_op, result, ep, d.natpmp_port, ext_port,
+                                it.decision.response.lifetime, it.out);
 }
 
 std::size_t Server::encode_natpmp_announce(std::span<std::uint8_t> out) const {

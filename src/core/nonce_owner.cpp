@@ -26,16 +26,13 @@ bool Server::Impl::may_take_over(const Mapping& cur, const wire::Nonce& nonce, c
     c.outcome = NonceConflict::Outcome::Refused;
   }
   if (c.outcome == NonceConflict::Outcome::Refused) {
-    ++stats.nonce_refused;
+    ++tally().nonce_refused;
   } else {
-    ++stats.nonce_replaced;
+    ++tally().nonce_replaced;
   }
   (void)nonce;  // the new nonce is the request's; the caller stores it
   const bool take = c.outcome != NonceConflict::Outcome::Refused;
-  if (burst != nullptr)
-    burst->conflicts.push_back(std::move(c));  // reported once the burst is in (handle_burst)
-  else if (nonce_sink)
-    nonce_sink(c);
+  pending.conflicts.push_back(std::move(c));  // reported once the transaction is in (commit())
   return take;
 }
 

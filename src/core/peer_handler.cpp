@@ -76,12 +76,12 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
       c.op = Change::Op::Replace;
       c.mapping = next;
       c.previous = *cur;
-      if (!apply(std::move(c))) return error(req, ResultCode::NoResources);  // R-HDR-10
-      ++stats.refreshed;
+      stage(std::move(c));
+      ++tally().refreshed;
     } else if (next.reply_port != cur->reply_port || next.reply_local != cur->reply_local) {
       // Only where a Mapping Update would go changed (a lifetime query from a new socket):
       // not datapath state, so the table alone (R-ANN-7: the last response's address).
-      table.replace(next);
+      pending.stage_table_only(next);
     }
     record_election(election, t);
     Reply r = success(req, assigned(body, next), next.remaining(now));
@@ -134,8 +134,8 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   Change c;
   c.op = Change::Op::Add;
   c.mapping = m;
-  if (!apply(std::move(c))) return error(req, ResultCode::NoResources);  // R-HDR-10
-  ++stats.created;
+  stage(std::move(c));
+  ++tally().created;
   record_election(election, t);
   Reply r = success(req, assigned(body, m), lifetime);
   echo_options(r, o, false, description, m.checkpoint);

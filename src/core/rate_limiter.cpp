@@ -41,16 +41,6 @@ std::size_t RateLimiter::set_of(const wire::IpAddr& client) const {
   return static_cast<std::size_t>(mix(mix(hi ^ seed_) ^ lo) & set_mask_);
 }
 
-void RateLimiter::refund(const Policy::RateLimit& policy, const wire::IpAddr& client) {
-  if (policy.client_rate <= 0) return;
-  Entry* const set = &entries_[set_of(client) * kWays];
-  for (std::size_t i = 0; i < kWays; ++i)
-    if (set[i].used && set[i].client == client) {
-      set[i].tokens = std::min(set[i].tokens + 1.0, std::max(policy.client_burst, 1.0));
-      return;
-    }
-}
-
 RateLimiter::Verdict RateLimiter::admit(const Policy::RateLimit& policy,
                                         const wire::IpAddr& client, Millis now) {
   // R-QUOTA-5, R-SEC-3: per client first (the more specific limit), then the global one.

@@ -39,9 +39,6 @@ class RateLimiter {
   [[nodiscard]] Verdict admit(const Policy::RateLimit& policy, const wire::IpAddr& client,
                               Millis now);
 
-  // Gives back the client token one admit() took (a request whose work was undone and is done
-  // again, Server::handle_burst). Nothing when the client has no entry any more.
-  void refund(const Policy::RateLimit& policy, const wire::IpAddr& client);
 
   [[nodiscard]] std::size_t capacity() const { return entries_.size(); }
   // Clients with an entry (for tests and stats).

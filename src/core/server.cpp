@@ -15,24 +15,6 @@ namespace pcpd::core {
 
 using wire::ResultCode;
 
-namespace {
-
-std::size_t opcode_index(wire::Opcode op) {
-  switch (op) {
-    case wire::Opcode::Announce: return 0;
-    case wire::Opcode::Map: return 1;
-    case wire::Opcode::Peer: return 2;
-    default: return 3;
-  }
-}
-
-void count_result(Stats& stats, ResultCode code) {
-  const auto i = static_cast<std::size_t>(code);
-  if (i < stats.responses_by_result.size()) ++stats.responses_by_result[i];
-}
-
-}  // namespace
-
 Server::Impl::Impl(Policy p, Datapath& d, const Clock& c)
     : policy(std::move(p)),
       datapath(d),
@@ -66,11 +48,14 @@ Policy::RateLimit Server::Impl::prefer_failure_bucket() const {
 }
 
 bool Server::Impl::prefer_failure_limited(const IpAddr& client) {
+  // Charged once per datagram, like the request rate limits: one decided again after a refused
+  // transaction took its token the first time.
+  if (request != nullptr && request->pf_charged) return false;
   if (prefer_failure_limiter.admit(prefer_failure_bucket(), client, clock.now()) == RateLimiter::Verdict::Allow) {
-    if (burst != nullptr) burst->prefer_failure.push_back(client);  // refunded if the burst is undone
+    if (request != nullptr) request->pf_charged = true;
     return false;
   }
-  ++stats.prefer_failure_limited;
+  ++tally().prefer_failure_limited;
   return true;
 }
 
@@ -127,11 +112,7 @@ Reply Server::Impl::success(const wire::Request& req, wire::Body body,
 
 bool Server::Impl::apply(const ChangeSet& changes) {
   if (changes.empty()) return true;
-  if (burst != nullptr) {
-    // Server::handle_burst: installed with the whole burst, or rolled back (burst.cpp).
-    burst->staged.changes.insert(burst->staged.changes.end(), changes.changes.begin(),
-                                 changes.changes.end());
-  } else if (!datapath.apply(changes)) {
+  if (!datapath.apply(changes)) {
     // RFC 6887 §7.3 / R-HDR-10 (STYLE.md "Apply"): all or nothing; the table follows the kernel.
     ++stats.datapath_errors;
     return false;
@@ -173,9 +154,12 @@ std::optional<ResultCode> Server::Impl::check_endpoint(const Target& t, std::uin
 
 std::optional<ResultCode> Server::Impl::check_quota(const IpAddr& internal) const {
   // RFC 6887 §11.3, §17.2 / R-QUOTA-1, R-RC-5: per subscriber first (more specific, R-RC-1).
-  if (table.count_for_internal(internal) >= policy.max_mappings_per_client)
-    return ResultCode::UserExQuota;
-  if (table.size() >= policy.max_mappings || table.size() >= MappingTable::kCapacity)
+  // Counted as the open transaction leaves the table.
+  const auto of_internal = static_cast<std::size_t>(
+      static_cast<std::ptrdiff_t>(table.count_for_internal(internal)) + pending.count_delta(internal));
+  if (of_internal >= policy.max_mappings_per_client) return ResultCode::UserExQuota;
+  const auto size = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(table.size()) + pending.size_delta());
+  if (size >= policy.max_mappings || size >= MappingTable::kCapacity)
     return ResultCode::NoResources;  // R-QUOTA-2
   return std::nullopt;
 }
@@ -191,33 +175,35 @@ Election Server::Impl::elect(const wire::Request& req, const Target& t,
   const bool already = current != nullptr && current->checkpoint;
   // R-CKPT-7: the client is the mapping's internal address (THIRD_PARTY: the third party), as
   // for the mapping quota (check_quota).
-  const ElectionCounts counts{table.elected_count(), table.elected_for_internal(t.internal)};
+  // Counted as the open transaction leaves the table; its honoured elections spent tokens.
+  ElectionCounts counts;
+  counts.total = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(table.elected_count()) +
+                                          pending.elected_delta());
+  counts.of_client = static_cast<std::size_t>(
+      static_cast<std::ptrdiff_t>(table.elected_for_internal(t.internal)) + pending.elected_delta(t.internal));
+  counts.spent = pending.honoured(t.internal);
   // RFC 7767 §3.2: the state cannot be checkpointed (no standby peer): not honoured. A renewal
   // of an elected mapping loses its election too, as the peer cannot confirm it holds it.
-  if (requested && policy.checkpoint.enabled && !checkpoint_available) return Election::RefusedPeer;
+  if (requested && policy.checkpoint.enabled && !t.checkpoint_available) return Election::RefusedPeer;
   return checkpoint_limiter.decide(policy.checkpoint, requested, already, counts, t.internal,
                                    clock.now());
 }
 
 void Server::Impl::record_election(Election e, const Target& t) {
-  if (burst != nullptr && e == Election::Honoured)
-    burst->buckets.push_back(checkpoint_limiter.save(t.internal));
-  checkpoint_limiter.record(policy.checkpoint, e, t.internal, clock.now(), stats);
+  pending.note_election(e, t.internal);
 }
 
 Reply Server::Impl::handle(const wire::Request& req, const Context& ctx) {
-  ++stats.requests_by_opcode[opcode_index(req.opcode)];
-  // Mappings past their lifetime leave first (their own ChangeSet), so the request never sees
-  // one: a new client may take the key or port, and a nonce check never runs against it.
-  expire_due();
+  Stats& counts = tally();
+  ++counts.requests_by_opcode[opcode_index(req.opcode)];
   Reply r = dispatch(req, ctx);
   // hops-00 R-CAP-1/4/5/6/8: the capability set, where the reply carries one (one place for
   // every opcode and result; the handlers never set it).
   r.response.options.capability = capability_for(req, r);
   if (r.kind == Reply::Kind::Drop)
-    ++stats.dropped;
+    ++counts.dropped;
   else
-    count_result(stats, r.response.result);
+    count_result(counts, r.response.result);
   return r;
 }
 
@@ -240,6 +226,7 @@ Reply Server::Impl::dispatch(const wire::Request& req, const Context& ctx) {
     return error(req, ResultCode::UnsuppOpcode);  // RFC 6887 §8.2 / R-HDR-7
 
   Target t{ctx.source, ctx.source, false, Origin::Pcp};
+  t.checkpoint_available = ctx.checkpoint_available;
   t.reply_port = ctx.source_port;
   t.reply_local = intern_local(ctx.local);
   if (o.third_party) {
@@ -308,46 +295,6 @@ Server::Server(Policy policy, Datapath& datapath, const Clock& clock)
     : impl_(std::make_unique<Impl>(std::move(policy), datapath, clock)) {}
 
 Server::~Server() = default;
-
-Reply Server::handle(const wire::Request& request, const Context& ctx) {
-  return impl_->handle(request, ctx);
-}
-
-std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
-                                    std::span<std::uint8_t> out) {
-  Impl& s = *impl_;
-  if (s.rate_limited(ctx)) return 0;  // RFC 6887 §18.1: first, silently
-  return s.pcp_datagram(datagram, ctx, out);
-}
-
-std::size_t Server::Impl::pcp_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
-                                       std::span<std::uint8_t> out) {
-  Impl& s = *this;
-  const wire::DecodedRequest decoded = wire::decode_request(datagram, s.policy.option_codes);
-  if (const auto* reject = std::get_if<wire::Reject>(&decoded)) {
-    if (reject->action == wire::Reject::Action::Drop) {
-      ++s.stats.dropped;  // RFC 6887 §8.2 silent drops
-      return 0;
-    }
-    count_result(s.stats, reject->code);
-    // R-HDR-6: not parsed -> the reserved bits keep the copied client address bits.
-    return wire::encode_error_response(datagram, reject->code, s.error_lifetime(reject->code),
-                                       s.epoch.at(s.clock.now()), false, out);
-  }
-  const auto& req = std::get<wire::Request>(decoded);
-  const Reply reply = s.handle(req, ctx);
-  switch (reply.kind) {
-    case Reply::Kind::Drop: return 0;
-    case Reply::Kind::Success:
-      return wire::encode_response(reply.response, out, s.policy.option_codes);
-    case Reply::Kind::Error:
-      // R-CAP-8, R-CAP-5: the copied CAPABILITY option becomes the configured set (or goes).
-      return wire::encode_error_response(datagram, reply.response.result, reply.response.lifetime,
-                                         reply.response.epoch, reply.parsed, out,
-                                         reply.response.options.capability, s.policy.option_codes);
-  }
-  return 0;
-}
 
 std::size_t Server::expire() { return impl_->expire(); }
 Millis Server::next_expiry() const { return impl_->table.next_expiry(); }

@@ -26,6 +26,11 @@ struct Context {
   wire::IpAddr source{};          // packet source address (mapped form for IPv4)
   std::uint16_t source_port = 0;
   wire::IpAddr local{};           // address the request arrived on (our address)
+  // Whether an election can be checkpointed now (RFC 7767 §3.2): false while a configured hot
+  // standby peer cannot hold it (the daemon's HA peer says). A CHECKPOINT_REQUIRED request is
+  // then served without the option, counted in Stats::checkpoint_refused_peer, and the mapping
+  // is marked Mapping::checkpoint_deferred. True without a peer.
+  bool checkpoint_available = true;
 };
 
 // What the server decided for one request. The daemon encodes it:
@@ -43,7 +48,8 @@ struct Reply {
 };
 
 // One datagram of a receive burst (Server::handle_burst). The daemon fills datagram, ctx,
-// natpmp and out; handle_burst writes reply (bytes of `out` to send, 0 = send nothing).
+// natpmp and out; handle_burst writes reply (bytes of `out` to send, 0 = send nothing), once
+// the datapath took or refused the request's changes.
 struct BurstItem {
   std::span<const std::uint8_t> datagram;
   Context ctx;
@@ -51,6 +57,13 @@ struct BurstItem {
   std::span<std::uint8_t> out;
   std::size_t reply = 0;
   bool admitted = false;       // set by handle_burst: passed the rate limits
+  // Set by handle_burst: the reply honours a CHECKPOINT_REQUIRED election this request made or
+  // renewed (RFC 7767 §3), so with a standby peer it waits for the peer's ack; `decision` is
+  // that reply (a PCP success) as a structure, for sending it without the option if the peer
+  // does not confirm. For other requests `decision` is the PCP reply (NAT-PMP: the MAP reply
+  // its answer was made from), for logs and tests.
+  bool hold = false;
+  Reply decision;
 };
 
 // A request named an existing mapping with another nonce (RFC 6887 §11.3 / R-MAP-7, R-OWN-2),
@@ -85,15 +98,18 @@ class Server {
                                           const Context& ctx, std::span<std::uint8_t> out);
 
   // The datagrams of one receive batch, each answered as handle_datagram / handle_natpmp would,
-  // but with the changes of all of them applied in one Datapath transaction (the kernel
-  // cost is per transaction, not per element). Each request stays all or nothing (R-HDR-10): if
-  // the transaction is refused, nothing of the burst is installed, the table, counters and
-  // checkpoint buckets are rolled back, and every admitted datagram is handled again on its own
-  // (one transaction each), so only the requests the kernel refuses get NO_RESOURCES. The rate
-  // limits are applied once, before anything else. Stats::bursts / burst_retries count them.
+  // but decided into one transaction whose changes the Datapath gets at once (the kernel cost
+  // is per transaction, not per element); only then are they committed to the table. A request
+  // that reads what the transaction changes (its own mapping, a bulk delete, a port it frees)
+  // starts the next transaction instead. Each request stays all or nothing (R-HDR-10): if the
+  // transaction is refused, it is dropped (the table never held it) and every request in it is
+  // decided again in its own, so only the requests the kernel refuses get NO_RESOURCES. The rate
+  // limits are applied once, before anything else; expired mappings are removed first, in a
+  // transaction of their own. Stats::bursts / burst_retries count them. handle_datagram,
+  // handle_natpmp and handle are this path with one request.
   void handle_burst(std::span<BurstItem> items);
 
-  // A decoded request; the datapath is applied inside (all or nothing, R-HDR-10).
+  // A decoded request, decided and applied as one transaction (all or nothing, R-HDR-10).
   [[nodiscard]] Reply handle(const wire::Request& request, const Context& ctx);
 
   // Removes mappings whose lifetime has passed (R-LIFE-7) and applies their removal.
@@ -123,11 +139,8 @@ class Server {
   // conflict (same key or external port) are skipped and counted in stats.
   std::size_t restore(std::vector<Mapping> mappings);
 
-  // Hot standby (RFC 7767 §3, docs/design.md "Mapping state on the standby").
-  // Whether an election can be checkpointed now (the standby peer is up). While false, a
-  // CHECKPOINT_REQUIRED request is served without the option (RFC 7767 §3.2: not honoured),
-  // counted in Stats::checkpoint_refused_peer. Default true (no peer configured).
-  void set_checkpoint_available(bool available);
+  // Hot standby (RFC 7767 §3, docs/design.md "Mapping state on the standby"); whether an
+  // election can be checkpointed comes with each request (Context::checkpoint_available).
   // The peer did not acknowledge an honoured election in time: un-elect the table's mapping with
   // the key of `m` (kind + internal endpoint, + remote for PEER) and apply that Replace. False
   // when no such elected mapping exists or the datapath refused; counted in
@@ -137,7 +150,7 @@ class Server {
   // deferred (Mapping::checkpoint_deferred: refused for the missing peer, or withdrawn when it
   // did not acknowledge), within the checkpoint caps, as one Replace ChangeSet applied to the
   // datapath (the backend marks their connections, the peer link replicates them). Counted in
-  // Stats::checkpoint_reelected. Nothing while the checkpoint is unavailable.
+  // Stats::checkpoint_reelected. The caller calls it when the peer can hold them again.
   struct Reelection {
     std::size_t elected = 0;   // now elected
     std::size_t over_cap = 0;  // still deferred: a checkpoint cap is reached

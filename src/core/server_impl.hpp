@@ -2,7 +2,8 @@
 // pcpd::core::Server::Impl: the state behind Server and the request handlers, split by opcode
 // over server.cpp (general checks, expiry, epoch, restore), map_handler.cpp (RFC 6887 §11),
 // peer_handler.cpp (§12), external_endpoint.cpp (external address/port choice),
-// natpmp_handler.cpp (RFC 6886), burst.cpp (one transaction per receive batch), standby.cpp
+// natpmp_handler.cpp (RFC 6886), request_path.cpp (decide, apply, commit: every request, one
+// transaction per receive batch), standby.cpp
 // (the hot standby: withdrawal, re-election, mirror), readdress.cpp (a new WAN address),
 // static_mappings.cpp ([[static]]) and nonce_owner.cpp (nonce conflicts, the operator's
 // deletes). Private to pcp_core.
@@ -16,8 +17,10 @@
 #include "core/checkpoint_limiter.hpp"
 #include "core/epoch.hpp"
 #include "core/mapping_table.hpp"
+#include "core/pending.hpp"
 #include "core/rate_limiter.hpp"
 #include "core/server.hpp"
+#include "wire/natpmp.hpp"
 
 namespace pcpd::core {
 
@@ -28,6 +31,7 @@ struct Target {
   IpAddr client{};
   bool third_party = false;
   Origin origin = Origin::Pcp;
+  bool checkpoint_available = true;  // Context::checkpoint_available
   std::uint16_t reply_port = 0;  // Mapping::reply_port / reply_local of the mapping it makes
   std::uint8_t reply_local = 0;
 };
@@ -49,7 +53,6 @@ struct Server::Impl {
   Stats stats;
   std::minstd_rand rng;
   CheckpointLimiter checkpoint_limiter;  // RFC 7767 rate limit; counts live in the table
-  bool checkpoint_available = true;      // Server::set_checkpoint_available (hot standby peer)
   RateLimiter rate_limiter;              // RFC 6887 §18.1 request rate limits (fixed memory)
   RateLimiter prefer_failure_limiter;    // R-PF-3, Policy::RateLimit::prefer_failure_rate
   // R-PF-3: true when this PREFER_FAILURE create from `client` is over its bucket.
@@ -68,19 +71,52 @@ struct Server::Impl {
   // NAT-PMP mapping of the same host), false for NOT_AUTHORIZED. Reports it either way.
   [[nodiscard]] bool may_take_over(const Mapping& cur, const wire::Nonce& nonce, const Target& t);
 
-  // Server::handle_burst (burst.cpp): while a burst is open, apply() commits to the table and
-  // stages the changes here instead of calling the datapath; record_election() keeps the bucket
-  // it changes. Both are undone if the burst's one transaction is refused.
-  struct Burst {
-    ChangeSet staged;                                  // every change of the burst, in order
-    std::vector<CheckpointLimiter::Saved> buckets;     // before each Honoured record()
-    std::vector<IpAddr> prefer_failure;                // clients charged a PREFER_FAILURE token
-    // Nonce conflicts, reported once the burst's transaction is in: an undone burst is handled
-    // again request by request, and would report each twice.
-    std::vector<NonceConflict> conflicts;
+  // request_path.cpp: the transaction being decided. While `deciding`, the handlers stage()
+  // their changes and count into `pending`; commit() makes it the table's, a refusal drops it.
+  Pending pending;
+  bool deciding = false;
+  // Where a request's counters go: its transaction while one is open, else the Server's.
+  [[nodiscard]] Stats& tally() { return deciding ? pending.stats : stats; }
+  // What the request path keeps about one request of a burst, beside its BurstItem.
+  struct Decided {
+    bool done = false;        // the reply is encoded already (it changes nothing, whatever happens)
+    bool staged = false;      // it has changes in the transaction
+    bool pf_charged = false;  // took a PREFER_FAILURE token: a retry of the datagram takes none
+    std::size_t opcode = 3;   // opcode_index(), for counting a refusal
+    bool natpmp_map = false;  // a NAT-PMP map request: its answer is made from the MAP reply
+    wire::natpmp::Op natpmp_op{};
+    std::uint16_t natpmp_port = 0;
+    std::uint32_t natpmp_lifetime = 0;
   };
-  Burst* burst = nullptr;
-  Burst burst_storage;  // reused: no allocation per burst once the vectors have grown
+  std::vector<Decided> decided;  // one per BurstItem, reused between bursts
+  Decided* request = nullptr;    // the request being decided
+  void open();
+  // Decides one admitted request into the open transaction. False, with nothing done, when the
+  // request reads what the transaction changes (Pending's rules): it waits for the next one.
+  [[nodiscard]] bool decide(BurstItem& it, Decided& d);
+  [[nodiscard]] bool decide_pcp(BurstItem& it, Decided& d);
+  [[nodiscard]] bool decide_natpmp(BurstItem& it, Decided& d);
+  // Whether a PCP request (or a NAT-PMP one, made a MAP) must wait for the open transaction.
+  [[nodiscard]] bool waits(const IpAddr& internal, wire::Opcode op, std::uint8_t protocol,
+                           std::uint16_t internal_port, std::uint16_t suggested_port) const;
+  // The datapath gets the transaction; true: it took it and it is committed; false: dropped.
+  [[nodiscard]] bool carry();
+  void commit();
+  // The request's transaction was refused (it alone): NO_RESOURCES (R-HDR-10), counted.
+  void fail(Reply& r, const Decided& d, bool natpmp);
+  void encode(BurstItem& it, const Decided& d) const;
+  // Handlers: a change into the transaction.
+  void stage(const Change& change);
+  void stage(const ChangeSet& changes);
+  static std::size_t opcode_index(wire::Opcode op);
+  static void count_result(Stats& stats, wire::ResultCode code);
+
+  // The table as the open transaction will leave it (Pending: exact where a request may read).
+  [[nodiscard]] bool external_free(const EndpointKey& external) const;
+  [[nodiscard]] std::optional<std::uint16_t> find_free_port(const IpAddr& external_addr,
+                                                            std::uint8_t protocol, std::uint16_t lo,
+                                                            std::uint16_t hi, std::uint16_t start) const;
+  [[nodiscard]] std::optional<IpAddr> natpmp_holder(const EndpointKey& external) const;
 
   // RFC 6887 §18.1, R-QUOTA-5, R-SEC-3: true when the request from ctx.source is over its
   // client's or the global rate; it is then counted and must be dropped silently, undecoded.
@@ -88,18 +124,15 @@ struct Server::Impl {
 
   // server.cpp
   // A PCP datagram that passed the rate limits: decode, handle, encode (Server::handle_datagram).
-  std::size_t pcp_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
-                           std::span<std::uint8_t> out);
   Reply handle(const wire::Request& req, const Context& ctx);
   Reply dispatch(const wire::Request& req, const Context& ctx);
   std::size_t expire();
   void expire_due();
-  // Datapath first, table second: nothing changes unless apply() succeeds (R-HDR-10).
+  // Outside requests (expiry, the operator, readdress, [[static]], the standby): the datapath
+  // first, the table second; nothing changes unless apply() succeeds (R-HDR-10).
   [[nodiscard]] bool apply(const ChangeSet& changes);
-  // One request's single change, through `single` (reused: no ChangeSet allocated per
-  // request).
   [[nodiscard]] bool apply(Change change);
-  ChangeSet single;
+  ChangeSet single;  // apply(Change)'s, reused
   [[nodiscard]] std::uint32_t clamp_lifetime(std::uint32_t requested) const;
   [[nodiscard]] std::uint32_t error_lifetime(wire::ResultCode code) const;
   [[nodiscard]] Reply error(const wire::Request& req, wire::ResultCode code,
@@ -121,7 +154,7 @@ struct Server::Impl {
   // renews; `current` is the existing mapping (nullptr: a create). Changes nothing.
   [[nodiscard]] Election elect(const wire::Request& req, const Target& t,
                                const Mapping* current) const;
-  // After the request's ChangeSet was applied: rate token and checkpoint counters.
+  // The election into the transaction: its rate token and counters are taken at the commit.
   void record_election(Election e, const Target& t);
   // hops-00 CAPABILITY (capability.cpp): the set to send, A bit cleared; nullopt when none is
   // configured (R-CAP-5). What the reply to `req` carries (R-CAP-1/4/6/8); nullopt: nothing.
@@ -131,14 +164,11 @@ struct Server::Impl {
   // R-CAP-8 (capability.cpp): a transport protocol whose capability bit is clear.
   [[nodiscard]] bool protocol_outside_capabilities(std::uint8_t protocol) const;
 
-  // natpmp_handler.cpp: a NAT-PMP datagram; admit_natpmp() (policy, family, rate limits) first.
+  // natpmp_handler.cpp: admit_natpmp() (policy, family, rate limits) before decide_natpmp().
   [[nodiscard]] bool admit_natpmp(const Context& ctx);
-  std::size_t natpmp_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
-                              std::span<std::uint8_t> out);
+  void encode_natpmp(BurstItem& it, const Decided& d) const;
 
-  // burst.cpp: undoes the table changes and checkpoint buckets of a refused burst.
-  void roll_back(const Burst& b);
-  // burst.cpp: starts loading the table entries the burst's MAP and PEER requests will look up.
+  // request_path.cpp: starts loading the table entries the burst's MAP and PEER requests will look up.
   void prefetch(std::span<const BurstItem> items) const;
 
   // map_handler.cpp

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The hot standby's side of core (RFC 7767 §3, docs/design.md "Mapping state on the standby"):
-// whether an election can be checkpointed now, an election withdrawn when the peer did not
+// an election withdrawn when the peer did not
 // acknowledge it, deferred elections made when the peer is back, and the standby's table
 // following the changes replicated from the primary.
 #include <algorithm>
@@ -8,8 +8,6 @@
 #include "core/server_impl.hpp"
 
 namespace pcpd::core {
-
-void Server::set_checkpoint_available(bool available) { impl_->checkpoint_available = available; }
 
 bool Server::withdraw_checkpoint(const Mapping& m) {
   Impl& s = *impl_;
@@ -36,7 +34,7 @@ bool Server::withdraw_checkpoint(const Mapping& m) {
 Server::Reelection Server::reelect_deferred() {
   Impl& s = *impl_;
   Reelection out;
-  if (!s.checkpoint_available || !s.policy.checkpoint.enabled) return out;
+  if (!s.policy.checkpoint.enabled) return out;
   const Millis now = s.clock.now();
   // RFC 7767 §3.1 / R-CKPT-4, R-CKPT-7: the caps hold as for a request. The rate limit does
   // not: these elections were asked for already, and the per-client cap bounds them anyway.

@@ -2,8 +2,9 @@
 // Daemon: the request path. One recvmmsg per wakeup; each datagram passes the ingress checks
 // (RFC 6887 §8.2), then the batch goes to core::Server::handle_burst (one nftables transaction
 // for the changes of the whole batch) and every reply goes back to its sender from the
-// address it was sent to (§8.3). With a hot-standby peer ([ha]) datagrams are handled one at a
-// time instead, because an honoured election's reply is held until the peer has it (ha_peer.hpp).
+// address it was sent to (§8.3). With a hot-standby peer ([ha]) each datagram is a burst of its
+// own, because an honoured election's reply is held until the peer acknowledged its token
+// (ha_peer.hpp).
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -135,19 +136,22 @@ void Daemon::handle_burst(const UdpServerSocket& socket, std::span<const Receive
 void Daemon::handle(const UdpServerSocket& socket, const Received& r) {
   if (!admit(socket, r)) return;
   const Datagram& d = r.info;
-  ha_->before_request();
   const auto started = std::chrono::steady_clock::now();
-  const core::Context ctx{d.source, d.source_port, d.destination};
-  const std::size_t n = r.bytes[0] == wire::kNatPmpVersion ? server_->handle_natpmp(r.bytes, ctx, tx_)
-                                                           : server_->handle_datagram(r.bytes, ctx, tx_);
+  // The same path as a burst, with one request: the HA peer holds its reply on its own token.
+  core::BurstItem it;
+  it.datagram = r.bytes;
+  it.ctx = core::Context{d.source, d.source_port, d.destination, ha_->checkpoint_available()};
+  it.natpmp = r.bytes[0] == wire::kNatPmpVersion;
+  it.out = tx_;
+  server_->handle_burst(std::span<core::BurstItem>(&it, 1));
   note_datapath_errors("request");
-  const std::span<const std::uint8_t> reply(tx_.data(), n);
+  const std::span<const std::uint8_t> reply(tx_.data(), it.reply);
   auto send = [this, &socket, d, started](std::span<const std::uint8_t> bytes) {
     respond(socket, d, bytes, started);
   };
   // RFC 7767 §3: an honoured election is answered once the standby holds it (ha_peer.hpp).
-  const bool held = ha_->after_request(reply, send);
-  if (n > 0 && !held) send(reply);
+  const bool held = ha_->after_request(it, send);
+  if (!reply.empty() && !held) send(reply);
   if (log::enabled(log::Level::Debug)) log_request(r, reply);
 }
 

@@ -173,7 +173,6 @@ HaPeer::HaPeer(const config::Config::Ha& cfg, ha::LinkKey key, std::uint32_t sen
   // Whatever the kernel holds now (recovered at start) is what a first snapshot replaces.
   link_.assume_installed(server_.mappings());
   link_.set_epoch_origin(server_.epoch_origin());
-  server_.set_checkpoint_available(false);  // until a peer is up and we are primary
   log::info("ha.start", {{"peer", cfg_.peer}, {"peer_port", cfg_.peer_port}, {"port", cfg_.port},
                          {"scope", cfg_.scope_all ? "all" : "elected"},
                          {"ack_timeout_ms", cfg_.ack_timeout_ms}, {"sender_id", link_.sender_id()}});
@@ -203,7 +202,7 @@ HaPeer::Promotion HaPeer::set_role(ha::Role role) {
   }
   tap_.record(role == ha::Role::Primary);
   (void)tap_.take();
-  before_request();
+  update_availability();
   log::info("ha.link_role", {{"from", role_name(previous)}, {"to", role_name(role)},
                              {"peer_up", link_.peer_up()}, {"synced", p.synced}});
   pump();
@@ -212,11 +211,10 @@ HaPeer::Promotion HaPeer::set_role(ha::Role role) {
 
 void HaPeer::set_epoch_origin(core::Millis origin) { link_.set_epoch_origin(origin); }
 
-void HaPeer::before_request() {
+void HaPeer::update_availability() {
   // RFC 7767 §3.2: honour only what a standby can hold before we answer.
   const bool available = link_.role() == ha::Role::Primary && link_.peer_up() &&
                          link_.peer_role() != ha::Role::Primary;
-  server_.set_checkpoint_available(available);
   // The peer is back: what clients asked for while it was away is elected now (reelect()).
   if (available && !checkpoint_available_) reelect_due_ = true;
   checkpoint_available_ = available;
@@ -240,24 +238,31 @@ ha::PeerLink::ReplicateResult HaPeer::replicate(const core::ChangeSet& changes, 
   return link_.replicate(changes, token, clock_.now());
 }
 
-bool HaPeer::after_request(std::span<const std::uint8_t> response, Responder send) {
+bool HaPeer::after_request(const core::BurstItem& request, Responder send) {
   const core::ChangeSet cs = tap_.take();
   const ha::Token token = next_token_++;
   const auto result = replicate(cs, token);
   bool hold = false;
-  if (!response.empty() && result == ha::PeerLink::ReplicateResult::WaitForAck) {
+  // Core says whether the reply confirms an election (BurstItem::hold); the link whether the
+  // peer will acknowledge it.
+  if (request.hold && result == ha::PeerLink::ReplicateResult::WaitForAck) {
     auto elected = elections(cs);
     if (!elected.empty()) {
       // RFC 7767 §3: respond once the standby holds the elected mapping, at most ack_timeout.
       ++counters_.waits;
-      held_.push_back(Held{token, std::vector<std::uint8_t>(response.begin(), response.end()),
-                           std::move(send), clock_.now() + core::Millis(cfg_.ack_timeout_ms),
-                           std::move(elected)});
+      held_.push_back(Held{token, request.decision.response, std::move(send),
+                           clock_.now() + core::Millis(cfg_.ack_timeout_ms), std::move(elected)});
       hold = true;
     }
   }
   pump();
   return hold;
+}
+
+void HaPeer::send_held(const Held& h) {
+  std::array<std::uint8_t, wire::kMaxMessageSize> out{};
+  const std::size_t n = wire::encode_response(h.response, out, server_.policy().option_codes);
+  if (n > 0) h.send(std::span<const std::uint8_t>(out.data(), n));
 }
 
 void HaPeer::flush() {
@@ -321,25 +326,18 @@ void HaPeer::release(Held& h, const char* outcome) {
   for (const core::Mapping& m : h.elected) (void)server_.withdraw_checkpoint(m);
   const core::ChangeSet cs = tap_.take();
   (void)replicate(cs, next_token_++);
-  std::array<std::uint8_t, wire::kMaxMessageSize> out{};
-  std::size_t n = 0;
-  const auto& codes = server_.policy().option_codes;
-  auto decoded = wire::decode_response(h.response, codes);
-  if (auto* resp = std::get_if<wire::Response>(&decoded)) {
-    resp->options.checkpoint_required = false;
-    n = wire::encode_response(*resp, out, codes);
-  }
+  h.response.options.checkpoint_required = false;
   log::limited(wait_limiter_, log::Level::Warning, "ha.checkpoint_not_honoured",
                {{"outcome", outcome}, {"peer_up", link_.peer_up()}, {"mappings", h.elected.size()},
                 {"ack_timeout_ms", cfg_.ack_timeout_ms}});
-  if (n > 0) h.send(std::span<const std::uint8_t>(out.data(), n));
+  send_held(h);
 }
 
 void HaPeer::pump() {
   for (int round = 0; round < kMaxPumpRounds; ++round) {
     ha::LinkOutput out = link_.take();
     if (out.datagrams.empty() && out.events.empty()) {
-      before_request();
+      update_availability();
       if (!reelect_due_) break;
       reelect();  // its changes go out in the next round
       continue;
@@ -353,7 +351,7 @@ void HaPeer::pump() {
                      {{"to", cfg_.peer}, {"error", errno_text(errno)}});
     }
   }
-  before_request();
+  update_availability();
   rearm();
 }
 
@@ -372,7 +370,7 @@ void HaPeer::on_event(const ha::LinkEvent& event) {
     for (auto it = held_.begin(); it != held_.end(); ++it) {
       if (it->token != acked->token) continue;
       ++counters_.acked;
-      it->send(it->response);
+      send_held(*it);
       held_.erase(it);
       break;
     }

@@ -114,11 +114,13 @@ class HaPeer {
   // False while backup or fault: PCP and NAT-PMP requests are dropped (and counted here).
   [[nodiscard]] bool serving() const;
   void count_dropped() { ++counters_.requests_dropped; }
-  // Before core handles a request: whether an election can be checkpointed now.
-  void before_request();
-  // After core handled one: replicates what it changed. True when `response` is held until the
-  // peer acknowledged (then `send` is called later, with or without the option); false: send now.
-  bool after_request(std::span<const std::uint8_t> response, Responder send);
+  // Whether an election can be checkpointed now (core::Context::checkpoint_available): primary,
+  // with a peer up that is not primary too.
+  [[nodiscard]] bool checkpoint_available() const { return checkpoint_available_; }
+  // After core handled one request: replicates what it changed. True when its reply
+  // (BurstItem::hold, BurstItem::decision) is held until the peer acknowledged (then `send` is
+  // called later, with the reply encoded, with or without the option); false: send it now.
+  bool after_request(const core::BurstItem& request, Responder send);
   // Replicates changes made outside a request (expiry, reload).
   void flush();
   // Answers every held response now, without the option (RFC 7767 §3.2: not honoured), counted
@@ -142,7 +144,7 @@ class HaPeer {
  private:
   struct Held {
     ha::Token token = 0;
-    std::vector<std::uint8_t> response;
+    wire::Response response;  // a MAP or PEER success, encoded when it is sent
     Responder send;
     core::Millis deadline{0};
     std::vector<core::Mapping> elected;  // the elections this response confirms
@@ -157,7 +159,9 @@ class HaPeer {
   void pump();             // sends the link's datagrams, acts on its events, re-arms the timer
   void on_event(const ha::LinkEvent& event);
   void install(const core::ChangeSet& changes, const char* what);
-  void release(Held& held, const char* outcome);  // un-elect, re-encode, send
+  void release(Held& held, const char* outcome);  // un-elect, send without the option
+  void send_held(const Held& held);
+  void update_availability();  // checkpoint_available_, and a re-election when it turns true
   void note_rejects();
   void rearm();
   void reelect();          // Server::reelect_deferred, replicated and logged
@@ -172,7 +176,7 @@ class HaPeer {
   std::function<void()> on_table_;
   ha::PeerLink link_;
   ha::Token next_token_ = 1;
-  bool checkpoint_available_ = false;  // last value given to Server::set_checkpoint_available
+  bool checkpoint_available_ = false;  // until a peer is up and we are primary
   bool reelect_due_ = false;           // it turned true: deferred elections are due
   std::deque<Held> held_;
   HaCounters counters_;

@@ -99,7 +99,10 @@ TEST_CASE("burst: the changes of every request go to the datapath in one transac
   CHECK(f.server->stats().created == 9);
 }
 
-TEST_CASE("burst: a request sees the changes of those before it in the same burst") {
+// A request that would read what the open transaction changes (here: a port its delete frees,
+// then the endpoint its create takes) is decided in the next transaction, once the table holds
+// it: the answers are those of one request after the other.
+TEST_CASE("burst: a request on what the transaction changes waits for the next transaction") {
   BurstFixture f;
   REQUIRE(f.map({.client = ip("192.0.2.11"), .internal_port = 2000, .nonce = nonce(11),
                  .suggested_port = 2000}).response.result == ResultCode::Success);
@@ -108,18 +111,39 @@ TEST_CASE("burst: a request sees the changes of those before it in the same burs
   MapArgs take{.client = ip("192.0.2.12"), .internal_port = 2000, .nonce = nonce(12), .suggested_port = 2000};
   MapArgs again{.client = ip("192.0.2.12"), .internal_port = 2000, .nonce = nonce(99)};
   f.burst({pcp(map_req(del)), pcp(map_req(take)), pcp(map_req(again))});
-  CHECK(f.dp.calls() == before + 1);
+  CHECK(f.dp.calls() == before + 2);  // the third changes nothing: no transaction
   CHECK(f.result(0) == ResultCode::Success);
   CHECK(f.result(1) == ResultCode::Success);
   CHECK(f.external_port(1) == 2000);  // freed by the delete just before (R-MAP-7 suggestion)
   CHECK(f.result(2) == ResultCode::NotAuthorized);  // R-OWN-2: the mapping of a moment ago
-  const auto& cs = f.dp.accepted().back().changes;
-  REQUIRE(cs.size() == 2);
-  CHECK(cs[0].op == core::Change::Op::Remove);
-  CHECK(cs[1].op == core::Change::Op::Add);
+  const auto& accepted = f.dp.accepted();
+  REQUIRE(accepted.size() >= 2);
+  const auto& first = accepted[accepted.size() - 2].changes;
+  const auto& second = accepted.back().changes;
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].op == core::Change::Op::Remove);
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].op == core::Change::Op::Add);
 }
 
-TEST_CASE("burst R-HDR-10: a refused transaction is rolled back and each request retried alone") {
+TEST_CASE("burst: requests on other endpoints share the transaction, and never the same external port") {
+  BurstFixture f;
+  const std::size_t before = f.dp.calls();
+  // Three hosts asking for the same external port: one transaction, three different ports.
+  f.burst({pcp(map_req(mapping("192.0.2.10", 4000, 1))), pcp(map_req(mapping("192.0.2.11", 4000, 2))),
+           pcp(map_req(mapping("192.0.2.12", 4000, 3)))});
+  CHECK(f.dp.calls() == before + 1);
+  REQUIRE(f.result(0) == ResultCode::Success);
+  REQUIRE(f.result(1) == ResultCode::Success);
+  REQUIRE(f.result(2) == ResultCode::Success);
+  CHECK(f.external_port(0) == 4000);
+  CHECK(f.external_port(1) != 4000);
+  CHECK(f.external_port(2) != 4000);
+  CHECK(f.external_port(1) != f.external_port(2));
+  CHECK(f.server->mapping_count() == 3);
+}
+
+TEST_CASE("burst R-HDR-10: a refused transaction is dropped and each request decided again alone") {
   Policy p = default_policy();
   p.checkpoint.burst_per_client = 1;  // one election token: a retry must find it unspent
   p.checkpoint.rate_per_client = 0.001;
@@ -159,7 +183,7 @@ TEST_CASE("burst R-HDR-10: a refused transaction is rolled back and each request
   CHECK(s.elected == 1);
 }
 
-TEST_CASE("burst R-HDR-10: rolled back, the table is exactly as before the burst") {
+TEST_CASE("burst R-HDR-10: dropped, the table is exactly as before the burst") {
   BurstFixture f;
   REQUIRE(f.map({.client = ip("192.0.2.11"), .internal_port = 2000, .nonce = nonce(11),
                  .suggested_port = 2000}).response.result == ResultCode::Success);
@@ -206,18 +230,30 @@ TEST_CASE("burst R-QUOTA-5: the rate limits are charged once, also when the burs
   CHECK(f.server->mapping_count() == 2);
 }
 
-TEST_CASE("burst: expiry due at the burst joins its transaction, and is rolled back with it") {
+// Expiry is decided outside the requests: a transaction of its own before the burst's, so a
+// refused expiry never costs a request its answer, and no request sees an expired mapping.
+TEST_CASE("burst: expiry due at the burst is its own transaction, before the requests'") {
   BurstFixture f;
   const Reply first = f.map({.client = ip("192.0.2.11"), .internal_port = 2000, .lifetime = 120, .nonce = nonce(11)});
   REQUIRE(first.response.result == ResultCode::Success);
   f.clock.advance_s(first.response.lifetime + 1);
-  f.dp.fail_calls({1});
+  f.dp.fail_calls({1});  // the next transaction: the expiry's
   f.burst({pcp(map_req(mapping("192.0.2.10", 3001, 1))), pcp(map_req(mapping("192.0.2.10", 3002, 2)))});
   CHECK(f.result(0) == ResultCode::Success);
   CHECK(f.result(1) == ResultCode::Success);
-  CHECK_FALSE(f.holds(2000));  // R-LIFE-7, done by the retry
+  CHECK(f.holds(2000));  // R-LIFE-7: retried a second later
+  CHECK(f.server->stats().expired == 0);
+  f.clock.advance_s(1);
+  f.burst({pcp(map_req(mapping("192.0.2.10", 3003, 3)))});
+  CHECK_FALSE(f.holds(2000));
   CHECK(f.server->stats().expired == 1);
-  CHECK(f.server->mapping_count() == 2);
+  CHECK(f.server->mapping_count() == 3);
+  const auto& accepted = f.dp.accepted();
+  REQUIRE(accepted.size() >= 2);
+  const auto& expiry = accepted[accepted.size() - 2].changes;
+  REQUIRE(expiry.size() == 1);
+  CHECK(expiry[0].op == core::Change::Op::Remove);
+  CHECK(expiry[0].mapping.internal_port == 2000);
 }
 
 TEST_CASE("burst: a refused burst is handled again without charging PREFER_FAILURE twice or reporting a conflict twice") {

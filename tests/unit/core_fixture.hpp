@@ -124,10 +124,16 @@ struct Fixture {
   explicit Fixture(Policy p = default_policy())
       : server(std::make_unique<core::Server>(std::move(p), dp, clock)) {}
 
-  Reply map(const MapArgs& a) { return server->handle(map_req(a), ctx(a.client)); }
-  Reply peer(const PeerArgs& a) { return server->handle(peer_req(a), ctx(a.client)); }
-  Reply send(const Request& r) { return server->handle(r, ctx(r.client_addr)); }
+  Reply map(const MapArgs& a) { return server->handle(map_req(a), context(a.client)); }
+  Reply peer(const PeerArgs& a) { return server->handle(peer_req(a), context(a.client)); }
+  Reply send(const Request& r) { return server->handle(r, context(r.client_addr)); }
+  [[nodiscard]] Context context(const IpAddr& client) const {
+    Context c = ctx(client);
+    c.checkpoint_available = checkpoint_available;
+    return c;
+  }
 
+  bool checkpoint_available = true;  // Context::checkpoint_available of the requests sent
   FakeClock clock;
   FakeDatapath dp;
   std::unique_ptr<core::Server> server;

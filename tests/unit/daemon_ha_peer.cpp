@@ -100,10 +100,14 @@ struct Pair {
     std::array<std::uint8_t, 1100> req{}, out{};
     const std::size_t n = wire::encode_request(with_ckpt(map_req({})), req);
     REQUIRE(n > 0);
-    a.link->before_request();
-    const std::size_t len = a.server.handle_datagram(std::span(req.data(), n), ctx(ip("192.0.2.10")), out);
-    REQUIRE(len > 0);
-    return a.link->after_request(std::span(out.data(), len), [&](std::span<const std::uint8_t> r) {
+    core::BurstItem it;
+    it.datagram = std::span(req.data(), n);
+    it.ctx = ctx(ip("192.0.2.10"));
+    it.ctx.checkpoint_available = a.link->checkpoint_available();
+    it.out = out;
+    a.server.handle_burst(std::span(&it, 1));
+    REQUIRE(it.reply > 0);
+    return a.link->after_request(it, [&](std::span<const std::uint8_t> r) {
       sent.assign(r.begin(), r.end());
       was_sent = true;
     });
