@@ -285,3 +285,75 @@ TEST_CASE("burst: a refused burst is handled again without charging PREFER_FAILU
   CHECK(f.result(0) == ResultCode::CannotProvideExternal);
   CHECK(f.server->stats().prefer_failure_limited == 1);
 }
+
+// What the open transaction adds counts for the next request of the burst, although the table
+// does not hold it yet: the quota (R-QUOTA-1), the checkpoint caps and rate (R-CKPT-4, R-CKPT-7).
+TEST_CASE("burst R-QUOTA-1: the quota counts the creates of the same transaction") {
+  Policy p = default_policy();
+  p.max_mappings_per_client = 2;
+  BurstFixture f(p);
+  const std::size_t before = f.dp.calls();
+  f.burst({pcp(map_req(mapping("192.0.2.10", 5001, 1))), pcp(map_req(mapping("192.0.2.10", 5002, 2))),
+           pcp(map_req(mapping("192.0.2.10", 5003, 3)))});
+  CHECK(f.dp.calls() == before + 1);
+  CHECK(f.result(0) == ResultCode::Success);
+  CHECK(f.result(1) == ResultCode::Success);
+  CHECK(f.result(2) == ResultCode::UserExQuota);
+  CHECK(f.server->mapping_count() == 2);
+}
+
+TEST_CASE("burst R-CKPT-7: the checkpoint rate and cap count the elections of the same transaction") {
+  Policy p = default_policy();
+  p.checkpoint.burst_per_client = 1;
+  p.checkpoint.rate_per_client = 0.001;  // no refill during the test
+  BurstFixture f(p);
+  f.burst({pcp(with_ckpt(map_req(mapping("192.0.2.10", 5001, 1)))),
+           pcp(with_ckpt(map_req(mapping("192.0.2.10", 5002, 2))))});
+  REQUIRE(f.result(0) == ResultCode::Success);
+  REQUIRE(f.result(1) == ResultCode::Success);
+  CHECK(f.response(0).options.checkpoint_required);
+  CHECK_FALSE(f.response(1).options.checkpoint_required);  // over the rate: served without it
+  CHECK(f.items[0].hold);
+  CHECK_FALSE(f.items[1].hold);
+  CHECK(f.server->stats().checkpoint_honoured == 1);
+  CHECK(f.server->stats().checkpoint_refused_rate == 1);
+  CHECK(f.server->stats().elected == 1);
+
+  Policy q = default_policy();
+  q.checkpoint.max_total = 1;
+  BurstFixture g(q);
+  g.burst({pcp(with_ckpt(map_req(mapping("192.0.2.10", 5001, 1)))),
+           pcp(with_ckpt(map_req(mapping("192.0.2.11", 5002, 2))))});
+  CHECK(g.response(0).options.checkpoint_required);
+  CHECK_FALSE(g.response(1).options.checkpoint_required);
+  CHECK(g.server->stats().checkpoint_refused_total_cap == 1);
+}
+
+TEST_CASE("burst R-PMP-6: a NAT-PMP create's companion port is reserved within its transaction") {
+  BurstFixture f;
+  // Host .10 maps TCP 5000 by NAT-PMP (UDP 5000 becomes its companion); host .11 asks PCP for UDP
+  // 5000 in the same burst and gets another port.
+  Request udp = map_req({.client = ip("192.0.2.11"), .protocol = 17, .internal_port = 5000,
+                         .nonce = nonce(2), .suggested_port = 5000});
+  f.burst({natpmp_tcp(ip("192.0.2.10"), 5000, 3600), pcp(udp)});
+  REQUIRE(f.result(1) == ResultCode::Success);
+  CHECK(f.external_port(1) != 5000);
+  CHECK(f.server->mapping_count() == 2);
+}
+
+TEST_CASE("burst R-HDR-10: a refused transaction leaves the counters as if it never was") {
+  BurstFixture f;
+  const core::Stats before = f.server->stats();
+  f.dp.fail_calls({1, 2, 3});  // the burst's transaction and both retries
+  f.burst({pcp(map_req(mapping("192.0.2.10", 5001, 1))), pcp(map_req(mapping("192.0.2.11", 5002, 2)))});
+  CHECK(f.result(0) == ResultCode::NoResources);
+  CHECK(f.result(1) == ResultCode::NoResources);
+  const core::Stats& after = f.server->stats();
+  CHECK(after.created == before.created);
+  CHECK(after.datapath_errors == before.datapath_errors + 2);
+  CHECK(after.burst_retries == before.burst_retries + 1);
+  CHECK(after.requests_by_opcode[1] == before.requests_by_opcode[1] + 2);  // counted once each
+  CHECK(after.responses_by_result[static_cast<std::size_t>(ResultCode::NoResources)] ==
+        before.responses_by_result[static_cast<std::size_t>(ResultCode::NoResources)] + 2);
+  CHECK(f.server->mapping_count() == 0);
+}
