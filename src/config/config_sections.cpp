@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "wire/capability.hpp"
+#include "wire/protocol_names.hpp"
 #include "config/config_parser.hpp"
 
 namespace pcpd::config::detail {
@@ -36,18 +37,10 @@ const char* type_name(toml::node_type t) {
   return "nothing";
 }
 
-
 std::optional<std::uint8_t> protocol_number(std::string_view name) {
-  if (name == "tcp") return 6;
-  if (name == "udp") return 17;
-  if (name == "sctp") return 132;
-  if (name == "dccp") return 33;
-  if (name == "udplite") return 136;
-  unsigned n = 0;
-  auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), n);
-  if (ec != std::errc{} || p != name.data() + name.size() || name.empty() || n < 1 || n > 255)
-    return std::nullopt;
-  return static_cast<std::uint8_t>(n);
+  const auto p = wire::parse_protocol(name);
+  if (!p || *p == 0) return std::nullopt;  // "all" is no protocol of a mapping
+  return p;
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/mapping.hpp"
@@ -25,6 +26,28 @@ struct Change {
   Mapping mapping;
   Mapping previous;              // Replace only
   bool flush_conntrack = false;  // Remove only: the mapping was deleted (not merely refreshed)
+
+  [[nodiscard]] static Change add(Mapping m) {
+    Change c;
+    c.mapping = std::move(m);
+    return c;
+  }
+  // A mapping that ends (deleted, expired, displaced, moved away from a gone address): its
+  // connections go with it, so that no flow keeps using what no mapping allows any more.
+  [[nodiscard]] static Change removal(Mapping m) {
+    Change c;
+    c.op = Op::Remove;
+    c.mapping = std::move(m);
+    c.flush_conntrack = true;
+    return c;
+  }
+  [[nodiscard]] static Change replace(Mapping next, Mapping previous) {
+    Change c;
+    c.op = Op::Replace;
+    c.mapping = std::move(next);
+    c.previous = std::move(previous);
+    return c;
+  }
 };
 
 struct ChangeSet {

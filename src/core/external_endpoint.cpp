@@ -29,6 +29,25 @@ bool Server::Impl::companion_of_other(const IpAddr& ext_addr, const EndpointKey&
   return holder && *holder != internal.addr;
 }
 
+std::optional<ResultCode> Server::Impl::bind_external(Mapping& m, const EndpointKey& internal,
+                                                     const IpAddr& suggested_addr,
+                                                     std::uint16_t suggested_port, bool strict) {
+  if (const std::optional<MappingTable::Binding> b = table.binding(internal)) {
+    // RFC 6887 §11.3 / R-MAP-12: other mappings of this endpoint exist; the new one shares
+    // their external endpoint (endpoint-independent mapping).
+    if (strict && !suggestion_matches(suggested_addr, suggested_port, b->external_addr, b->external_port))
+      return ResultCode::CannotProvideExternal;
+    m.external_addr = b->external_addr;
+    m.external_port = b->external_port;
+    return std::nullopt;
+  }
+  auto ext = choose_external(internal, suggested_addr, suggested_port, strict);
+  if (const auto* code = std::get_if<ResultCode>(&ext)) return *code;
+  m.external_addr = std::get<External>(ext).addr;
+  m.external_port = std::get<External>(ext).port;
+  return std::nullopt;
+}
+
 bool Server::Impl::external_free(const EndpointKey& external) const {
   return table.external_free(external) && !pending.claimed(external);
 }

@@ -21,15 +21,6 @@ wire::MapBody assigned(const wire::MapBody& req, const Mapping& m) {
   return b;
 }
 
-Change make_change(Change::Op op, Mapping m, Mapping previous = {}) {
-  Change c;
-  c.op = op;
-  c.mapping = std::move(m);
-  c.previous = std::move(previous);
-  c.flush_conntrack = op == Change::Op::Remove;  // deleted, not merely refreshed
-  return c;
-}
-
 }  // namespace
 
 Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& body,
@@ -101,7 +92,7 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     next.checkpoint = elected(election);
     next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
-    stage(make_change(Change::Op::Replace, next, *cur));
+    stage(Change::replace(next, *cur));
     ++tally().refreshed;
     record_election(election, t);
     Reply r = success(req, assigned(body, next), lifetime);
@@ -139,30 +130,10 @@ Reply Server::Impl::handle_map(const wire::Request& req, const wire::MapBody& bo
     if (const auto* code = std::get_if<ResultCode>(&ext)) return error(req, *code);
     m.external_addr = std::get<External>(ext).addr;
     m.external_port = 0;  // every port, each kept as it is
-  } else if (const std::optional<MappingTable::Binding> b = table.binding(key)) {
-    // RFC 6887 §11.3 / R-MAP-12: PEER mappings of this endpoint exist; the MAP reuses their
-    // external endpoint (endpoint-independent mapping).
-    if (strict && !suggestion_matches(body.external_addr, body.external_port, b->external_addr,
-                                      b->external_port))
-      return error(req, ResultCode::CannotProvideExternal);
-    m.external_addr = b->external_addr;
-    m.external_port = b->external_port;
-  } else {
-    auto ext = choose_external(key, body.external_addr, body.external_port, strict);
-    if (const auto* code = std::get_if<ResultCode>(&ext)) return error(req, *code);
-    m.external_addr = std::get<External>(ext).addr;
-    m.external_port = std::get<External>(ext).port;
+  } else if (auto e = bind_external(m, key, body.external_addr, body.external_port, strict)) {
+    return error(req, *e);
   }
-
-  // RFC 7767 §3.1 / R-CKPT-4: over a checkpoint limit the mapping is served all the same,
-  // without the option.
-  const Election election = elect(req, t, nullptr);
-  m.checkpoint = elected(election);
-  m.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
-
-  stage(make_change(Change::Op::Add, m));
-  ++tally().created;
-  record_election(election, t);
+  add_mapping(m, req, t);
   Reply r = success(req, assigned(body, m), lifetime);
   echo_options(r, o, true, description, m.checkpoint);
   return r;
@@ -201,7 +172,7 @@ Reply Server::Impl::map_delete(const wire::Request& req, const wire::MapBody& bo
   if (cur->nonce != body.nonce && !may_take_over(*cur, body.nonce, t))
     return error(req, ResultCode::NotAuthorized, cur->remaining(now));
 
-  stage(make_change(Change::Op::Remove, *cur));
+  stage(Change::removal(*cur));
   ++tally().deleted;
   // R-LIFE-4: the suggested external fields (ignored) are copied into the assigned ones.
   Reply r = success(req, body, 0);
@@ -217,7 +188,7 @@ Reply Server::Impl::bulk_delete(const wire::Request& req, const IpAddr& who, boo
   for (const Mapping* m : by_client ? table.of_client(who) : table.of_internal(who)) {
     if (m->kind != MappingKind::Map || m->is_static()) continue;
     if (protocol != 0 && m->protocol != protocol) continue;
-    cs.changes.push_back(make_change(Change::Op::Remove, *m));
+    cs.changes.push_back(Change::removal(*m));
   }
   stage(cs);
   tally().deleted += cs.changes.size();

@@ -46,6 +46,17 @@ class MappingTable {
 
   [[nodiscard]] const Mapping* find_map(const EndpointKey& internal) const;
   [[nodiscard]] const Mapping* find_peer(const PeerKey& key) const;
+  // The MAP (remote ignored) or PEER mapping of that key.
+  [[nodiscard]] const Mapping* find(MappingKind kind, const EndpointKey& internal,
+                                    const IpAddr& remote_addr, std::uint16_t remote_port) const {
+    return kind == MappingKind::Map ? find_map(internal)
+                                    : find_peer(PeerKey{internal, remote_addr, remote_port});
+  }
+  // The table's mapping with the key of `m` (kind, internal endpoint, and remote for PEER).
+  [[nodiscard]] const Mapping* find(const Mapping& m) const {
+    return find(m.kind, EndpointKey{m.internal_addr, m.protocol, m.internal_port}, m.remote_addr,
+                m.remote_port);
+  }
   // Read from the endpoint's mappings: O(1), plus O(PEER mappings of that endpoint) for `users`.
   [[nodiscard]] std::optional<Binding> binding(const EndpointKey& internal) const;
   // Free for a new binding: not held and, for IPv4, not marked in the pool nor under an
@@ -59,6 +70,13 @@ class MappingTable {
   // The internal address of the NAT-PMP MAP mapping that holds this external endpoint, if one
   // does (RFC 6886 §3.3 companion ports; NAT44 bindings have no external index of their own).
   [[nodiscard]] std::optional<IpAddr> natpmp_holder(const EndpointKey& external) const;
+  // Whether every NAT44 binding's external address is one of `addresses` (a readdress that
+  // would move nothing): one look per address in use, not a walk of the mappings.
+  [[nodiscard]] bool nat44_only_on(const std::vector<IpAddr>& addresses) const {
+    return std::all_of(pools_.begin(), pools_.end(), [&](const auto& kv) {
+      return std::find(addresses.begin(), addresses.end(), kv.first.first) != addresses.end();
+    });
+  }
   [[nodiscard]] std::optional<std::uint16_t> find_free_port(const IpAddr& external_addr,
                                                             std::uint8_t protocol, std::uint16_t lo,
                                                             std::uint16_t hi,

@@ -44,16 +44,12 @@ std::optional<std::size_t> Server::remove_mapping(MappingKind kind, const IpAddr
                                                   std::uint8_t protocol, std::uint16_t internal_port,
                                                   const IpAddr& remote_addr, std::uint16_t remote_port) {
   Impl& s = *impl_;
-  const EndpointKey key{internal_addr, protocol, internal_port};
-  const Mapping* m = kind == MappingKind::Map ? s.table.find_map(key)
-                                              : s.table.find_peer(PeerKey{key, remote_addr, remote_port});
+  const Mapping* m = s.table.find(kind, EndpointKey{internal_addr, protocol, internal_port},
+                                  remote_addr, remote_port);
   if (m == nullptr) return 0;
   if (m->is_static()) return kStaticRefused;  // the configuration's: removed by editing it
-  Change c;
-  c.op = Change::Op::Remove;
-  c.mapping = *m;
-  c.flush_conntrack = true;  // deleted: its connections go too, as with the client's own delete
-  if (!s.apply(std::move(c))) return std::nullopt;
+  // Deleted: its connections go too, as with the client's own delete.
+  if (!s.apply(Change::removal(*m))) return std::nullopt;
   ++s.stats.deleted;
   return 1;
 }
@@ -62,13 +58,8 @@ std::optional<std::size_t> Server::remove_client(const IpAddr& addr) {
   Impl& s = *impl_;
   ChangeSet cs;
   s.table.visit([&](const Mapping& m) {
-    if (!m.is_static() && (m.internal_addr == addr || m.client_addr == addr)) {
-      Change c;
-      c.op = Change::Op::Remove;
-      c.mapping = m;
-      c.flush_conntrack = true;
-      cs.changes.push_back(std::move(c));
-    }
+    if (!m.is_static() && (m.internal_addr == addr || m.client_addr == addr))
+      cs.changes.push_back(Change::removal(m));
   });
   if (!s.apply(cs)) return std::nullopt;
   s.stats.deleted += cs.changes.size();

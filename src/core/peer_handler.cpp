@@ -72,11 +72,7 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
     next.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
 
     if (next.expires != cur->expires || !next.same_but_expiry(*cur)) {
-      Change c;
-      c.op = Change::Op::Replace;
-      c.mapping = next;
-      c.previous = *cur;
-      stage(std::move(c));
+      stage(Change::replace(next, *cur));
       ++tally().refreshed;
     } else if (next.reply_port != cur->reply_port || next.reply_local != cur->reply_local) {
       // Only where a Mapping Update would go changed (a lifetime query from a new socket):
@@ -111,32 +107,10 @@ Reply Server::Impl::handle_peer(const wire::Request& req, const wire::PeerBody& 
   m.third_party = t.third_party;
   const auto description = apply_description(m, o, policy.description_max);
 
-  if (const std::optional<MappingTable::Binding> b = table.binding(key)) {
-    // Endpoint-independent mapping (R-MAP-12 the other way round): share the endpoint's
-    // external address and port; a suggestion naming another one cannot be honoured (R-PEER-4).
-    if (!suggestion_matches(body.external_addr, body.external_port, b->external_addr,
-                            b->external_port))
-      return error(req, ResultCode::CannotProvideExternal);
-    m.external_addr = b->external_addr;
-    m.external_port = b->external_port;
-  } else {
-    auto ext = choose_external(key, body.external_addr, body.external_port, true);  // R-PEER-4
-    if (const auto* code = std::get_if<ResultCode>(&ext)) return error(req, *code);
-    m.external_addr = std::get<External>(ext).addr;
-    m.external_port = std::get<External>(ext).port;
-  }
-
-  // RFC 7767 §3.1 / R-CKPT-4: over a checkpoint limit the PEER is served without the option.
-  const Election election = elect(req, t, nullptr);
-  m.checkpoint = elected(election);
-  m.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
-
-  Change c;
-  c.op = Change::Op::Add;
-  c.mapping = m;
-  stage(std::move(c));
-  ++tally().created;
-  record_election(election, t);
+  // Endpoint-independent mapping (R-MAP-12 the other way round): the endpoint's MAP binding if
+  // it has one; a suggestion that cannot be honoured is refused either way (R-PEER-4).
+  if (auto e = bind_external(m, key, body.external_addr, body.external_port, true)) return error(req, *e);
+  add_mapping(m, req, t);
   Reply r = success(req, assigned(body, m), lifetime);
   echo_options(r, o, false, description, m.checkpoint);
   return r;

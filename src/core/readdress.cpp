@@ -29,9 +29,8 @@ std::optional<IpAddr> Server::local_address(std::uint8_t reply_local) const {
 std::optional<Mapping> Server::find(MappingKind kind, const IpAddr& internal_addr, std::uint8_t protocol,
                                     std::uint16_t internal_port, const IpAddr& remote_addr,
                                     std::uint16_t remote_port) const {
-  const EndpointKey key{internal_addr, protocol, internal_port};
-  const Mapping* m = kind == MappingKind::Map ? impl_->table.find_map(key)
-                                             : impl_->table.find_peer(PeerKey{key, remote_addr, remote_port});
+  const Mapping* m = impl_->table.find(kind, EndpointKey{internal_addr, protocol, internal_port},
+                                       remote_addr, remote_port);
   if (m == nullptr) return std::nullopt;
   return *m;
 }
@@ -49,6 +48,8 @@ Server::Readdress Server::readdress() {
     });
     return out;
   }
+  // Nothing on an address outside the pool (the usual start, or an address added): no walk.
+  if (s.table.nat44_only_on(pool)) return out;
   const std::uint16_t lo = s.policy.port_min;
   const std::uint16_t hi = s.policy.port_max;
   // Endpoints this change hands out: the table does not know them until the commit. An
@@ -113,20 +114,14 @@ Server::Readdress Server::readdress() {
       ++out.no_port;  // stays on the old address: NO_RESOURCES is all a request could get
       return;
     }
-    Change rm;
-    rm.op = Change::Op::Remove;
-    rm.mapping = m;
     // Its connections were translated to the gone address: they cannot work any more, and an
     // active UDP flow would otherwise keep its entry (and the old address) alive for good.
-    rm.flush_conntrack = true;
-    removes.changes.push_back(std::move(rm));
-    Change add;
-    add.op = Change::Op::Add;
-    add.mapping = m;
-    add.mapping.external_addr = it->second->addr;
-    add.mapping.external_port = it->second->port;
-    if (add.mapping.external_port == m.external_port) ++out.port_kept;
-    adds.changes.push_back(std::move(add));
+    removes.changes.push_back(Change::removal(m));
+    Mapping moved = m;
+    moved.external_addr = it->second->addr;
+    moved.external_port = it->second->port;
+    if (moved.external_port == m.external_port) ++out.port_kept;
+    adds.changes.push_back(Change::add(std::move(moved)));
   });
   if (adds.empty()) return out;
   for (Change& c : adds.changes) removes.changes.push_back(c);

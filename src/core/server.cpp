@@ -189,6 +189,17 @@ Election Server::Impl::elect(const wire::Request& req, const Target& t,
                                    clock.now());
 }
 
+void Server::Impl::add_mapping(Mapping& m, const wire::Request& req, const Target& t) {
+  // RFC 7767 §3.1 / R-CKPT-4: over a checkpoint limit the mapping is served all the same,
+  // without the option.
+  const Election election = elect(req, t, nullptr);
+  m.checkpoint = elected(election);
+  m.checkpoint_deferred = election == Election::RefusedPeer;  // elected when the peer is back
+  stage(Change::add(m));
+  ++tally().created;
+  record_election(election, t);
+}
+
 void Server::Impl::record_election(Election e, const Target& t) {
   pending.note_election(e, t.internal);
 }
@@ -268,13 +279,7 @@ std::size_t Server::Impl::expire() {
   if (due.empty()) return 0;
   ChangeSet cs;
   cs.changes.reserve(due.size());
-  for (Mapping& m : due) {
-    Change c;
-    c.op = Change::Op::Remove;
-    c.flush_conntrack = true;
-    c.mapping = std::move(m);
-    cs.changes.push_back(std::move(c));
-  }
+  for (Mapping& m : due) cs.changes.push_back(Change::removal(std::move(m)));
   if (!apply(cs)) {
     // All or nothing here too: the mappings stay and are retried in a second (no busy loop).
     // The kernel elements carry their own timeouts meanwhile (docs/design.md "Lifetimes").

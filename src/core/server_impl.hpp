@@ -154,6 +154,9 @@ struct Server::Impl {
   // renews; `current` is the existing mapping (nullptr: a create). Changes nothing.
   [[nodiscard]] Election elect(const wire::Request& req, const Target& t,
                                const Mapping* current) const;
+  // A new MAP or PEER mapping, its external endpoint still to be set (bind_external, or
+  // choose_all_ports): elected (R-CKPT-4, never refused for it), staged, counted.
+  void add_mapping(Mapping& m, const wire::Request& req, const Target& t);
   // The election into the transaction: its rate token and counters are taken at the commit.
   void record_election(Election e, const Target& t);
   // hops-00 CAPABILITY (capability.cpp): the set to send, A bit cleared; nullopt when none is
@@ -182,7 +185,12 @@ struct Server::Impl {
   // peer_handler.cpp
   Reply handle_peer(const wire::Request& req, const wire::PeerBody& body, const Target& t);
 
-  // external_endpoint.cpp: the external endpoint of a new binding of `internal`.
+  // external_endpoint.cpp: the external endpoint of new mapping `m` of `internal`: the one the
+  // endpoint's other mappings use (R-MAP-12), else choose_external(). An error when refused.
+  [[nodiscard]] std::optional<wire::ResultCode> bind_external(Mapping& m, const EndpointKey& internal,
+                                                              const IpAddr& suggested_addr,
+                                                              std::uint16_t suggested_port, bool strict);
+  // The external endpoint of a new binding of `internal`.
   // `strict` (PREFER_FAILURE, SCTP, PEER): a suggestion that cannot be honoured is
   // CANNOT_PROVIDE_EXTERNAL instead of another endpoint (RFC 6887 §11.3, §12.3, §13.2).
   [[nodiscard]] std::variant<External, wire::ResultCode> choose_external(

@@ -11,22 +11,13 @@ namespace pcpd::core {
 
 bool Server::withdraw_checkpoint(const Mapping& m) {
   Impl& s = *impl_;
-  const Mapping* cur =
-      m.kind == MappingKind::Map
-          ? s.table.find_map(EndpointKey{m.internal_addr, m.protocol, m.internal_port})
-          : s.table.find_peer(PeerKey{EndpointKey{m.internal_addr, m.protocol, m.internal_port},
-                                      m.remote_addr, m.remote_port});
+  const Mapping* cur = s.table.find(m);
   if (cur == nullptr || !cur->checkpoint) return false;
   // RFC 7767 §3.2: served without the option after all; the backend unmarks (Replace).
-  Change c;
-  c.op = Change::Op::Replace;
-  c.previous = *cur;
-  c.mapping = *cur;
-  c.mapping.checkpoint = false;
-  c.mapping.checkpoint_deferred = true;  // the client still asked: elected when the peer is back
-  ChangeSet cs;
-  cs.changes.push_back(std::move(c));
-  if (!s.apply(cs)) return false;
+  Mapping next = *cur;
+  next.checkpoint = false;
+  next.checkpoint_deferred = true;  // the client still asked: elected when the peer is back
+  if (!s.apply(Change::replace(std::move(next), *cur))) return false;
   ++s.stats.checkpoint_withdrawn;
   return true;
 }
@@ -49,13 +40,10 @@ Server::Reelection Server::reelect_deferred() {
       ++out.over_cap;  // stays deferred: tried again when the peer next comes back
       return;
     }
-    Change c;
-    c.op = Change::Op::Replace;
-    c.previous = m;
-    c.mapping = m;
-    c.mapping.checkpoint = true;
-    c.mapping.checkpoint_deferred = false;
-    cs.changes.push_back(std::move(c));
+    Mapping next = m;
+    next.checkpoint = true;
+    next.checkpoint_deferred = false;
+    cs.changes.push_back(Change::replace(std::move(next), m));
     ++total;
     ++mine;
   });
@@ -75,10 +63,7 @@ std::size_t Server::mirror(const ChangeSet& changes) {
   std::size_t taken = 0;
   for (const Change& c : changes.changes) {
     const Mapping& m = c.mapping;
-    const EndpointKey key{m.internal_addr, m.protocol, m.internal_port};
-    const Mapping* cur = m.kind == MappingKind::Map
-                             ? s.table.find_map(key)
-                             : s.table.find_peer(PeerKey{key, m.remote_addr, m.remote_port});
+    const Mapping* cur = s.table.find(m);
     if (c.op == Change::Op::Remove) {
       if (cur == nullptr) {
         ++s.stats.mirror_skipped;

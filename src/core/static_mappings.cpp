@@ -10,19 +10,6 @@
 
 namespace pcpd::core {
 
-namespace {
-
-Change removal(const Mapping& m) {
-  Change c;
-  c.op = Change::Op::Remove;
-  c.mapping = m;
-  // Removed for good (a static mapping gone from the configuration, or a dynamic one that
-  // stood in the way): its connections go too, as with a delete.
-  c.flush_conntrack = true;
-  return c;
-}
-
-}  // namespace
 
 Server::StaticSync Server::set_static(std::vector<Mapping> wanted) {
   impl_->static_wanted = std::move(wanted);
@@ -98,7 +85,7 @@ Server::StaticSync Server::sync_static() {
     const auto in = by_internal.find(internal_key(m));
     if (m.is_static()) {
       if (in == by_internal.end()) {
-        removes.changes.push_back(removal(m));
+        removes.changes.push_back(Change::removal(m));
         ++out.removed;
         return;
       }
@@ -107,15 +94,11 @@ Server::StaticSync Server::sync_static() {
         present[in->second] = true;
         ++out.kept;
       } else if (external_key(m) == external_key(d)) {
-        Change c;
-        c.op = Change::Op::Replace;
-        c.mapping = d;
-        c.previous = m;
-        installs.changes.push_back(std::move(c));
+        installs.changes.push_back(Change::replace(d, m));
         present[in->second] = true;
         ++out.changed;
       } else {
-        removes.changes.push_back(removal(m));  // its Add follows: another external endpoint
+        removes.changes.push_back(Change::removal(m));  // its Add follows: another external endpoint
         moving[in->second] = true;
         ++out.changed;
       }
@@ -135,11 +118,7 @@ Server::StaticSync Server::sync_static() {
     if (same_binding && !present[i]) {
       // The client's own mapping, exactly as configured: it becomes the static one, and the
       // client keeps its ports (its next refresh is answered as a static mapping's).
-      Change c;
-      c.op = Change::Op::Replace;
-      c.mapping = d;
-      c.previous = m;
-      installs.changes.push_back(std::move(c));
+      installs.changes.push_back(Change::replace(d, m));
       present[i] = true;
       ++out.added;
       return;
@@ -147,15 +126,12 @@ Server::StaticSync Server::sync_static() {
     // Another host's mapping on the configured external endpoint, or this internal endpoint
     // bound elsewhere: the configuration wins, and the client learns it from the epoch reset
     // the caller starts (RFC 6887 §8.5: state lost).
-    removes.changes.push_back(removal(m));
+    removes.changes.push_back(Change::removal(m));
     out.displaced.push_back(m);
   });
   for (std::size_t i = 0; i < desired.size(); ++i) {
     if (present[i]) continue;
-    Change c;
-    c.op = Change::Op::Add;
-    c.mapping = desired[i];
-    installs.changes.push_back(std::move(c));
+    installs.changes.push_back(Change::add(desired[i]));
     if (!moving[i]) ++out.added;
   }
   if (removes.empty() && installs.empty()) return out;

@@ -3,18 +3,13 @@
 
 #include <cstdio>
 
+#include "wire/protocol_names.hpp"
+
 namespace pcpd::ctl {
 
 std::string protocol_name(int protocol) {
-  switch (protocol) {
-    case 0: return "all";
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 33: return "dccp";
-    case 132: return "sctp";
-    case 136: return "udplite";
-    default: return std::to_string(protocol);
-  }
+  if (protocol < 0 || protocol > 255) return std::to_string(protocol);
+  return wire::protocol_name(static_cast<std::uint8_t>(protocol));
 }
 
 std::string endpoint_text(const wire::IpAddr& a, unsigned port) {

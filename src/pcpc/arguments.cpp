@@ -4,16 +4,12 @@
 #include <array>
 #include <charconv>
 
+#include "wire/protocol_names.hpp"
+
 namespace pcpd::pcpc {
 
 namespace {
 
-struct NamedProtocol {
-  std::string_view name;
-  std::uint8_t number;
-};
-constexpr std::array<NamedProtocol, 6> kProtocols{{
-    {"all", 0}, {"tcp", 6}, {"udp", 17}, {"dccp", 33}, {"sctp", 132}, {"udplite", 136}}};
 
 template <typename T>
 std::optional<T> parse_number(std::string_view text, T max) {
@@ -39,17 +35,9 @@ int hex_value(char c) {
 
 }  // namespace
 
-std::optional<std::uint8_t> parse_protocol(std::string_view text) {
-  for (const auto& p : kProtocols)
-    if (text == p.name) return p.number;
-  return parse_number<std::uint8_t>(text, 255);
-}
+std::optional<std::uint8_t> parse_protocol(std::string_view text) { return wire::parse_protocol(text); }
 
-std::string protocol_name(std::uint8_t protocol) {
-  for (const auto& p : kProtocols)
-    if (p.number == protocol) return std::string(p.name);
-  return std::to_string(protocol);
-}
+std::string protocol_name(std::uint8_t protocol) { return wire::protocol_name(protocol); }
 
 std::optional<Endpoint> parse_endpoint(std::string_view text) {
   std::string_view host, port;

@@ -14,6 +14,7 @@
 #include "ctl/ctl_json.hpp"
 #include "ctl/metrics.hpp"
 #include "pcpd/daemon.hpp"
+#include "wire/protocol_names.hpp"
 
 namespace pcpd::daemon {
 
@@ -165,16 +166,9 @@ std::pair<wire::IpAddr, std::uint16_t> parse_endpoint(const std::string& text) {
 }
 
 std::uint8_t parse_protocol(const std::string& name) {
-  if (name == "tcp") return 6;
-  if (name == "udp") return 17;
-  if (name == "sctp") return 132;
-  if (name == "dccp") return 33;
-  if (name == "udplite") return 136;
-  char* end = nullptr;
-  const unsigned long p = std::strtoul(name.c_str(), &end, 10);
-  if (name.empty() || *end != '\0' || p < 1 || p > 255)
-    throw std::runtime_error("'" + name + "' is not tcp, udp, sctp, dccp, udplite or 1-255");
-  return static_cast<std::uint8_t>(p);
+  const auto p = wire::parse_protocol(name);
+  if (!p || *p == 0) throw std::runtime_error("'" + name + "' is not tcp, udp, sctp, dccp, udplite or 1-255");
+  return *p;
 }
 
 }  // namespace

@@ -20,8 +20,7 @@ std::vector<core::Mapping> static_mappings(const config::Config& cfg) {
     m.protocol = s.protocol;
     m.internal_addr = s.internal_addr;
     m.internal_port = s.internal_port;
-    m.external_addr = s.external_addr.is_unspecified() && s.internal_addr.is_v4() ? wire::IpAddr::v4_any()
-                                                                                 : s.external_addr;
+    m.external_addr = s.external_addr;  // unspecified (either family): the pool's first address
     m.external_port = s.external_port;
     m.description = s.description;
     m.checkpoint = s.checkpoint;

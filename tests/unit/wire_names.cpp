@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // wire::to_string / option_name: the RFC names used in logs, JSON and docs.
+#include <optional>
 #include <set>
 #include <string>
 
+#include "wire/protocol_names.hpp"
 #include "wire_vectors.hpp"
 
 using namespace pcpd;
@@ -73,4 +75,28 @@ TEST_CASE("option_name covers the assigned codes and the configurable ones") {
   for (std::uint8_t c = 4; c <= 12; ++c) seen.insert(wire::option_name(c));
   CHECK(seen.size() == 9);
   CHECK(seen.count("UNKNOWN") == 0);
+}
+
+// One parser for pcpd.conf, pcpctl and pcpc: the names each of them accepts are the same.
+TEST_CASE("protocol names: parse and print, names and numbers") {
+  using pcpd::wire::parse_protocol;
+  using pcpd::wire::protocol_name;
+  CHECK(parse_protocol("tcp") == std::optional<std::uint8_t>(6));
+  CHECK(parse_protocol("udp") == std::optional<std::uint8_t>(17));
+  CHECK(parse_protocol("sctp") == std::optional<std::uint8_t>(132));
+  CHECK(parse_protocol("dccp") == std::optional<std::uint8_t>(33));
+  CHECK(parse_protocol("udplite") == std::optional<std::uint8_t>(136));
+  CHECK(parse_protocol("all") == std::optional<std::uint8_t>(0));
+  CHECK(parse_protocol("47") == std::optional<std::uint8_t>(47));
+  CHECK(parse_protocol("0") == std::optional<std::uint8_t>(0));
+  CHECK(parse_protocol("255") == std::optional<std::uint8_t>(255));
+  CHECK_FALSE(parse_protocol("256").has_value());
+  CHECK_FALSE(parse_protocol("").has_value());
+  CHECK_FALSE(parse_protocol("TCP").has_value());
+  CHECK_FALSE(parse_protocol("6x").has_value());
+  CHECK_FALSE(parse_protocol("-1").has_value());
+  for (unsigned p = 0; p <= 255; ++p)
+    CHECK(parse_protocol(protocol_name(static_cast<std::uint8_t>(p))) == std::optional<std::uint8_t>(static_cast<std::uint8_t>(p)));
+  CHECK(protocol_name(6) == "tcp");
+  CHECK(protocol_name(47) == "47");
 }
