@@ -22,7 +22,8 @@
 #   ha_ctd_start r1|r2, ha_ctd_stop r1|r2      conntrackd in foreground (PID tracked)
 #   ha_ka_start r1|r2                          keepalived
 #   ha_pcpd_start r1|r2 [section.key=value...] pcpd with its own control socket and state dir
-#                           (and $HA_CHECKPOINT_CONF lines as its [checkpoint] table; after
+#                           (and $HA_CHECKPOINT_CONF lines as its [checkpoint] table, then the
+#                           $HA_STATIC_CONF text (e.g. [[static]] tables) as it is; after
 #                           ha_peer_key, an [ha] table: peer = the other sync0 address, key
 #                           $HA_KEY_FILE or the shared one, plus $HA_PEER_CONF lines)
 #   ha_peer_key             a shared pre-shared key for the pcpd peer link ($LAB_DIR/ha.key)
@@ -255,6 +256,7 @@ ha_pcpd_start() {
   lab_config "$d/pcpd.conf" 'interfaces.external_address=["203.0.113.1"]' \
     "daemon.state_dir=\"$d/state\"" "daemon.control_socket=\"$d/ctl.sock\"" "$@"
   [ -n "${HA_CHECKPOINT_CONF:-}" ] && printf '[checkpoint]\n%s\n' "$HA_CHECKPOINT_CONF" >>"$d/pcpd.conf"
+  [ -n "${HA_STATIC_CONF:-}" ] && printf '%s\n' "$HA_STATIC_CONF" >>"$d/pcpd.conf"
   if [ -n "${HA_KEY:-}" ]; then
     local me=1 peer=2
     [ "$r" = r2 ] && me=2 peer=1

@@ -25,7 +25,6 @@ void Pending::clear() {
   changes_.changes.clear();
   table_only_.clear();
   reset(endpoints_);
-  reset(addresses_);
   reset(claimed_);
   reset(released_);
   reset(natpmp_);
@@ -51,8 +50,6 @@ void Pending::count(const Mapping& m, int sign) {
 void Pending::stage(const Change& c) {
   const Mapping& m = c.mapping;
   endpoints_.insert(EndpointKey{m.internal_addr, m.protocol, m.internal_port});
-  addresses_.insert(m.internal_addr);
-  addresses_.insert(m.client_addr);
   switch (c.op) {
     case Change::Op::Add:
       count(m, +1);
@@ -65,7 +62,11 @@ void Pending::stage(const Change& c) {
       released_.insert((std::uint32_t{m.protocol} << 16) | m.external_port);
       break;
     case Change::Op::Replace:
-      // The keys stay (MappingTable::replace); only the election may change.
+      // The keys stay (MappingTable::replace); the election and the origin may change. A
+      // mapping NAT-PMP takes over (Policy::nonce_change) reserves its companion port from now
+      // on; one PCP takes over keeps it in the table until the commit (stricter meanwhile).
+      if (m.origin == Origin::NatPmp && c.previous.origin != Origin::NatPmp && m.kind == MappingKind::Map)
+        natpmp_.emplace(EndpointKey{m.external_addr, m.protocol, m.external_port}, m.internal_addr);
       if (m.checkpoint != c.previous.checkpoint) {
         const int sign = m.checkpoint ? +1 : -1;
         elected_delta_ += sign;

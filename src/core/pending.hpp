@@ -7,10 +7,10 @@
 //
 // The next request of a burst must decide as if the earlier ones were in the table. Pending keeps
 // what that takes, and nothing more:
-//   - the internal endpoints and addresses its changes touch: a request on one of them is not
-//     decided in this transaction (Server cuts the burst there, applies what it has, and goes on),
-//     so a key, a binding or a bulk delete is always read from a table that holds everything
-//     decided before it;
+//   - the internal endpoints its changes touch: a request on one of them (or on every mapping of
+//     an address: a bulk delete, an all-ports MAP) is not decided in this transaction (Server
+//     cuts the burst there, applies what it has, and goes on), so a key, a binding or a bulk
+//     delete is always read from a table that holds everything decided before it;
 //   - the external endpoints its adds claim (and the NAT-PMP companion ports they reserve), which
 //     a new binding must not take; ports its removes free are not reused until the commit;
 //   - the mapping and election counts by which it changes the table's, for the quotas and the
@@ -49,17 +49,18 @@ class Pending {
   void stage_table_only(const Mapping& m);
   [[nodiscard]] const std::vector<Mapping>& table_only() const { return table_only_; }
 
-  // Whether a change of this transaction concerns a mapping of that internal endpoint, or a
-  // mapping whose internal or requesting address is `a`.
+  // Whether a change of this transaction concerns a mapping of that internal endpoint. (Reads
+  // of a whole address, the bulk deletes, wait for any transaction: Server::Impl::waits.)
   [[nodiscard]] bool touches(const EndpointKey& internal) const { return endpoints_.contains(internal); }
-  [[nodiscard]] bool touches(const IpAddr& a) const { return addresses_.contains(a); }
   // An external endpoint a staged add holds: the port itself, or the whole address and protocol
   // under an all-ports mapping (port 0).
   [[nodiscard]] bool claimed(const EndpointKey& external) const;
   [[nodiscard]] std::size_t claims() const { return claimed_.size(); }
-  // Whether a staged remove frees that external port (of any address) of that protocol.
+  // Whether a staged remove frees that external port (of any address) of that protocol, or
+  // every port of an address (an all-ports mapping).
   [[nodiscard]] bool releases(std::uint8_t protocol, std::uint16_t port) const {
-    return released_.contains((std::uint32_t{protocol} << 16) | port);
+    const std::uint32_t p = std::uint32_t{protocol} << 16;
+    return released_.contains(p | port) || released_.contains(p);
   }
   // The internal address of a staged NAT-PMP mapping on that external endpoint (RFC 6886 §3.3).
   [[nodiscard]] std::optional<IpAddr> natpmp_holder(const EndpointKey& external) const;
@@ -88,7 +89,6 @@ class Pending {
   ChangeSet changes_;
   std::vector<Mapping> table_only_;
   std::unordered_set<EndpointKey, EndpointKeyHash> endpoints_;
-  std::unordered_set<IpAddr, wire::IpAddrHash> addresses_;
   std::unordered_set<EndpointKey, EndpointKeyHash> claimed_;
   std::unordered_set<std::uint32_t> released_;  // protocol << 16 | external port
   std::unordered_map<EndpointKey, IpAddr, EndpointKeyHash> natpmp_;

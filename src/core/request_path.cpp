@@ -34,7 +34,8 @@ void Server::Impl::count_result(Stats& s, ResultCode code) {
 }
 
 void Server::Impl::open() {
-  pending.clear();
+  // Empty: carry() leaves it so, whatever the outcome, so that nothing read outside a
+  // transaction (readdress, [[static]]) sees decisions of the last one.
   deciding = true;
 }
 
@@ -130,9 +131,11 @@ void Server::Impl::encode(BurstItem& it, const Decided& d) const {
 bool Server::Impl::carry() {
   if (!pending.changes().empty() && !datapath.apply(pending.changes())) {
     deciding = false;  // dropped: the table never held it
+    pending.clear();
     return false;
   }
   commit();
+  pending.clear();
   return true;
 }
 
@@ -288,7 +291,13 @@ Reply Server::handle(const wire::Request& request, const Context& ctx) {
   Reply r = s.handle(request, ctx);
   s.request = nullptr;
   d.opcode = Impl::opcode_index(request.opcode);
-  if (!s.carry()) s.fail(r, d, false);
+  if (!s.carry()) {
+    s.fail(r, d, false);
+    // R-RC-4: an error copies the request's fields, not the ones the success would have had.
+    const auto capability = r.response.options.capability;
+    r = s.error(request, ResultCode::NoResources);
+    r.response.options.capability = capability;
+  }
   return r;
 }
 

@@ -41,8 +41,9 @@ struct Stats {
   std::uint64_t rate_limited_client = 0;
   std::uint64_t prefer_failure_limited = 0;  // R-PF-3: answered without looking at the port
   std::uint64_t rate_limited_global = 0;
-  // Server::handle_burst: bursts whose changes went to the datapath in one transaction, and those
-  // the datapath refused, after which each request was applied on its own.
+  // Server::handle_burst: transactions of more than one request that the datapath took (a burst
+  // whose requests wait for each other is several), and those it refused, after which each
+  // request was decided again on its own.
   std::uint64_t bursts = 0;
   std::uint64_t burst_retries = 0;
 };

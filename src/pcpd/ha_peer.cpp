@@ -217,6 +217,7 @@ void HaPeer::update_availability() {
                          link_.peer_role() != ha::Role::Primary;
   // The peer is back: what clients asked for while it was away is elected now (reelect()).
   if (available && !checkpoint_available_) reelect_due_ = true;
+  if (!available) reelect_due_ = false;  // elected with nobody to hold them: wait for the next time
   checkpoint_available_ = available;
 }
 
@@ -250,8 +251,10 @@ bool HaPeer::after_request(const core::BurstItem& request, Responder send) {
     if (!elected.empty()) {
       // RFC 7767 §3: respond once the standby holds the elected mapping, at most ack_timeout.
       ++counters_.waits;
-      held_.push_back(Held{token, request.decision.response, std::move(send),
-                           clock_.now() + core::Millis(cfg_.ack_timeout_ms), std::move(elected)});
+      Held h{token, request.decision.response, {}, std::move(send),
+             clock_.now() + core::Millis(cfg_.ack_timeout_ms), std::move(elected)};
+      if (const auto& d = h.response.options.description) h.description.assign(*d);
+      held_.push_back(std::move(h));
       hold = true;
     }
   }
@@ -260,8 +263,11 @@ bool HaPeer::after_request(const core::BurstItem& request, Responder send) {
 }
 
 void HaPeer::send_held(const Held& h) {
+  wire::Response r = h.response;
+  // Its view of the request's bytes is stale by now (has_value() is all that is left of it).
+  if (r.options.description) r.options.description = std::string_view(h.description);
   std::array<std::uint8_t, wire::kMaxMessageSize> out{};
-  const std::size_t n = wire::encode_response(h.response, out, server_.policy().option_codes);
+  const std::size_t n = wire::encode_response(r, out, server_.policy().option_codes);
   if (n > 0) h.send(std::span<const std::uint8_t>(out.data(), n));
 }
 
@@ -338,7 +344,7 @@ void HaPeer::pump() {
     ha::LinkOutput out = link_.take();
     if (out.datagrams.empty() && out.events.empty()) {
       update_availability();
-      if (!reelect_due_) break;
+      if (!reelect_due_ || !checkpoint_available_) break;
       reelect();  // its changes go out in the next round
       continue;
     }

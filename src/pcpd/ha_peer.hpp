@@ -145,6 +145,9 @@ class HaPeer {
   struct Held {
     ha::Token token = 0;
     wire::Response response;  // a MAP or PEER success, encoded when it is sent
+    // The DESCRIPTION the response echoes: its view of the request's datagram goes stale with
+    // the next receive, so send_held() encodes it from this copy.
+    std::string description;
     Responder send;
     core::Millis deadline{0};
     std::vector<core::Mapping> elected;  // the elections this response confirms

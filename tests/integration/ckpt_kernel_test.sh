@@ -25,28 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-for n in $LAN $RTR $WAN; do ip netns add "$n" && ip -n "$n" link set lo up || exit 1; done
-ip link add veth-l type veth peer name lan0 netns "$RTR"
-ip link set veth-l netns "$LAN"
-ip link add veth-w type veth peer name wan0 netns "$RTR"
-ip link set veth-w netns "$WAN"
-ip -n "$LAN" addr add 192.0.2.10/24 dev veth-l
-ip -n "$LAN" addr add 2001:db8:1::10/64 dev veth-l nodad
-ip -n "$LAN" link set veth-l up
-ip -n "$LAN" route add default via 192.0.2.1
-ip -n "$LAN" -6 route add default via 2001:db8:1::1
-ip -n "$RTR" addr add 192.0.2.1/24 dev lan0
-ip -n "$RTR" addr add 2001:db8:1::1/64 dev lan0 nodad
-ip -n "$RTR" addr add 203.0.113.1/24 dev wan0
-ip -n "$RTR" addr add 2001:db8:ff::1/64 dev wan0 nodad
-ip -n "$RTR" link set lan0 up
-ip -n "$RTR" link set wan0 up
-ip netns exec "$RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-ip -n "$WAN" addr add 203.0.113.100/24 dev veth-w
-ip -n "$WAN" addr add 2001:db8:ff::100/64 dev veth-w nodad
-ip -n "$WAN" link set veth-w up
-ip -n "$WAN" -6 route add 2001:db8:1::/64 via 2001:db8:ff::1
-# no route from WAN to 192.0.2.0/24: only translated traffic gets through
+. "$src/tests/integration/three_ns.sh"
+three_ns_up "$LAN" "$RTR" "$WAN" 203.0.113.100/24 2001:db8:ff::100/64 || { echo "FAIL: lab setup"; exit 1; }
 
 cat > "$tmp/tool.py" <<'PY'
 # server PORT SECONDS: TCP echo on [::]:PORT (IPv4 too), for SECONDS at most.

@@ -12,7 +12,9 @@
 #  3. failover: the elected MAP admits a new inbound TCP connection on its first SYN, with no
 #     client action; the unelected one does not; `pcpc --keep` re-creates its unelected mapping on
 #     the ANNOUNCE and that one then works; the elected mapping refreshes with its old nonce and
-#     keeps its external port (epoch reset: R-EPOCH-3).
+#     keeps its external port (epoch reset: R-EPOCH-3);
+#  4. the same [[static]] port forward configured on both routers: each installs its own (no
+#     timeout), none is replicated, and after the failover r2's admits the first SYN.
 # shellcheck disable=SC2016,SC2034,SC2154
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/ha-lab.sh"
@@ -22,6 +24,12 @@ ha_init ha_standby
 ha_up
 ha_peer_key
 HA_PEER_CONF='ack_timeout_ms = 200'
+# The operator's port forward, the same on both routers (static mappings are never replicated).
+HA_STATIC_CONF='[[static]]
+protocol = "tcp"
+internal = "192.0.2.10:8105"
+external_port = 2205
+description = "nas"'
 r=$LAB_DIR/pc
 SRV=$HA_SRV
 
@@ -106,6 +114,18 @@ ha_waitfor 5 grep -q '"result": *"SUCCESS"' "$r.keep"
 grep -m 1 '"result": *"SUCCESS"' "$r.keep" >"$r.keep.first"
 U2=$(lab_json "$r.keep.first" external_port)
 check "pcpc --keep created unelected MAP 8103 (external port $U2)" lab_ge port "${U2:-x}" 1
+static_on() { # static_on ROUTER: its kernel holds tcp 2205 -> 192.0.2.10 . 8105, no timeout
+  local l
+  l=$(ha_x "$1" nft list map inet pcpd map4_dnat 2>/dev/null | grep -E '\. tcp \. 2205 ')
+  [ -n "$l" ] && echo "$l" | grep -q 'comment "static map' && ! echo "$l" | grep -Eq 'timeout|expires'
+}
+static_listed_once() { [ "$(ha_ctl "$1" list 2>/dev/null | grep -c '192.0.2.10:8105')" = 1 ]; }
+lab_listen "$HA_CLI" 8105 "$LAB_DIR/l8105.log"
+check "[[static]] on both routers: r1's kernel holds it without a timeout" static_on r1
+check "[[static]] ... and r2's (the backup installs its own)" static_on r2
+check "[[static]] ... each router lists it once (not replicated on top)" \
+  eval 'static_listed_once r1 && static_listed_once r2'
+check "before failover: inbound TCP to the static 2205 through r1" inbound 2205
 check "before failover: inbound TCP to the elected 8101 ($E1) through r1" inbound "$E1"
 check "before failover: inbound TCP to the unelected 8102 ($U1) through r1" inbound "$U1"
 
@@ -207,6 +227,9 @@ ha_waitfor 5 grep -q 'primary end' "$LAB_DIR/r2/notify.log"
 lab_ev <"$LAB_DIR/r2/notify.log"
 check "elected MAP 8101 admits a new inbound TCP connection on its first SYN via r2, no client action" inbound "$E1"
 check_not "unelected MAP 8102 (client silent) does not" inbound "$U1"
+check "[[static]] 2205 admits a new inbound TCP connection on its first SYN via r2" inbound 2205
+check "[[static]] r2 refused no replicated change (pcpd_ha_link_total install_errors 0)" \
+  lab_eq install_errors "$(metric r2 'pcpd_ha_link_total{what="install_errors"}')" 0
 check "R-EPOCH-3 r2 reset its epoch on promotion (state incomplete: scope elected)" \
   grep -q 'epoch.reset.*ha_promotion_state_incomplete' "$LAB_DIR/r2/pcpd.log"
 check "pcpc --keep heard r2's unsolicited ANNOUNCE (from the VRRP address)" ha_waitfor 10 keep_saw announce

@@ -428,6 +428,28 @@ check "systemd: ... the unit's journal names the file:line" eval 'journal | grep
 check "systemd: ... and pcpd keeps running the old configuration" pcpd_runs
 cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
 
+# A port forward the operator adds to the packaged config ([[static]]), applied by `systemctl
+# reload`, kept by a restart (the element has no timeout) and removed by editing it out again.
+lab_listen "$LAB_CLI" 8090 "$LAB_DIR/l8090.log"
+printf '\n[[static]]\nprotocol = "tcp"\ninternal = "192.0.2.10:8090"\nexternal_port = 2290\ndescription = "nas"\n' \
+  >>"$ROOT/etc/pcpd/pcpd.conf"
+check "systemd: pcpd --check-config accepts the [[static]] entry" ct pcpd --check-config /etc/pcpd/pcpd.conf
+check "systemd: systemctl reload with a [[static]] entry succeeds" ct systemctl reload pcpd.service
+static_line() { lab_rtr nft list map inet pcpd map4_dnat | grep -E '203\.0\.113\.1 \. tcp \. 2290 '; }
+static_in() { static_line | grep -q 'comment "static map' && ! static_line | grep -Eq 'timeout|expires'; }
+check "systemd: ... the kernel holds 203.0.113.1 . tcp . 2290 without a timeout, commented 'static map'" \
+  waitfor 5 static_in
+check "systemd: ... the remote host reaches the client through 203.0.113.1:2290" \
+  lab_connect "$LAB_WAN" 203.0.113.1 2290
+ct systemctl restart pcpd.service
+check "systemd: after systemctl restart the static mapping is there once, without a timeout" \
+  eval 'waitfor 10 pcpd_runs && static_in && [ "$(static_line | wc -l)" = 1 ]'
+check "systemd: ... and still reaches the client" lab_connect "$LAB_WAN" 203.0.113.1 2290
+check "systemd: pcpctl list shows it as permanent" eval 'ct pcpctl list 2>&1 | grep "192.0.2.10:8090" | grep -q permanent'
+cp "$LAB_DIR/pcpd.conf.good" "$ROOT/etc/pcpd/pcpd.conf"
+check "systemd: the entry edited out, systemctl reload removes it" \
+  eval 'ct systemctl reload pcpd.service && waitfor 5 eval "! static_line"'
+
 
 # 50,000 mappings, then `systemctl restart pcpd`: the fast path (snapshot, no set dump) and the
 # time until a client is answered again. The operator raises the per-client quota and lifts the

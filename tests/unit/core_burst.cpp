@@ -357,3 +357,35 @@ TEST_CASE("burst R-HDR-10: a refused transaction leaves the counters as if it ne
         before.responses_by_result[static_cast<std::size_t>(ResultCode::NoResources)] + 2);
   CHECK(f.server->mapping_count() == 0);
 }
+
+TEST_CASE("burst R-MAP-3: a suggestion of a port an all-ports delete frees waits for the delete's commit") {
+  Policy p = default_policy();
+  p.allow_all_ports = true;
+  BurstFixture f(p);
+  Request all = map_req({.client = ip("192.0.2.11"), .protocol = 17, .internal_port = 0, .nonce = nonce(5)});
+  REQUIRE(f.send(all).kind == Reply::Kind::Success);  // UDP: the whole of 203.0.113.1
+  Request del = all;
+  del.lifetime = 0;
+  Request want = map_req({.client = ip("192.0.2.12"), .protocol = 17, .internal_port = 5000, .nonce = nonce(6),
+                          .suggested_port = 5000, .suggested_addr = ip("203.0.113.1")});
+  want.options.prefer_failure = true;
+  f.burst({pcp(del), pcp(want)});
+  CHECK(f.result(0) == ResultCode::Success);
+  REQUIRE(f.result(1) == ResultCode::Success);  // one after the other, as if alone
+  CHECK(f.external_port(1) == 5000);
+}
+
+TEST_CASE("burst R-PMP-6: a PCP mapping NAT-PMP takes over reserves its companion port within the transaction") {
+  Policy p = default_policy();
+  p.nonce_change = Policy::NonceChange::SameHost;
+  BurstFixture f(p);
+  // Host .10's PCP TCP mapping on 6000; its NAT-PMP refresh makes it a NAT-PMP mapping, whose UDP
+  // companion 6000 host .11 must not get in the same burst.
+  REQUIRE(f.map({.client = ip("192.0.2.10"), .internal_port = 6000, .nonce = nonce(1), .suggested_port = 6000})
+              .response.result == ResultCode::Success);
+  Request udp = map_req({.client = ip("192.0.2.11"), .protocol = 17, .internal_port = 6000, .nonce = nonce(2),
+                         .suggested_port = 6000});
+  f.burst({natpmp_tcp(ip("192.0.2.10"), 6000, 3600), pcp(udp)});
+  REQUIRE(f.result(1) == ResultCode::Success);
+  CHECK(f.external_port(1) != 6000);
+}

@@ -96,9 +96,14 @@ struct Pair {
   }
   // A MAP with CHECKPOINT_REQUIRED through the primary as the daemon runs it; the reply, if any
   // was sent yet, lands in `sent`.
-  bool request(std::vector<std::uint8_t>& sent, bool& was_sent) {
-    std::array<std::uint8_t, 1100> req{}, out{};
-    const std::size_t n = wire::encode_request(with_ckpt(map_req({})), req);
+  // The request's datagram and reply buffer are overwritten right after, as the daemon's next
+  // receive overwrites its batch buffers.
+  bool request(std::vector<std::uint8_t>& sent, bool& was_sent, std::optional<std::string_view> description = {}) {
+    std::array<std::uint8_t, 1100>& req = rx;
+    std::array<std::uint8_t, 1100>& out = tx;
+    wire::Request r = with_ckpt(map_req({}));
+    r.options.description = description;
+    const std::size_t n = wire::encode_request(r, req);
     REQUIRE(n > 0);
     core::BurstItem it;
     it.datagram = std::span(req.data(), n);
@@ -107,11 +112,15 @@ struct Pair {
     it.out = out;
     a.server.handle_burst(std::span(&it, 1));
     REQUIRE(it.reply > 0);
-    return a.link->after_request(it, [&](std::span<const std::uint8_t> r) {
-      sent.assign(r.begin(), r.end());
+    const bool held = a.link->after_request(it, [&](std::span<const std::uint8_t> bytes) {
+      sent.assign(bytes.begin(), bytes.end());
       was_sent = true;
     });
+    rx.fill(0xee);
+    tx.fill(0xee);
+    return held;
   }
+  std::array<std::uint8_t, 1100> rx{}, tx{};
   static bool echoed(const std::vector<std::uint8_t>& bytes) {
     auto d = wire::decode_response(bytes);
     REQUIRE(std::holds_alternative<wire::Response>(d));
@@ -203,6 +212,21 @@ TEST_CASE("HaPeer: the peer goes silent: held responses go out as peer_lost; ele
   const auto copy = p.mapping(p.b.server);
   REQUIRE(copy);
   CHECK(copy->checkpoint);
+}
+
+TEST_CASE("HaPeer: a held response keeps its DESCRIPTION after the request's buffer is reused") {
+  Pair p;
+  std::vector<std::uint8_t> sent;
+  bool was_sent = false;
+  REQUIRE(p.request(sent, was_sent, std::string_view("printer")));  // held; buffers overwritten
+  p.deliver();
+  REQUIRE(was_sent);
+  auto d = wire::decode_response(sent);
+  REQUIRE(std::holds_alternative<wire::Response>(d));
+  const auto& r = std::get<wire::Response>(d);
+  CHECK(r.options.checkpoint_required);
+  REQUIRE(r.options.description);
+  CHECK(*r.options.description == "printer");
 }
 
 }  // namespace pcpd::test
