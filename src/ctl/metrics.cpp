@@ -63,7 +63,7 @@ void add_core_metrics(Metrics& m, const core::Stats& s) {
       .sample(static_cast<double>(s.datapath_errors));
   // Server::handle_burst: receive batches applied in one nftables transaction, and those the
   // kernel refused, whose requests were then applied one at a time.
-  m.family("pcpd_bursts_total", "counter", "request bursts applied to the kernel, by outcome")
+  m.family("pcpd_bursts_total", "counter", "transactions of several requests of one socket read, by outcome")
       .sample(static_cast<double>(s.bursts), {{"outcome", "one_transaction"}})
       .sample(static_cast<double>(s.burst_retries), {{"outcome", "retried_per_request"}});
   m.family("pcpd_mapping_events_total", "counter", "mapping lifecycle events")

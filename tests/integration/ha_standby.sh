@@ -48,11 +48,12 @@ for m in json.load(open(sys.argv[1])):
             ("kind","protocol","internal","external","remote","nonce","lifetime","checkpoint","filters","description")))
 print(";".join(sorted(rows)))' "$1" 2>/dev/null
 }
+# Every mapping but the static ones (each router has its own, from its configuration).
 all_view() {
   python3 -c 'import json,sys
 print(";".join(sorted(" ".join(str(m.get(k)) for k in
     ("kind","protocol","internal","external","remote","nonce","lifetime","checkpoint","filters","description"))
-    for m in json.load(open(sys.argv[1])))))' "$1" 2>/dev/null
+    for m in json.load(open(sys.argv[1])) if m.get("origin") != "static")))' "$1" 2>/dev/null
 }
 r2_holds() { # r2_holds PORT: r2's pcpctl list has internal port PORT
   ha_ctl r2 list --json 2>/dev/null | grep -q "\"192.0.2.10:$1\""
