@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "integration/ct_sync_kernel.hpp"
+#include "integration/shell_command.hpp"
 #include "nft/nft_datapath.hpp"
 #include "unit/nft_test_mappings.hpp"
 
@@ -43,21 +44,8 @@ struct Env {
 };
 Env env;
 
-struct Cmd {
-  int rc;
-  std::string out;
-};
-
-Cmd sh(const std::string& cmd) {
-  Cmd r{-1, {}};
-  FILE* p = popen(("( " + cmd + " ) 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using integration::Cmd;
+using integration::sh;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);

@@ -25,6 +25,7 @@
 
 #include "core/clock.hpp"
 #include "integration/ct_sync_kernel.hpp"
+#include "integration/shell_command.hpp"
 #include "nft/element.hpp"
 #include "nft/element_comment.hpp"
 #include "nft/netlink_session.hpp"
@@ -38,21 +39,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Cmd {
-  int rc;
-  std::string out;
-};
-
-Cmd sh(const std::string& cmd) {
-  Cmd r{-1, {}};
-  FILE* p = popen(("( " + cmd + " ) 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using integration::Cmd;
+using integration::sh;
 
 std::string rules_file() { return std::string(PCPD_SOURCE_DIR) + "/nft-rules/pcpd.nft"; }
 
