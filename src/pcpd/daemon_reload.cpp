@@ -79,7 +79,6 @@ std::optional<std::string> Daemon::reload() {
   if (cfg.external_interface != old.external_interface) {
     if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r)
       log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
-    journal_->sync();  // a commit outside apply(): the journal counts it now
   }
   const bool external_changed = cfg.policy.external_v4 != old.policy.external_v4;
   // hops-00 R-CAP-7: the effective set (or the code it travels under) changed.

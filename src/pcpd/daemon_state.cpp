@@ -186,6 +186,7 @@ bool Daemon::write_state(const char* reason, bool durable) {
 
 void Daemon::maintain_journal() {
   if (!config_->journal) return;
+  journal_->sync();  // commits outside apply() since the last record (JournalTap::sync)
   // After a failed attempt (disk full, state_dir unwritable) the next waits 5 s, then twice as
   // long each time up to 5 min: each attempt encodes the whole table (~0.5 s at 1,000,000).
   constexpr std::int64_t kFirstRetryMs = 5'000, kMaxRetryMs = 300'000;

@@ -10,6 +10,9 @@
 namespace pcpd::daemon {
 
 Result<void> JournalTap::apply(const core::ChangeSet& changes) {
+  // Transactions committed outside apply() since the last record (the external interfaces on a
+  // reload, a gc-interval fix) get their own record first: no caller has to remember them.
+  sync();
   auto r = inner_.apply(changes);
   if (writer_) record(r ? changes : core::ChangeSet{});  // a refused apply committed nothing of it
   if (r && committed_) committed_(changes);

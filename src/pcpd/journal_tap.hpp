@@ -42,7 +42,9 @@ class JournalTap final : public core::Datapath {
   // Records into `writer` from now on. `base`: the commit count the journal's end stands for;
   // commits made since then are written at once as a record without changes.
   void start(JournalWriter writer, CommitCount base);
-  // Writes the commits made outside apply() since the last record (none: writes nothing).
+  // Writes the commits made outside apply() since the last record (none: writes nothing). apply()
+  // does it first, and the daemon's 5-second table watch (maintain_journal) too, so a commit
+  // outside apply() is on record by the next apply or within 5 s.
   void sync();
   // Stops recording; the file stays (it is still true up to here).
   void stop() { writer_.reset(); }

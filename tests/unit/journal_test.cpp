@@ -305,19 +305,36 @@ TEST_CASE("journal: a refresh is a 33-byte entry (51 for PEER) and only of a map
   CHECK(same_table(ro->mappings, {want0}));
 }
 
+namespace {
+
+// The kernel's commit count, as NftDatapath keeps it: one more for every transaction it took.
+struct CountingDatapath final : core::Datapath {
+  CountingDatapath(test::FakeDatapath& i, CommitCount& c) : inner(i), count(c) {}
+  Result<void> apply(const ChangeSet& cs) override {
+    auto r = inner.apply(cs);
+    if (r) ++count.committed;
+    return r;
+  }
+  test::FakeDatapath& inner;
+  CommitCount& count;
+};
+
+}  // namespace
+
 TEST_CASE("journal tap: records what was committed, commits outside apply, and ends on an unknown outcome") {
   const std::string dir = temp_dir();
   const std::string path = dir + "/mappings.journal";
   test::FakeDatapath inner;
   test::FakeClock clock;
   CommitCount count;
-  JournalTap tap(inner, [&] { return count; }, clock);
+  CountingDatapath counting(inner, count);
+  JournalTap tap(counting, [&] { return count; }, clock);
   const Mapping a = keyed(false, 0, 1, 0, 1, Millis(5'000'000));  // after the clock: round-trips exactly
   const Mapping p = keyed(true, 1, 2, 1, 2, Millis(5'000'000));
 
   // Not started: applies pass through, nothing is written.
-  count.committed = 1;
   REQUIRE(tap.apply(ChangeSet{{{Change::Op::Add, a, {}, false}}}));
+  REQUIRE(count.committed == 1);
   CHECK_FALSE(tap.active());
 
   // Started at commit count 0: the commit made since (count 1) is written at once.
@@ -328,13 +345,18 @@ TEST_CASE("journal tap: records what was committed, commits outside apply, and e
   tap.sync();  // nothing new: nothing written
   CHECK(tap.counters().records == 1);
 
-  count.committed = 2;
-  REQUIRE(tap.apply(ChangeSet{{{Change::Op::Add, p, {}, false}}}));
+  REQUIRE(tap.apply(ChangeSet{{{Change::Op::Add, p, {}, false}}}));  // commit 2
+  CHECK(tap.counters().records == 2);
   inner.fail_nth(1);
-  count.committed = 3;  // say the refused apply's retry path committed something else
-  CHECK_FALSE(tap.apply(ChangeSet{{{Change::Op::Remove, p, {}, true}}}));
-  count.committed = 5;  // two transactions outside apply (external interfaces on reload)
-  tap.sync();
+  CHECK_FALSE(tap.apply(ChangeSet{{{Change::Op::Remove, p, {}, true}}}));  // refused: nothing
+  CHECK(tap.counters().records == 2);
+  // Two transactions outside apply (the external interfaces on a reload): nobody calls sync();
+  // the next apply writes them as a record of their own before its own.
+  count.committed += 2;
+  Mapping longer = p;
+  longer.lifetime = 7200;
+  longer.expires = p.expires + Millis(3'600'000);
+  REQUIRE(tap.apply(ChangeSet{{{Change::Op::Replace, longer, p, false}}}));  // commit 5
   CHECK(tap.counters().records == 4);
 
   auto r = replay_journal({a}, read_all(path));
@@ -342,7 +364,7 @@ TEST_CASE("journal tap: records what was committed, commits outside apply, and e
   CHECK(r->records == 4);
   CHECK(r->commits == 5);
   CHECK(r->tail_bytes == 0);
-  CHECK(same_table(r->mappings, {a, p}));  // the refused Remove is not in it
+  CHECK(same_table(r->mappings, {a, longer}));  // the refused Remove is not in it
 
   // Reopened after a crash cut the last record short: the tail goes, appends follow.
   const auto whole = read_all(path).size();
@@ -356,14 +378,13 @@ TEST_CASE("journal tap: records what was committed, commits outside apply, and e
   auto again = JournalWriter::reopen(path, whole);
   REQUIRE(again);
   tap.start(std::move(*again), count);
-  count.committed = 6;
-  REQUIRE(tap.apply(ChangeSet{{{Change::Op::Remove, a, {}, true}}}));
+  REQUIRE(tap.apply(ChangeSet{{{Change::Op::Remove, a, {}, true}}}));  // commit 6
   r = replay_journal({a}, read_all(path));
   REQUIRE(r);
   CHECK(r->records == 5);
   CHECK(r->tail_bytes == 0);
   CHECK(r->commits == 6);
-  CHECK(same_table(r->mappings, {p}));
+  CHECK(same_table(r->mappings, {longer}));
 
   // A batch whose outcome is unknown: the journal ends and its file goes.
   count.unknown = 1;
