@@ -79,6 +79,9 @@ std::optional<std::string> Daemon::reload() {
   if (cfg.external_interface != old.external_interface) {
     if (auto r = datapath_->set_external_interfaces({cfg.external_interface}); !r)
       log::error("nft.set_external_failed", {{"interface", cfg.external_interface}, {"error", error_text(r.error())}});
+    // A commit outside apply(): the journal would record it at the next apply or within 5 s;
+    // now, so that a kill -9 in between still restarts from the journal, not the set dump.
+    journal_->sync();
   }
   const bool external_changed = cfg.policy.external_v4 != old.policy.external_v4;
   // hops-00 R-CAP-7: the effective set (or the code it travels under) changed.
