@@ -216,14 +216,16 @@ void Server::handle_burst(std::span<BurstItem> items) {
   std::fill_n(s.decided.begin(), items.size(), Impl::Decided{});
   if (items.size() > 1) s.prefetch(items);
 
-  // One request in its own transaction; refused: NO_RESOURCES.
-  auto alone = [&s](BurstItem& it, Impl::Decided& d) {
+  // A request whose transaction (it alone) the datapath refused: NO_RESOURCES.
+  auto refused = [&s](BurstItem& it, Impl::Decided& d) {
+    s.fail(it.decision, d, it.natpmp);
+    it.hold = false;
+  };
+  // One request in its own transaction.
+  auto alone = [&s, &refused](BurstItem& it, Impl::Decided& d) {
     s.open();
     (void)s.decide(it, d);  // an empty transaction: nothing to wait for
-    if (!s.carry()) {
-      s.fail(it.decision, d, it.natpmp);
-      it.hold = false;
-    }
+    if (!s.carry()) refused(it, d);
     s.encode(it, d);
   };
 
@@ -245,8 +247,7 @@ void Server::handle_burst(std::span<BurstItem> items) {
     } else if (requests == 1) {
       for (std::size_t k = i; k < end; ++k)
         if (items[k].admitted) {
-          s.fail(items[k].decision, s.decided[k], items[k].natpmp);
-          items[k].hold = false;
+          refused(items[k], s.decided[k]);
           s.encode(items[k], s.decided[k]);
         }
     } else {
@@ -260,25 +261,30 @@ void Server::handle_burst(std::span<BurstItem> items) {
   }
 }
 
-std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
-                                    std::span<std::uint8_t> out) {
+namespace {
+
+// One datagram as a burst of one (Server::handle_datagram, Server::handle_natpmp).
+std::size_t handle_one(Server& server, std::span<const std::uint8_t> datagram, const Context& ctx,
+                       bool natpmp, std::span<std::uint8_t> out) {
   BurstItem it;
   it.datagram = datagram;
   it.ctx = ctx;
+  it.natpmp = natpmp;
   it.out = out;
-  handle_burst(std::span<BurstItem>(&it, 1));
+  server.handle_burst(std::span<BurstItem>(&it, 1));
   return it.reply;
+}
+
+}  // namespace
+
+std::size_t Server::handle_datagram(std::span<const std::uint8_t> datagram, const Context& ctx,
+                                    std::span<std::uint8_t> out) {
+  return handle_one(*this, datagram, ctx, false, out);
 }
 
 std::size_t Server::handle_natpmp(std::span<const std::uint8_t> datagram, const Context& ctx,
                                   std::span<std::uint8_t> out) {
-  BurstItem it;
-  it.datagram = datagram;
-  it.ctx = ctx;
-  it.natpmp = true;
-  it.out = out;
-  handle_burst(std::span<BurstItem>(&it, 1));
-  return it.reply;
+  return handle_one(*this, datagram, ctx, true, out);
 }
 
 Reply Server::handle(const wire::Request& request, const Context& ctx) {

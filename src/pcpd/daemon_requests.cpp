@@ -17,6 +17,16 @@ namespace pcpd::daemon {
 
 namespace {
 
+// A received datagram as core's request, its reply to be written into `out`.
+core::BurstItem request_item(const Received& r, std::span<std::uint8_t> out, bool checkpoint_available) {
+  core::BurstItem it;
+  it.datagram = r.bytes;  // 1101 bytes when oversize (RFC 6887 §7)
+  it.ctx = core::Context{r.info.source, r.info.source_port, r.info.destination, checkpoint_available};
+  it.natpmp = r.bytes[0] == wire::kNatPmpVersion;
+  it.out = out;
+  return it;
+}
+
 std::uint64_t micros_since(std::chrono::steady_clock::time_point t) {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t).count());
@@ -106,12 +116,7 @@ void Daemon::handle_burst(const UdpServerSocket& socket, std::span<const Receive
   std::size_t n = 0;
   for (const Received& r : batch) {
     if (!admit(socket, r)) continue;
-    core::BurstItem& it = burst_items_[n];
-    it = core::BurstItem{};
-    it.datagram = r.bytes;  // 1101 bytes when oversize (RFC 6887 §7)
-    it.ctx = core::Context{r.info.source, r.info.source_port, r.info.destination};
-    it.natpmp = r.bytes[0] == wire::kNatPmpVersion;
-    it.out = std::span<std::uint8_t>((*burst_out_)[n]);
+    burst_items_[n] = request_item(r, (*burst_out_)[n], true);  // no [ha]: nothing to wait for
     burst_from_[n] = &r;
     ++n;
   }
@@ -138,11 +143,7 @@ void Daemon::handle(const UdpServerSocket& socket, const Received& r) {
   const Datagram& d = r.info;
   const auto started = std::chrono::steady_clock::now();
   // The same path as a burst, with one request: the HA peer holds its reply on its own token.
-  core::BurstItem it;
-  it.datagram = r.bytes;
-  it.ctx = core::Context{d.source, d.source_port, d.destination, ha_->checkpoint_available()};
-  it.natpmp = r.bytes[0] == wire::kNatPmpVersion;
-  it.out = tx_;
+  core::BurstItem it = request_item(r, tx_, ha_->checkpoint_available());
   server_->handle_burst(std::span<core::BurstItem>(&it, 1));
   note_datapath_errors("request");
   const std::span<const std::uint8_t> reply(tx_.data(), it.reply);
